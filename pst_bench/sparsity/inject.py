@@ -1,0 +1,107 @@
+"""Putting sparse layers into a model, choosing what trains, and merging them out.
+
+Target modules are chosen by regular expressions matched against the full
+module name (``re.fullmatch``); a pattern list that matches nothing is an error,
+never a silent dense run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from torch import nn
+
+from ..errors import ConfigError
+from .layers import MagnitudeSparseLinear, MovementSparseLinear, PSTSparseLinear, SparseLinear
+
+SPARSE_KINDS = ("map", "mvp", "pst")
+METHOD_KINDS = ("finetune",) + SPARSE_KINDS
+
+
+def matching_module_names(model: nn.Module, patterns: Iterable[str]) -> list[str]:
+    compiled = [re.compile(p) for p in patterns]
+    return [name for name, _ in model.named_modules() if any(c.fullmatch(name) for c in compiled)]
+
+
+def _make_sparse_layer(base: nn.Linear, method_cfg) -> SparseLinear:
+    kind = method_cfg.kind
+    if kind == "map":
+        return MagnitudeSparseLinear(base)
+    if kind == "mvp":
+        return MovementSparseLinear(base)
+    return PSTSparseLinear(base, r1=method_cfg.r1, r2=method_cfg.r2, alpha1=method_cfg.alpha1,
+                           alpha2=method_cfg.alpha2, beta=method_cfg.beta,
+                           score_terms=tuple(method_cfg.score_terms))
+
+
+def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def sparsify(model: nn.Module, target_patterns: Iterable[str], method_cfg) -> dict[str, SparseLinear]:
+    """Wrap every nn.Linear matching ``target_patterns`` in the method's sparse layer."""
+    patterns = list(target_patterns)
+    names = matching_module_names(model, patterns)
+    if not names:
+        sample = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][:5]
+        raise ConfigError(f"no module of {type(model).__name__} matches the sparse target patterns "
+                          f"{patterns}; linear layers look like {sample}")
+    layers = {}
+    for name in names:
+        module = model.get_submodule(name)
+        if not isinstance(module, nn.Linear):
+            raise ConfigError(f"sparse target {name!r} is a {type(module).__name__}, not nn.Linear")
+        layer = _make_sparse_layer(module, method_cfg)
+        _replace_module(model, name, layer)
+        layers[name] = layer
+    return layers
+
+
+def sparse_layers(model: nn.Module) -> dict[str, SparseLinear]:
+    return {name: m for name, m in model.named_modules() if isinstance(m, SparseLinear)}
+
+
+def set_sparsity(model: nn.Module, sparsity: float) -> None:
+    for layer in sparse_layers(model).values():
+        layer.sparsity = float(sparsity)
+
+
+def configure_trainable(model: nn.Module, method_cfg, head_patterns: Iterable[str]) -> None:
+    """Set requires_grad per method.
+
+    finetune, MaP, MvP: every parameter trains (MvP's scores included).
+    PST: only the added matrices (U, V, A, B, R, C), the task head and, if
+    ``method.train_bias_and_norm``, biases and LayerNorm; W0 stays frozen.
+    """
+    if method_cfg.kind != "pst":
+        for param in model.parameters():
+            param.requires_grad_(True)
+        return
+    for param in model.parameters():
+        param.requires_grad_(False)
+    for layer in sparse_layers(model).values():
+        for pname in layer.added_param_names:
+            getattr(layer, pname).requires_grad_(True)
+    head_names = matching_module_names(model, head_patterns)
+    if not head_names:
+        raise ConfigError(f"no module matches the task-head patterns {list(head_patterns)}")
+    for name in head_names:
+        for param in model.get_submodule(name).parameters():
+            param.requires_grad_(True)
+    if method_cfg.train_bias_and_norm:
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.requires_grad_(True)
+            bias = getattr(module, "bias", None)
+            if isinstance(bias, nn.Parameter):
+                bias.requires_grad_(True)
+
+
+def merge_sparse_layers(model: nn.Module) -> nn.Module:
+    """Replace every sparse layer by a plain nn.Linear holding W* = M ⊙ W (in place)."""
+    for name, layer in sparse_layers(model).items():
+        _replace_module(model, name, layer.merge())
+    return model

@@ -1,0 +1,323 @@
+"""Sparse wrappers around a linear layer: MaP, MvP and PST.
+
+Each wrapper holds the original layer as ``base_layer`` (like peft's LoRA
+layers), names the parameters it adds in ``added_param_names``, and computes
+its effective weight ``W' = W ⊙ M`` with ``M = top-v(S)``.
+
+The binary mask is cached and recomputed only when the inputs of the score
+change (detected through the parameters' in-place version counters, which
+every optimizer step bumps) or when the target sparsity changes. So the mask
+is computed once per optimizer step, shared by every micro-batch of that step,
+and reused by a whole evaluation pass. Under ``torch.no_grad`` the masked
+weight itself is cached as well, so evaluation costs a dense linear layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .mask import StraightThroughMask, kept_count, topv_mask
+
+
+class SparseLinear(nn.Module):
+    """Base class: a linear layer whose weight is masked by the top-v of a score."""
+
+    method: str = ""
+    #: Parameters this wrapper adds next to ``base_layer`` (the only ones PST trains there).
+    added_param_names: tuple[str, ...] = ()
+
+    def __init__(self, base_layer: nn.Linear):
+        super().__init__()
+        if not isinstance(base_layer, nn.Linear):
+            raise TypeError(f"{type(self).__name__} wraps nn.Linear, got {type(base_layer).__name__}")
+        self.base_layer = base_layer
+        self.sparsity = 0.0
+        self._mask: torch.Tensor | None = None
+        self._mask_key: tuple | None = None
+        self._eval_weight: torch.Tensor | None = None
+        self._eval_key: tuple | None = None
+        self.mask_computations = 0  # how often the top-v ran; tests and the benchmark read it
+
+    # -- shapes -----------------------------------------------------------------
+    @property
+    def weight_shape(self) -> tuple[int, int]:
+        return tuple(self.base_layer.weight.shape)
+
+    @property
+    def kept(self) -> int:
+        n, k = self.weight_shape
+        return kept_count(n * k, self.sparsity)
+
+    # -- what subclasses define -------------------------------------------------
+    def importance_scores(self) -> torch.Tensor:
+        """The score S whose top-v is kept (may be computed without grad)."""
+        raise NotImplementedError
+
+    def score_inputs(self) -> list[torch.Tensor]:
+        """Tensors S depends on: a change of any of them invalidates the mask."""
+        raise NotImplementedError
+
+    def weight_inputs(self) -> list[torch.Tensor]:
+        """Tensors the effective weight depends on besides the mask."""
+        raise NotImplementedError
+
+    def masked_weight(self, mask: torch.Tensor) -> torch.Tensor:
+        """W ⊙ M with the autograd path this method trains through."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def dense_weight(self) -> torch.Tensor:
+        """The unmasked weight W the mask is applied to."""
+        raise NotImplementedError
+
+    # -- mask caching -----------------------------------------------------------
+    @staticmethod
+    def _versions(tensors: list[torch.Tensor]) -> tuple:
+        return tuple((id(t), t._version) for t in tensors)
+
+    def current_mask(self) -> torch.Tensor:
+        """Boolean mask for the current sparsity, recomputed only when its inputs changed."""
+        key = (self.sparsity, self._versions(self.score_inputs()))
+        if self._mask is None or key != self._mask_key:
+            with torch.no_grad():
+                self._mask = topv_mask(self.importance_scores(), self.kept)
+            self._mask_key = key
+            self.mask_computations += 1
+        return self._mask
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        mask = self.current_mask()
+        if torch.is_grad_enabled():
+            self._eval_weight = None  # parameters are about to change: drop the eval copy
+            weight = self.masked_weight(mask)
+        else:
+            key = (self._mask_key, self._versions(self.weight_inputs()))
+            if self._eval_weight is None or key != self._eval_key:
+                self._eval_weight = self.masked_weight(mask).detach()
+                self._eval_key = key
+            weight = self._eval_weight
+        return F.linear(inputs, weight, self.base_layer.bias)
+
+    # -- export -----------------------------------------------------------------
+    @torch.no_grad()
+    def merged_weight(self) -> torch.Tensor:
+        """W* = M ⊙ W, the weight a plain nn.Linear gets at export."""
+        return self.dense_weight() * self.current_mask()
+
+    @torch.no_grad()
+    def merge(self) -> nn.Linear:
+        """A plain nn.Linear carrying the sparse weight W* and the original bias."""
+        base = self.base_layer
+        linear = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,
+                           device=base.weight.device, dtype=base.weight.dtype)
+        linear.weight.copy_(self.merged_weight())
+        if base.bias is not None:
+            linear.bias.copy_(base.bias)
+        return linear
+
+    @torch.no_grad()
+    def achieved_sparsity(self) -> float:
+        mask = self.current_mask()
+        return 1.0 - float(mask.sum()) / mask.numel()
+
+    def extra_repr(self) -> str:
+        n, k = self.weight_shape
+        return f"method={self.method}, shape=({n}, {k}), sparsity={self.sparsity:.4f}"
+
+
+class MagnitudeSparseLinear(SparseLinear):
+    """MaP: S = |W|, W trained densely; pruned weights get no gradient."""
+
+    method = "map"
+
+    def importance_scores(self) -> torch.Tensor:
+        return self.base_layer.weight.abs()
+
+    def score_inputs(self) -> list[torch.Tensor]:
+        return [self.base_layer.weight]
+
+    def weight_inputs(self) -> list[torch.Tensor]:
+        return [self.base_layer.weight]
+
+    def masked_weight(self, mask: torch.Tensor) -> torch.Tensor:
+        return self.base_layer.weight * mask
+
+    @torch.no_grad()
+    def dense_weight(self) -> torch.Tensor:
+        return self.base_layer.weight.detach()
+
+
+class MovementSparseLinear(SparseLinear):
+    """MvP: one trainable score per weight, initialised to |W| (as the paper's Table 2).
+
+    Through the straight-through estimator dL/dS = dL/dW' ⊙ W, so gradient
+    descent accumulates S = |W0| - lr·Σ (dL/dW' ⊙ W), the movement score of Eq. 3.
+    """
+
+    method = "mvp"
+    added_param_names = ("mask_scores",)
+
+    def __init__(self, base_layer: nn.Linear):
+        super().__init__(base_layer)
+        self.mask_scores = nn.Parameter(base_layer.weight.detach().abs().clone())
+
+    def importance_scores(self) -> torch.Tensor:
+        return self.mask_scores
+
+    def score_inputs(self) -> list[torch.Tensor]:
+        return [self.mask_scores]
+
+    def weight_inputs(self) -> list[torch.Tensor]:
+        return [self.base_layer.weight]
+
+    def masked_weight(self, mask: torch.Tensor) -> torch.Tensor:
+        return self.base_layer.weight * StraightThroughMask.apply(self.mask_scores, mask)
+
+    @torch.no_grad()
+    def dense_weight(self) -> torch.Tensor:
+        return self.base_layer.weight.detach()
+
+
+class PSTMaskedWeight(torch.autograd.Function):
+    """W' = (W0 + β·U·V) ⊙ M with the PST gradients computed by hand.
+
+    With G = dL/dW' and W = W0 + βUV, the straight-through estimator gives the
+    score gradient G_S = G ⊙ W, and S = |W| + α1·A·B + α2·(R + C) yields
+
+        dA = α1·G_S·Bᵀ      dB = α1·Aᵀ·G_S
+        dR = α2·G_S·1       dC = α2·1ᵀ·G_S          (row / column sums)
+        dW = G ⊙ M + G_S ⊙ sign(W)   (the second term only with the |W| score)
+        dU = β·dW·Vᵀ        dV = β·Uᵀ·dW
+
+    Computing these directly avoids materialising S (n x k) in every forward and
+    keeps only W0 (already resident), the small factors and the boolean mask for
+    the backward; W is recomputed there instead of stored.
+    """
+
+    @staticmethod
+    def forward(ctx, w0, U, V, A, B, R, C, mask, beta, alpha1, alpha2, use_magnitude):
+        weight = torch.addmm(w0, U, V, alpha=beta)
+        ctx.save_for_backward(w0, U, V, A, B, mask)
+        ctx.scalars = (beta, alpha1, alpha2, use_magnitude)
+        ctx.has_low_rank = A is not None
+        ctx.has_structure = R is not None
+        return weight.mul_(mask)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        w0, U, V, A, B, mask = ctx.saved_tensors
+        beta, alpha1, alpha2, use_magnitude = ctx.scalars
+        weight = torch.addmm(w0, U, V, alpha=beta)
+        score_grad = grad_out * weight
+        grad_A = grad_B = grad_R = grad_C = None
+        if ctx.has_low_rank:
+            grad_A = (score_grad @ B.t()).mul_(alpha1)
+            grad_B = (A.t() @ score_grad).mul_(alpha1)
+        if ctx.has_structure:
+            grad_R = score_grad.sum(dim=1).mul_(alpha2)
+            grad_C = score_grad.sum(dim=0).mul_(alpha2)
+        # Reuse the weight buffer for dW to keep one n x k temporary fewer.
+        if use_magnitude:
+            grad_weight = weight.abs_().add_(mask).mul_(grad_out)  # G⊙(|W| + M)
+        else:
+            grad_weight = weight.copy_(grad_out).mul_(mask)
+        del score_grad
+        grad_U = (grad_weight @ V.t()).mul_(beta)
+        grad_V = (U.t() @ grad_weight).mul_(beta)
+        return None, grad_U, grad_V, grad_A, grad_B, grad_R, grad_C, None, None, None, None, None
+
+
+class PSTSparseLinear(SparseLinear):
+    """PST: frozen W0, trainable low-rank update U·V and importance model A·B, R, C.
+
+    S = [|W0 + β·U·V|] + [α1·A·B] + [α2·(R + C)], each bracketed term optional
+    (the paper's Table 5 ablation). U and A are Gaussian, V, B, R, C zero (as
+    the authors do), so the first mask is the magnitude mask of W0.
+    """
+
+    method = "pst"
+
+    def __init__(self, base_layer: nn.Linear, r1: int = 8, r2: int = 8, alpha1: float = 1.0,
+                 alpha2: float = 1.0, beta: float = 1.0, score_terms=("mag", "ab", "rc")):
+        super().__init__(base_layer)
+        unknown = set(score_terms) - {"mag", "ab", "rc"}
+        if unknown or not score_terms:
+            raise ValueError(f"score_terms must be a non-empty subset of mag, ab, rc; got {list(score_terms)}")
+        n, k = self.weight_shape
+        weight = base_layer.weight
+        factory = {"device": weight.device, "dtype": weight.dtype}
+        self.r1, self.r2 = int(r1), int(r2)
+        self.alpha1, self.alpha2, self.beta = float(alpha1), float(alpha2), float(beta)
+        self.use_magnitude = "mag" in score_terms
+        self.U = nn.Parameter(torch.randn(n, self.r2, **factory))
+        self.V = nn.Parameter(torch.zeros(self.r2, k, **factory))
+        names = ["U", "V"]
+        if "ab" in score_terms:
+            self.A = nn.Parameter(torch.randn(n, self.r1, **factory))
+            self.B = nn.Parameter(torch.zeros(self.r1, k, **factory))
+            names += ["A", "B"]
+        else:
+            self.A = self.B = None
+        if "rc" in score_terms:
+            self.R = nn.Parameter(torch.zeros(n, **factory))
+            self.C = nn.Parameter(torch.zeros(k, **factory))
+            names += ["R", "C"]
+        else:
+            self.R = self.C = None
+        self.added_param_names = tuple(names)
+        base_layer.weight.requires_grad_(False)
+
+    @property
+    def score_terms(self) -> tuple[str, ...]:
+        terms = ("mag",) if self.use_magnitude else ()
+        terms += ("ab",) if self.A is not None else ()
+        return terms + (("rc",) if self.R is not None else ())
+
+    @torch.no_grad()
+    def dense_weight(self) -> torch.Tensor:
+        return torch.addmm(self.base_layer.weight, self.U, self.V, alpha=self.beta)
+
+    @torch.no_grad()
+    def importance_scores(self) -> torch.Tensor:
+        n, k = self.weight_shape
+        w = self.base_layer.weight
+        scores = self.dense_weight().abs_() if self.use_magnitude else w.new_zeros(n, k)
+        if self.A is not None:
+            scores.addmm_(self.A, self.B, alpha=self.alpha1)
+        if self.R is not None:
+            scores.add_(self.R.unsqueeze(1), alpha=self.alpha2).add_(self.C.unsqueeze(0), alpha=self.alpha2)
+        return scores
+
+    def score_inputs(self) -> list[torch.Tensor]:
+        return [self.base_layer.weight] + [getattr(self, name) for name in self.added_param_names]
+
+    def weight_inputs(self) -> list[torch.Tensor]:
+        return [self.base_layer.weight, self.U, self.V]
+
+    def masked_weight(self, mask: torch.Tensor) -> torch.Tensor:
+        return PSTMaskedWeight.apply(self.base_layer.weight, self.U, self.V, self.A, self.B, self.R,
+                                     self.C, mask, self.beta, self.alpha1, self.alpha2,
+                                     self.use_magnitude)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", r1={self.r1}, r2={self.r2}, alpha1={self.alpha1}, "
+                f"alpha2={self.alpha2}, beta={self.beta}, score_terms={'+'.join(self.score_terms)}")
+
+
+def paper_rule_count(layer: SparseLinear) -> int:
+    """Trainable parameters the paper attributes to one sparsified matrix."""
+    n, k = layer.weight_shape
+    if isinstance(layer, PSTSparseLinear):
+        rank_sum = layer.r2 + (layer.r1 if layer.A is not None else 0) + (1 if layer.R is not None else 0)
+        return (n + k) * rank_sum
+    if isinstance(layer, MovementSparseLinear):
+        return n * k
+    return 0
+
+
+def num_added_params(layer: SparseLinear) -> int:
+    return sum(math.prod(getattr(layer, name).shape) for name in layer.added_param_names)
