@@ -221,3 +221,15 @@ def test_merge_gives_plain_linear_with_same_outputs_and_sparsity():
     torch.testing.assert_close(before, after)
     zeros = (model.encoder["q"].weight == 0).float().mean().item()
     assert zeros == pytest.approx(0.75, abs=1 / 64)
+
+
+
+@pytest.mark.parametrize("sparsity", [0.01, 0.9, 0.999])
+def test_mask_on_a_bert_sized_matrix_and_with_heavy_ties(sparsity):
+    torch.manual_seed(3)
+    scores = torch.randn(3072, 768).abs()
+    keep = kept_count(scores.numel(), sparsity)
+    mask = topv_mask(scores, keep)
+    assert int(mask.sum()) == keep and scores[mask].min() >= scores[~mask].max()
+    quantised = (scores * 4).round()  # few distinct values: ties everywhere
+    assert int(topv_mask(quantised, keep).sum()) == keep

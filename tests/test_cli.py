@@ -1,0 +1,81 @@
+"""The installed `pst-bench` console script and its error messages."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_synthetic_sst2
+
+SCRIPT = shutil.which("pst-bench") or str(Path(sys.executable).with_name("pst-bench"))
+
+
+def run_cli(*args, cwd=None, env_extra=None, timeout=300):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env_extra or {})}
+    env.pop("PST_DATA_DIR", None)
+    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+def test_script_shows_the_composed_job_config(tmp_path):
+    out = run_cli("--cfg", "job", "method=mvp", "task=rte", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "kind: mvp" in out.stdout and "name: rte" in out.stdout
+
+
+def test_info_params_prints_counts_without_weights(tmp_path):
+    out = run_cli("info=params", "model=bert-base", "method=pst", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "2,820,096" in out.stdout and "2.82" in out.stdout
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model=bert-huge", "bert-base"), ("task=squad", "sst2"), ("method=prune", "pst"),
+])
+def test_unknown_choices_fail_and_list_the_options(tmp_path, override, expected):
+    out = run_cli(override, cwd=tmp_path)
+    assert out.returncode != 0
+    assert "Could not find" in out.stderr and expected in out.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("method.sparsity=1.0", "method.sparsity=1.0 must be in [0, 1)"),
+    ("method.sparsity=-0.1", "must be in [0, 1)"),
+    ("method.r1=0", "method.r1=0 must be an integer >= 1"),
+    ("method.r2=0", "method.r2=0 must be an integer >= 1"),
+])
+def test_impossible_settings_fail_with_one_line(tmp_path, override, message):
+    out = run_cli("model=tiny-bert", override, cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1].startswith("pst-bench: error:") and message in lines[-1], out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_data_offline_says_where_it_looked(tmp_path):
+    out = run_cli("model=tiny-bert", "task=rte", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "PST_DATA_DIR" in out.stderr and "data.dir" in out.stderr
+
+
+def test_malformed_data_line_names_file_and_line(tmp_path):
+    data = write_synthetic_sst2(tmp_path / "data")
+    dev = data / "SST-2" / "dev.tsv"
+    lines = dev.read_text().splitlines()
+    lines[5] = "a line without its label"
+    dev.write_text("\n".join(lines) + "\n")
+    out = run_cli("model=tiny-bert", f"data.dir={data}", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "dev.tsv" in out.stderr and "line 6" in out.stderr
+
+
+def test_end_to_end_through_the_script(tmp_path):
+    data = write_synthetic_sst2(tmp_path / "data")
+    out = run_cli("model=tiny-bert", f"data.dir={data}", "train.epochs=1", "method.sparsity=0.5",
+                  "train.progress_bar=false", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "validation accuracy" in out.stdout
+    records = list((tmp_path / "results" / "runs").glob("*.json"))
+    assert len(records) == 1

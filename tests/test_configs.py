@@ -1,0 +1,78 @@
+"""Hydra configs: every model × task × method composes and passes validation; param counts."""
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from conftest import compose_cfg
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
+METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
+
+
+def test_the_config_groups_hold_what_the_paper_needs():
+    assert {"bert-base", "roberta-base", "roberta-large", "minilm-l6", "tiny-bert"} <= set(MODELS)
+    assert set(TASKS) == {"mnli", "qqp", "qnli", "sst2", "cola", "stsb", "mrpc", "rte"}
+    variants = {f"pst_{v}" for v in ("mag", "ab", "rc", "mag_ab", "mag_rc", "ab_rc", "mag_ab_rc")}
+    assert {"finetune", "map", "mvp", "pst"} | variants <= set(METHODS)
+
+
+def test_every_model_task_method_combination_composes_and_validates():
+    from hydra import compose, initialize_config_module
+
+    from pst_bench.prepare import validate_config
+
+    with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
+        for model, task, method in itertools.product(MODELS, TASKS, METHODS):
+            cfg = compose(config_name="config", overrides=[f"model={model}", f"task={task}", f"method={method}"])
+            assert (cfg.model.name, cfg.task.name, cfg.method.name) == (model, task, method)
+            validate_config(cfg)
+
+
+def test_defaults_follow_the_paper():
+    cfg = compose_cfg()
+    assert (cfg.model.name, cfg.method.name) == ("bert-base", "pst")
+    m = cfg.method
+    assert (m.beta, m.alpha1, m.alpha2, m.r1, m.r2) == (1.0, 1.0, 1.0, 8, 8)
+    assert (m.warmup_frac, m.cooldown_frac, m.initial_sparsity) == (0.1, 0.3, 0.0)
+    assert list(m.score_terms) == ["mag", "ab", "rc"]
+    assert list(compose_cfg(["method=pst_ab_rc"]).method.score_terms) == ["ab", "rc"]
+    metrics = {t: compose_cfg([f"task={t}"]).task.metric for t in TASKS}
+    assert metrics == {"cola": "matthews", "stsb": "pearson", "mrpc": "f1", "qqp": "f1", "mnli": "accuracy",
+                       "qnli": "accuracy", "sst2": "accuracy", "rte": "accuracy"}
+    assert list(compose_cfg(["task=mnli"]).task.eval_splits) == ["validation_matched", "validation_mismatched"]
+    assert compose_cfg(["task=stsb"]).task.is_regression
+
+
+def _counts(*overrides):
+    from pst_bench.params import parameter_report_for_config
+
+    return parameter_report_for_config(compose_cfg(list(overrides)))
+
+
+def test_pst_small_matrices_of_bert_base():
+    report = _counts("model=bert-base", "method=pst")
+    assert report["sparsified_matrices"] == 72
+    assert report["trainable_sparse_added"] == 2_820_096
+    assert report["paper_rule_m"] == pytest.approx(2.82)
+    # PST also trains the task head (768·2 + 2), nothing else
+    assert report["trainable_total"] == 2_820_096 + 768 * 2 + 2
+
+
+def test_mvp_scores_and_the_papers_rule():
+    bert = _counts("model=bert-base", "method=mvp")
+    assert bert["trainable_sparse_added"] == 84_934_656
+    assert bert["paper_rule_m"] == pytest.approx(194.93)
+    large = _counts("model=roberta-large", "method=mvp")
+    assert large["trainable_sparse_added"] == 301_989_888
+    assert large["paper_rule_m"] == pytest.approx(656.99)  # the paper prints 682.36: no known rule
+    assert _counts("model=roberta-large", "method=pst")["trainable_sparse_added"] == 7_520_256
+
+
+def test_dense_methods_train_the_whole_model():
+    report = _counts("model=bert-base", "method=map")
+    assert report["trainable_total"] == report["model_params"] == 109_483_778
+    assert report["paper_rule_m"] == pytest.approx(110.0)

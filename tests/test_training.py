@@ -1,0 +1,169 @@
+"""End-to-end runs: every method on tiny BERT, resume, export, atomic records, NaN, real data."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import compose_cfg, tiny_run_overrides
+
+METHODS = ["finetune", "map", "mvp", "pst", "pst_rc"]
+
+
+def run(cfg):
+    from pst_bench.train import run_experiment
+
+    return run_experiment(cfg)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tiny_end_to_end_run_per_method(tmp_path, synthetic_data, method):
+    cfg = compose_cfg(tiny_run_overrides(synthetic_data, method), tmp_path)
+    record = run(cfg)
+    path = tmp_path / "results" / "runs" / f"{record['run_id']}.json"
+    on_disk = json.loads(path.read_text())
+    assert on_disk["status"] == "finished" and on_disk["method"] == method
+    assert [e["epoch"] for e in on_disk["epochs"]] == [1, 2]
+    assert {"accuracy", "f1", "matthews", "main"} <= set(on_disk["final"]["eval"]["validation"])
+    assert on_disk["best_in_final_window"]["epoch"] == 2  # epoch 1 ends before the cool-down
+    assert on_disk["config"]["method"]["name"] == method
+    assert on_disk["versions"]["torch"] and "commit" in on_disk["git"]
+    achieved = on_disk["sparsity_achieved"]
+    if method == "finetune":
+        assert achieved["per_matrix"] == {}
+    else:
+        assert len(achieved["per_matrix"]) == 12  # 2 layers × 6 linear maps
+        assert all(abs(s - 0.5) < 1e-3 for s in achieved["per_matrix"].values())
+    expected_trainable = {"pst": "pst", "pst_rc": "pst"}.get(method)
+    params = on_disk["params"]
+    if expected_trainable:
+        assert params["trainable_total"] < params["model_params"] / 10
+    else:
+        assert params["trainable_total"] >= params["model_params"]
+
+
+def _predict(model, tokenizer, sentences):
+    batch = tokenizer(sentences, padding=True, return_tensors="pt")
+    model.eval()
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+def test_export_loads_in_plain_transformers_with_same_predictions(tmp_path, synthetic_data):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from pst_bench.models import load_model, load_tokenizer
+    from pst_bench.prepare import prepare_model
+    from pst_bench.checkpoint import latest_checkpoint
+    from safetensors.torch import load_file
+
+    cfg = compose_cfg(tiny_run_overrides(synthetic_data, "pst", "method.sparsity=0.8"), tmp_path)
+    record = run(cfg)
+    export = Path(record["export_dir"])
+    exported = AutoModelForSequenceClassification.from_pretrained(export)
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    assert "SparseLinear" not in repr(exported)
+    # Rebuild the sparse model from the last checkpoint and compare predictions.
+    sparse = load_model(cfg.model, cfg.task, 42)
+    layers = prepare_model(sparse, cfg.model, cfg.method)
+    tensors = load_file(str(latest_checkpoint(Path(record["checkpoint_dir"])) / "trainable.safetensors"))
+    sparse.load_state_dict(tensors, strict=False)
+    for layer in layers.values():
+        layer.sparsity = 0.8
+    sentences = ["a good movie", "awful boring plot", "the plot is great"]
+    torch.testing.assert_close(_predict(exported, tokenizer, sentences), _predict(sparse, load_tokenizer(cfg.model), sentences))
+    for name in layers:
+        weight = exported.get_submodule(name).weight
+        assert (weight == 0).float().mean().item() == pytest.approx(0.8, abs=1e-3)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthetic_data, monkeypatch):
+    import pst_bench.checkpoint as ckpt
+
+    overrides = tiny_run_overrides(synthetic_data, "pst", "train.epochs=3", "train.checkpoint_every_steps=2")
+    reference = run(compose_cfg(overrides, tmp_path / "reference"))
+
+    interrupted_dir = tmp_path / "interrupted"
+    real_save = ckpt.save_checkpoint
+
+    def save_then_die(run_dir, model, optimizer, scheduler, progress):
+        folder = real_save(run_dir, model, optimizer, scheduler, progress)
+        if progress["global_step"] == 8:  # mid-epoch 2 (6 steps per epoch)
+            raise Interrupt
+        return folder
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_die)
+    with pytest.raises(Interrupt):
+        run(compose_cfg(overrides, interrupted_dir))
+    assert not list((interrupted_dir / "results" / "runs").glob("*.json")), "a killed run left a record"
+    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+
+    resumed = run(compose_cfg(overrides, interrupted_dir))
+    assert resumed["run_id"] == reference["run_id"]
+    assert [e["eval"] for e in resumed["epochs"]] == [e["eval"] for e in reference["epochs"]]
+    assert [e["train_loss"] for e in resumed["epochs"]] == pytest.approx(
+        [e["train_loss"] for e in reference["epochs"]], rel=1e-6)
+    # A rerun of a finished run does not train again: it returns the stored record.
+    again = run(compose_cfg(overrides, interrupted_dir))
+    assert again["wall_time_s"] == resumed["wall_time_s"]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, synthetic_data, monkeypatch):
+    from transformers.models.bert import modeling_bert
+
+    from pst_bench.errors import TrainingDiverged
+
+    overrides = tiny_run_overrides(synthetic_data, "pst", "train.checkpoint_every_steps=2")
+    real_forward = modeling_bert.BertForSequenceClassification.forward
+    calls = {"n": 0}
+
+    def forward_with_nan(self, *args, **kwargs):
+        out = real_forward(self, *args, **kwargs)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 5:
+                out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(modeling_bert.BertForSequenceClassification, "forward", forward_with_nan)
+    with pytest.raises(TrainingDiverged, match="step 4.*step-4"):
+        run(compose_cfg(overrides, tmp_path))
+    run_dir = next((tmp_path / "checkpoints").iterdir())
+    assert (run_dir / "latest").read_text().strip() == "step-4"
+    assert not list((tmp_path / "results" / "runs").glob("*.json"))
+
+
+def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
+    import os
+
+    from pst_bench import records
+
+    target = tmp_path / "r.json"
+    records.write_json_atomic(target, {"a": 1})
+
+    def fail(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(KeyboardInterrupt):
+        records.write_json_atomic(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_real_data_minilm_run_learns_and_reaches_target_sparsity(tmp_path, shared_data):
+    """MiniLM-L6 (real pretrained weights) on a slice of real SST-2: loss falls, sparsity is exact."""
+    cfg = compose_cfg(["model=minilm-l6", "task=sst2", "method=pst", f"data.dir={shared_data}",
+                       "method.sparsity=0.9", "train.max_train_examples=256", "train.max_eval_examples=128",
+                       "train.epochs=3", "train.batch_size=16", "train.lr=2e-3", "export=false"], tmp_path)
+    record = run(cfg)
+    losses = [e["train_loss"] for e in record["epochs"]]
+    assert losses[-1] < losses[0]
+    assert record["sparsity_achieved"]["overall"] == pytest.approx(0.9, abs=1e-4)
+    assert all(abs(s - 0.9) < 1e-4 for s in record["sparsity_achieved"]["per_matrix"].values())
+    assert record["final"]["main"] > 0.5
