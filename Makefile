@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/pst-bench experiment=demo
+	$(BIN)/pst-bench experiment=demo train.resume=false
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -q

@@ -177,8 +177,11 @@ def run_experiment(cfg) -> dict:
     train_set, eval_sets = build_datasets(cfg, tokenizer)
     collator = DataCollatorWithPadding(tokenizer)
     sampler = EpochPermutation(len(train_set), int(cfg.train.seed))
+    # The loader gets its own generator: creating an iterator must not draw from the global RNG,
+    # or a resumed run (which creates its iterator mid-epoch) would see other dropout masks.
     train_loader = DataLoader(train_set, batch_size=int(cfg.train.batch_size), sampler=sampler,
-                              collate_fn=collator, num_workers=int(cfg.train.num_workers))
+                              collate_fn=collator, num_workers=int(cfg.train.num_workers),
+                              generator=torch.Generator().manual_seed(int(cfg.train.seed)))
     eval_loaders = {name: DataLoader(ds, batch_size=int(cfg.train.eval_batch_size), collate_fn=collator)
                     for name, ds in eval_sets.items()}
 
@@ -225,10 +228,12 @@ def run_experiment(cfg) -> dict:
     every = cfg.train.checkpoint_every_steps
     while progress["epoch"] < num_epochs and progress["global_step"] < total_steps:
         epoch = progress["epoch"]
-        sampler.set_epoch(epoch)
         loader = train_loader
         if progress["batches_done_in_epoch"]:
             loader = accelerator.skip_first_batches(train_loader, progress["batches_done_in_epoch"])
+        # accelerate's loaders pass their own iteration count to the sampler's set_epoch when
+        # iterated; a loader made for resuming starts that count at 0, so set it explicitly.
+        loader.set_epoch(epoch) if hasattr(loader, "set_epoch") else sampler.set_epoch(epoch)
         for batch in loader:
             set_sparsity(unwrapped, sparsity_at(progress["global_step"]))
             with accelerator.accumulate(model):
