@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from importlib import resources
 
 import hydra
 from omegaconf import DictConfig
@@ -27,8 +29,39 @@ def _quiet_libraries() -> None:
     datasets.disable_progress_bars()
 
 
+CHECKED_GROUPS = ("model", "task", "method", "experiment")
+_GROUP_OVERRIDE = re.compile(r"^(?P<group>[a-z_]+)=(?P<value>[\w.,-]+)$")
+
+
+def available_choices(group: str) -> list[str]:
+    folder = resources.files("pst_bench.conf") / group
+    return sorted(entry.name[: -len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def unknown_choice_message(args: list[str]) -> str | None:
+    """One line for the first `group=name` override naming no config (comma lists: multirun)."""
+    for arg in args:
+        match = _GROUP_OVERRIDE.match(arg)
+        if not match or match["group"] not in CHECKED_GROUPS:
+            continue
+        choices = available_choices(match["group"])
+        for value in match["value"].split(","):
+            if value not in choices:
+                return f"unknown {match['group']} {value!r}; choose one of: {', '.join(choices)}"
+    return None
+
+
+def main() -> None:
+    """Console entry point: catch unknown model/task/method names before Hydra composes."""
+    message = unknown_choice_message(sys.argv[1:])
+    if message:
+        print(f"pst-bench: error: {message}", file=sys.stderr)
+        sys.exit(2)
+    hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path="pkg://pst_bench.conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     try:
         if cfg.info == "params":
             from .params import format_report, parameter_report_for_config
@@ -50,7 +83,18 @@ def main(cfg: DictConfig) -> float | None:
         return float(final["main"])
     except PstBenchError as err:
         print(f"pst-bench: error: {err}", file=sys.stderr)
+        if _in_multirun():
+            # Let Hydra record this job as failed and go on with the others; the sweep still
+            # exits non-zero at the end. Exiting here would drop every job after this one.
+            raise
         sys.exit(2)
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 if __name__ == "__main__":

