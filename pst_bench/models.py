@@ -15,11 +15,17 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from .errors import ModelLoadError
 
 _TRUE = {"1", "true", "yes", "on"}
+
+# model.architecture -> the transformers auto class that builds it
+AUTO_CLASSES = {
+    "sequence_classification": AutoModelForSequenceClassification,
+    "causal_lm": AutoModelForCausalLM,
+}
 
 
 def hub_offline() -> bool:
@@ -80,7 +86,10 @@ def _load_error(model_cfg, source: str, local_only: bool, err: Exception) -> Mod
                           "folder with the weights, or use model=minilm-l6 (bundled) offline")
 
 
-def label_kwargs(task_cfg) -> dict:
+def label_kwargs(model_cfg, task_cfg) -> dict:
+    """Classification-head settings (nothing for a causal LM)."""
+    if model_cfg.architecture != "sequence_classification":
+        return {}
     problem = "regression" if task_cfg.is_regression else "single_label_classification"
     return {"num_labels": int(task_cfg.num_labels), "problem_type": problem}
 
@@ -88,29 +97,33 @@ def label_kwargs(task_cfg) -> dict:
 def arch_config(model_cfg, task_cfg):
     """A transformers config built from the model's `arch` block (no download)."""
     arch = dict(model_cfg.arch)
-    return AutoConfig.for_model(arch.pop("model_type"), **arch, **label_kwargs(task_cfg))
+    return AutoConfig.for_model(arch.pop("model_type"), **arch, **label_kwargs(model_cfg, task_cfg))
 
 
 def load_tokenizer(model_cfg):
     source, local_only = tokenizer_source(model_cfg)
     try:
-        return AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
     except (OSError, ValueError) as err:
         raise _load_error(model_cfg, source, local_only, err) from err
+    if tokenizer.pad_token is None:  # GPT-2 has no pad token; padded positions are masked anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def load_model(model_cfg, task_cfg, seed: int):
-    """The sequence-classification model: pretrained, or random from `arch` for tests.
+    """The model (``model.architecture``): pretrained, or random from `arch` for tests.
 
-    The task head is freshly initialised (seeded) and is always trained.
+    A classification head is freshly initialised (seeded) and is always trained.
     """
     torch.manual_seed(seed)
+    auto_class = AUTO_CLASSES[model_cfg.architecture]
     if model_cfg.random_init:
-        return AutoModelForSequenceClassification.from_config(arch_config(model_cfg, task_cfg))
+        return auto_class.from_config(arch_config(model_cfg, task_cfg))
     source, local_only = weights_source(model_cfg)
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
-            source, local_files_only=local_only, **label_kwargs(task_cfg))
+        return auto_class.from_pretrained(source, local_files_only=local_only,
+                                          **label_kwargs(model_cfg, task_cfg))
     except (OSError, ValueError) as err:
         raise _load_error(model_cfg, source, local_only, err) from err
 
@@ -118,4 +131,4 @@ def load_model(model_cfg, task_cfg, seed: int):
 def meta_model(model_cfg, task_cfg):
     """The model skeleton on the meta device: shapes only, no memory, no weights."""
     with torch.device("meta"):
-        return AutoModelForSequenceClassification.from_config(arch_config(model_cfg, task_cfg))
+        return AUTO_CLASSES[model_cfg.architecture].from_config(arch_config(model_cfg, task_cfg))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from .errors import ConfigError
+from .sparsity.conv1d import linearize_conv1d
 from .sparsity.inject import METHOD_KINDS, SPARSE_KINDS, configure_trainable, sparsify
 from .sparsity.layers import SparseLinear
 
@@ -42,11 +43,24 @@ def validate_config(cfg: DictConfig) -> None:
            f"train.max_steps={train.max_steps} must be >= 1 or null")
     for key in ("max_train_examples", "max_eval_examples"):
         _check(train[key] is None or int(train[key]) >= 1, f"train.{key}={train[key]} must be >= 1 or null")
-    _check(cfg.task.num_labels >= 1, f"task.num_labels={cfg.task.num_labels} must be >= 1")
+    task_kind = cfg.task.get("kind", "glue")
+    needed = {"glue": "sequence_classification", "nlg": "causal_lm"}.get(task_kind)
+    _check(needed is not None, f"task.kind={task_kind!r} is unknown; choose glue or nlg")
+    _check(cfg.model.architecture == needed,
+           f"model={cfg.model.name} is a {cfg.model.architecture} model but task={cfg.task.name} needs a "
+           f"{needed} model ({'bert-base, roberta-*, minilm-l6' if task_kind == 'glue' else 'gpt2, gpt2-medium'})")
+    if task_kind == "glue":
+        _check(cfg.task.num_labels >= 1, f"task.num_labels={cfg.task.num_labels} must be >= 1")
 
 
 def prepare_model(model, model_cfg, method_cfg) -> dict[str, SparseLinear]:
-    """Insert the method's sparse layers and set what trains; returns the sparse layers by name."""
+    """Insert the method's sparse layers and set what trains; returns the sparse layers by name.
+
+    GPT-2's Conv1D projections first become nn.Linear (q, k, v split when ``split_qkv``).
+    """
+    if model_cfg.get("conv1d_modules"):
+        qkv = model_cfg.qkv_modules if model_cfg.split_qkv else []
+        linearize_conv1d(model, model_cfg.conv1d_modules, qkv)
     layers = {}
     if method_cfg.kind in SPARSE_KINDS:
         layers = sparsify(model, model_cfg.sparse_targets, method_cfg)

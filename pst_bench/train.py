@@ -21,18 +21,18 @@ from accelerate.utils import set_seed
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding, get_scheduler
+from transformers import get_scheduler
 
 from . import checkpoint as ckpt
-from .data import load_glue_splits
 from .errors import ConfigError, TrainingDiverged
-from .metrics import compute_task_metrics
 from .models import load_model, load_tokenizer
 from .params import parameter_report
 from .prepare import prepare_model, validate_config
 from .records import git_state, library_versions, read_record, run_id, write_json_atomic
+from .sparsity.conv1d import restore_conv1d
 from .sparsity.inject import merge_sparse_layers, set_sparsity
 from .sparsity.schedule import cubic_sparsity, schedule_knots
+from .tasks import make_task_runner
 
 log = logging.getLogger(__name__)
 
@@ -52,33 +52,6 @@ class EpochPermutation(Sampler):
 
     def __len__(self) -> int:
         return self.size
-
-
-# -- data --------------------------------------------------------------------------
-def _tokenize(dataset, tokenizer, task_cfg):
-    fields = list(task_cfg.text_fields)
-
-    def encode(batch):
-        texts = [batch[f] for f in fields]
-        return tokenizer(*texts, truncation=True, max_length=int(task_cfg.max_length))
-
-    encoded = dataset.map(encode, batched=True, remove_columns=[c for c in dataset.column_names if c != "label"])
-    return encoded.rename_column("label", "labels")
-
-
-def build_datasets(cfg, tokenizer):
-    task, train = cfg.task, cfg.train
-    splits = load_glue_splits(task, cfg.data, ["train", *task.eval_splits])
-    train_set = splits["train"]
-    if train.max_train_examples and train.max_train_examples < len(train_set):
-        train_set = train_set.shuffle(seed=int(train.seed)).select(range(int(train.max_train_examples)))
-    evals = {}
-    for name in task.eval_splits:
-        split = splits[name]
-        if train.max_eval_examples and train.max_eval_examples < len(split):
-            split = split.select(range(int(train.max_eval_examples)))
-        evals[name] = _tokenize(split, tokenizer, task)
-    return _tokenize(train_set, tokenizer, task), evals
 
 
 # -- optimisation ------------------------------------------------------------------
@@ -117,26 +90,7 @@ def _accelerator(cfg) -> Accelerator:
                        gradient_accumulation_steps=int(cfg.train.grad_accum_steps))
 
 
-# -- evaluation --------------------------------------------------------------------
-@torch.no_grad()
-def evaluate(model, loaders: dict, task_cfg, accelerator) -> dict:
-    model.eval()
-    results = {}
-    for split, loader in loaders.items():
-        predictions, references = [], []
-        for batch in loader:
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-            preds = logits.squeeze(-1) if task_cfg.is_regression else logits.argmax(dim=-1)
-            preds, labels = accelerator.gather_for_metrics((preds, batch["labels"]))
-            predictions.append(preds.float().cpu() if task_cfg.is_regression else preds.cpu())
-            references.append(labels.cpu())
-        preds = torch.cat(predictions).tolist()
-        refs = torch.cat(references).tolist()
-        results[split] = compute_task_metrics(task_cfg, preds, refs)
-    model.train()
-    return results
-
-
+# -- bookkeeping -------------------------------------------------------------------
 def _measured_sparsity(layers) -> dict:
     per_matrix = {name: round(layer.achieved_sparsity(), 6) for name, layer in layers.items()}
     total = sum(layer.base_layer.weight.numel() for layer in layers.values())
@@ -144,12 +98,14 @@ def _measured_sparsity(layers) -> dict:
     return {"overall": round(pruned / total, 6) if total else 0.0, "per_matrix": per_matrix}
 
 
-def _select_epochs(history: list, main_split: str, ramp_end: int) -> tuple[dict, dict | None]:
+def _select_epochs(history: list, main_split: str, ramp_end: int,
+                   higher_is_better: bool = True) -> tuple[dict, dict | None]:
     """The last epoch, and the best epoch among those ending at the target sparsity (the final
     30% of steps): the authors' selection rule."""
     final = history[-1]
     window = [h for h in history if h["step"] >= ramp_end]
-    best = max(window, key=lambda h: h["eval"][main_split]["main"]) if window else None
+    sign = 1.0 if higher_is_better else -1.0
+    best = max(window, key=lambda h: sign * h["eval"][main_split]["main"]) if window else None
     return final, best
 
 
@@ -167,6 +123,7 @@ def run_experiment(cfg) -> dict:
         return existing
 
     accelerator = _accelerator(cfg)
+    runner = make_task_runner(cfg)
     set_seed(int(cfg.train.seed))
     started = time.time()
     tokenizer = load_tokenizer(cfg.model)
@@ -174,8 +131,8 @@ def run_experiment(cfg) -> dict:
     layers = prepare_model(model, cfg.model, cfg.method)
     params = parameter_report(model, layers, cfg.model, cfg.method)
 
-    train_set, eval_sets = build_datasets(cfg, tokenizer)
-    collator = DataCollatorWithPadding(tokenizer)
+    train_set, eval_sets = runner.build_datasets(tokenizer)
+    collator = runner.collator(tokenizer)
     sampler = EpochPermutation(len(train_set), int(cfg.train.seed))
     # The loader gets its own generator: creating an iterator must not draw from the global RNG,
     # or a resumed run (which creates its iterator mid-epoch) would see other dropout masks.
@@ -237,7 +194,7 @@ def run_experiment(cfg) -> dict:
         for batch in loader:
             set_sparsity(unwrapped, sparsity_at(progress["global_step"]))
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                loss = runner.loss(model, batch)
                 checked = accelerator.reduce(loss.detach(), reduction="mean")
                 if not torch.isfinite(checked):
                     where = last_ckpt_name(run_ckpt_dir)
@@ -263,7 +220,7 @@ def run_experiment(cfg) -> dict:
                     break
         # End of epoch: the mask for evaluation is that of the current step's sparsity.
         set_sparsity(unwrapped, sparsity_at(progress["global_step"]))
-        metrics = evaluate(model, eval_loaders, cfg.task, accelerator)
+        metrics = runner.evaluate(model, eval_loaders, accelerator)
         entry = {"epoch": epoch + 1, "step": progress["global_step"],
                  "sparsity_target": round(sparsity_at(progress["global_step"]), 6),
                  "train_loss": progress["epoch_loss_sum"] / max(1, progress["epoch_loss_count"]),
@@ -272,12 +229,14 @@ def run_experiment(cfg) -> dict:
         progress["history"].append(entry)
         main = metrics[cfg.task.main_split]["main"]
         log.info("epoch %d step %d: train loss %.4f, %s %s = %.4f", epoch + 1, entry["step"],
-                 entry["train_loss"], cfg.task.main_split, cfg.task.metric, main)
+                 entry["train_loss"], cfg.task.main_split, runner.main_name, main)
         progress.update(epoch=epoch + 1, batches_done_in_epoch=0, epoch_loss_sum=0.0, epoch_loss_count=0)
         save("end of epoch")
     bar.close()
 
-    final, best = _select_epochs(progress["history"], cfg.task.main_split, ramp_end)
+    final, best = _select_epochs(progress["history"], cfg.task.main_split, ramp_end, runner.higher_is_better)
+    model.eval()
+    finished = runner.finish(model, tokenizer, accelerator, results_dir / rid)
     record = {
         "schema": 1,
         "status": "finished",
@@ -285,7 +244,7 @@ def run_experiment(cfg) -> dict:
         "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
         "method_kind": cfg.method.kind, "paper_label": cfg.method.get("paper_label"),
         "sparsity": float(cfg.method.sparsity), "seed": int(cfg.train.seed),
-        "metric": cfg.task.metric, "main_split": cfg.task.main_split,
+        "metric": runner.main_name, "main_split": cfg.task.main_split,
         "final": {"epoch": final["epoch"], "main": final["eval"][cfg.task.main_split]["main"],
                   "eval": final["eval"]},
         "best_in_final_window": None if best is None else {
@@ -301,6 +260,7 @@ def run_experiment(cfg) -> dict:
         "versions": library_versions(),
         "git": git_state(),
         "config": OmegaConf.to_container(cfg, resolve=True),
+        **finished,
         "checkpoint_dir": str(run_ckpt_dir),
         "export_dir": None,
     }
@@ -309,7 +269,7 @@ def run_experiment(cfg) -> dict:
             record["export_dir"] = str(export_model(unwrapped, tokenizer, Path(cfg.paths.export_dir) / rid))
         write_json_atomic(record_path, record)
         log.info("results: %s (%s %s = %.4f, sparsity %.4f)", record_path, cfg.task.main_split,
-                 cfg.task.metric, record["final"]["main"], record["sparsity_achieved"]["overall"])
+                 runner.main_name, record["final"]["main"], record["sparsity_achieved"]["overall"])
     accelerator.wait_for_everyone()
     return record
 
@@ -327,6 +287,7 @@ def export_model(model, tokenizer, target: Path) -> Path:
     import shutil
 
     merge_sparse_layers(model)
+    restore_conv1d(model)  # GPT-2: back to transformers' Conv1D layout
     partial = target.with_name(f".partial-{target.name}-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)

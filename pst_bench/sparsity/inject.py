@@ -19,9 +19,13 @@ SPARSE_KINDS = ("map", "mvp", "pst")
 METHOD_KINDS = ("finetune",) + SPARSE_KINDS
 
 
-def matching_module_names(model: nn.Module, patterns: Iterable[str]) -> list[str]:
+def matching_module_names(model: nn.Module, patterns: Iterable[str], leaves_only: bool = False) -> list[str]:
+    """Full module names matching any pattern; ``leaves_only`` skips modules with children
+    (a split q/k/v container, or a layer that is already wrapped)."""
     compiled = [re.compile(p) for p in patterns]
-    return [name for name, _ in model.named_modules() if any(c.fullmatch(name) for c in compiled)]
+    return [name for name, module in model.named_modules()
+            if any(c.fullmatch(name) for c in compiled)
+            and not (leaves_only and next(module.children(), None) is not None)]
 
 
 def _make_sparse_layer(base: nn.Linear, method_cfg) -> SparseLinear:
@@ -44,7 +48,7 @@ def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
 def sparsify(model: nn.Module, target_patterns: Iterable[str], method_cfg) -> dict[str, SparseLinear]:
     """Wrap every nn.Linear matching ``target_patterns`` in the method's sparse layer."""
     patterns = list(target_patterns)
-    names = matching_module_names(model, patterns)
+    names = matching_module_names(model, patterns, leaves_only=True)
     if not names:
         sample = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][:5]
         raise ConfigError(f"no module of {type(model).__name__} matches the sparse target patterns "
@@ -85,9 +89,10 @@ def configure_trainable(model: nn.Module, method_cfg, head_patterns: Iterable[st
     for layer in sparse_layers(model).values():
         for pname in layer.added_param_names:
             getattr(layer, pname).requires_grad_(True)
+    head_patterns = list(head_patterns)
     head_names = matching_module_names(model, head_patterns)
-    if not head_names:
-        raise ConfigError(f"no module matches the task-head patterns {list(head_patterns)}")
+    if head_patterns and not head_names:  # an empty list is legal: GPT-2's LM head is tied and frozen
+        raise ConfigError(f"no module matches the task-head patterns {head_patterns}")
     for name in head_names:
         for param in model.get_submodule(name).parameters():
             param.requires_grad_(True)
