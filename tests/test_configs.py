@@ -15,21 +15,29 @@ METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
 
 def test_the_config_groups_hold_what_the_paper_needs():
     assert {"bert-base", "roberta-base", "roberta-large", "minilm-l6", "tiny-bert"} <= set(MODELS)
-    assert set(TASKS) == {"mnli", "qqp", "qnli", "sst2", "cola", "stsb", "mrpc", "rte"}
+    assert set(TASKS) == {"mnli", "qqp", "qnli", "sst2", "cola", "stsb", "mrpc", "rte", "e2e", "webnlg", "dart"}
+    assert {"gpt2", "gpt2-medium", "tiny-gpt2"} <= set(MODELS)
     variants = {f"pst_{v}" for v in ("mag", "ab", "rc", "mag_ab", "mag_rc", "ab_rc", "mag_ab_rc")}
     assert {"finetune", "map", "mvp", "pst"} | variants <= set(METHODS)
 
 
 def test_every_model_task_method_combination_composes_and_validates():
+    """Encoders pair with GLUE, GPT-2 with the NLG tasks; a mismatched pair fails validation."""
     from hydra import compose, initialize_config_module
 
+    from pst_bench.errors import ConfigError
     from pst_bench.prepare import validate_config
 
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
         for model, task, method in itertools.product(MODELS, TASKS, METHODS):
             cfg = compose(config_name="config", overrides=[f"model={model}", f"task={task}", f"method={method}"])
             assert (cfg.model.name, cfg.task.name, cfg.method.name) == (model, task, method)
-            validate_config(cfg)
+            generative = cfg.task.get("kind", "glue") == "nlg"
+            if generative == (cfg.model.architecture == "causal_lm"):
+                validate_config(cfg)
+            else:
+                with pytest.raises(ConfigError, match="needs a"):
+                    validate_config(cfg)
 
 
 def test_defaults_follow_the_paper():
@@ -42,7 +50,13 @@ def test_defaults_follow_the_paper():
     assert list(compose_cfg(["method=pst_ab_rc"]).method.score_terms) == ["ab", "rc"]
     metrics = {t: compose_cfg([f"task={t}"]).task.metric for t in TASKS}
     assert metrics == {"cola": "matthews", "stsb": "pearson", "mrpc": "f1", "qqp": "f1", "mnli": "accuracy",
-                       "qnli": "accuracy", "sst2": "accuracy", "rte": "accuracy"}
+                       "qnli": "accuracy", "sst2": "accuracy", "rte": "accuracy",
+                       "e2e": "bleu", "webnlg": "bleu", "dart": "bleu"}
+    e2e = compose_cfg(["task=e2e", "model=gpt2-medium"])
+    assert (e2e.train.lr, e2e.train.batch_size, e2e.train.epochs) == (1e-4, 8, 5)  # section 4.1
+    assert (e2e.nlg.num_beams, e2e.nlg.length_penalty, e2e.nlg.no_repeat_ngram_size) == (10, 0.8, 4)
+    assert e2e.nlg.label_smoothing == 0.1 and e2e.nlg.max_new_tokens == 64
+    assert compose_cfg(["task=e2e", "model=gpt2-medium", "train.lr=3e-4"]).train.lr == 3e-4
     assert list(compose_cfg(["task=mnli"]).task.eval_splits) == ["validation_matched", "validation_mismatched"]
     assert compose_cfg(["task=stsb"]).task.is_regression
 

@@ -261,6 +261,8 @@ def test_config_mistakes_are_config_errors(tmp_path):
 def test_every_task_config_has_a_layout():
     for path in sorted(TASK_CONF.glob("*.yaml")):
         cfg = OmegaConf.load(path)
+        if "task" in cfg:  # an NLG task file (`_global_` package), not GLUE
+            continue
         assert list(LAYOUTS[cfg.name].text_columns) == list(cfg.text_fields), path.name
         assert set(cfg.eval_splits) <= set(LAYOUTS[cfg.name].split_files), path.name
 

@@ -20,7 +20,8 @@ from pst_bench.errors import ConfigError
 from pst_bench.metrics import GLUE_METRIC_DIR, compute_task_metrics, load_task_metric
 
 TASK_CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
-ALL_TASKS = sorted(p.stem for p in TASK_CONF.glob("*.yaml"))
+# GLUE tasks only (the NLG task files carry no classification fields)
+ALL_TASKS = sorted(p.stem for p in TASK_CONF.glob("*.yaml") if "num_labels:" in p.read_text())
 
 
 def task(name):

@@ -14,10 +14,7 @@ raises ``DataError`` with the path and line number, never a bare traceback.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import math
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +22,10 @@ from typing import Any
 
 import datasets
 
+from pst_bench.data.hub import configured_dir as _configured_dir
+from pst_bench.data.hub import folder_listing as _listing
+from pst_bench.data.hub import hub_unreachable_errors as _hub_unreachable_errors
+from pst_bench.data.hub import offline_mode_if_requested as _offline_mode_if_requested
 from pst_bench.errors import ConfigError, DataError
 
 __all__ = ["load_glue_splits"]
@@ -40,7 +41,6 @@ _BINARY_FILE_LABELS = ("0", "1")
 _ENTAILMENT_NAMES = ("entailment", "not_entailment")
 
 _FIX_HINT = "set data.dir=/path/to/glue_data or PST_DATA_DIR=/path/to/glue_data"
-_TRUE_ENV_VALUES = {"1", "ON", "YES", "TRUE"}
 
 
 @dataclass(frozen=True)
@@ -162,14 +162,6 @@ def _features_for(task_cfg: Any, layout: TsvLayout) -> datasets.Features:
     return datasets.Features(columns)
 
 
-def _configured_dir(data_cfg: Any) -> Path | None:
-    """data_cfg.dir as a path; an empty PST_DATA_DIR counts as unset."""
-    value = data_cfg.get("dir") if data_cfg is not None else None
-    if value is None or not str(value).strip():
-        return None
-    return Path(str(value)).expanduser()
-
-
 # --------------------------------------------------------------------------- local folder
 
 
@@ -204,11 +196,6 @@ def _find_task_dir(task_cfg: Any, layout: TsvLayout, data_dir: Path) -> Path:
         f"No {local_dir} folder for task {task_cfg['name']}: looked in {looked}. "
         f"To fix, {_FIX_HINT}, a folder holding {expected} (the classic glue_data layout)."
     )
-
-
-def _listing(folder: Path) -> str:
-    names = sorted(p.name for p in folder.iterdir())
-    return ", ".join(names) if names else "nothing"
 
 
 def _read_tsv(path: Path, layout: TsvLayout) -> dict[str, list]:
@@ -325,53 +312,3 @@ def _conform(dataset: datasets.Dataset, features: datasets.Features) -> datasets
     if dataset.features != features:
         dataset = dataset.cast(features)
     return dataset
-
-
-def _env_says_offline() -> bool:
-    return any(
-        os.environ.get(var, "").strip().upper() in _TRUE_ENV_VALUES
-        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    )
-
-
-@contextlib.contextmanager
-def _offline_mode_if_requested() -> Iterator[None]:
-    """Honour HF_HUB_OFFLINE / HF_DATASETS_OFFLINE even if set after import.
-
-    datasets and huggingface_hub read these variables once, at import. If a
-    caller (a test, a notebook) sets them later, load_dataset would still go
-    online and retry an unreachable hub for ~25 s; switching the flags for the
-    call makes it fail at once (or read the cache), as the user asked.
-    """
-    if not _env_says_offline():
-        yield
-        return
-    import huggingface_hub.constants as hub_constants
-
-    flags = [
-        (datasets.config, "HF_HUB_OFFLINE"),
-        (datasets.config, "HF_DATASETS_OFFLINE"),
-        (hub_constants, "HF_HUB_OFFLINE"),
-    ]
-    saved = [(module, name, getattr(module, name)) for module, name in flags if hasattr(module, name)]
-    for module, name, _ in saved:
-        setattr(module, name, True)
-    try:
-        yield
-    finally:
-        for module, name, value in saved:
-            setattr(module, name, value)
-
-
-def _hub_unreachable_errors() -> tuple[type[BaseException], ...]:
-    """Errors meaning "the hub (or its cache) could not give us the dataset".
-
-    ConnectionError, the hub's HTTP errors and "not cached" errors are all
-    OSError subclasses; the HTTP client's transport errors are not, so they
-    are added when that client is installed.
-    """
-    errors: list[type[BaseException]] = [OSError]
-    for module_name in ("httpx2", "httpx"):
-        with contextlib.suppress(ImportError):
-            errors.append(importlib.import_module(module_name).TransportError)
-    return tuple(errors)
