@@ -99,3 +99,13 @@ def test_a_failing_multirun_job_does_not_stop_the_others(tmp_path):
     assert "method.sparsity=1.0 must be in [0, 1)" in out.stderr
     records = list((tmp_path / "results" / "runs").glob("*.json"))
     assert [r.name.split("_")[3] for r in records] == ["p50"]
+
+
+def test_nlg_tasks_default_to_gpt2_medium_unless_a_model_is_given():
+    from pst_bench.cli import with_task_default_model
+
+    assert with_task_default_model(["task=e2e", "method=pst"]) == ["task=e2e", "method=pst", "model=gpt2-medium"]
+    assert with_task_default_model(["-m", "task=e2e,dart"])[-1] == "model=gpt2-medium"
+    assert with_task_default_model(["task=e2e", "model=gpt2"]) == ["task=e2e", "model=gpt2"]
+    assert with_task_default_model(["task=sst2"]) == ["task=sst2"]
+    assert with_task_default_model(["-m", "task=sst2,e2e"]) == ["-m", "task=sst2,e2e"]

@@ -39,18 +39,22 @@ class NlgRunner(TaskRunner):
         return "loss"
 
     # -- data ----------------------------------------------------------------------
-    def _prompt_ids(self, tokenizer, source: str) -> list[int]:
-        nlg, task = self.cfg.nlg, self.cfg.task
-        ids = tokenizer(source, add_special_tokens=False)["input_ids"][: int(task.max_source_length)]
-        return ids + tokenizer(nlg.prompt_separator, add_special_tokens=False)["input_ids"]
+    def _prompts(self, tokenizer, sources: list[str]) -> list[list[int]]:
+        """Token ids of ``<source><separator>``, the source cut to task.max_source_length tokens."""
+        limit = int(self.cfg.task.max_source_length)
+        separator = tokenizer(self.cfg.nlg.prompt_separator, add_special_tokens=False)["input_ids"]
+        encoded = tokenizer(list(sources), add_special_tokens=False)["input_ids"] if sources else []
+        return [ids[:limit] + separator for ids in encoded]
 
     def _encode_pairs(self, tokenizer, pairs) -> Dataset:
-        task = self.cfg.task
+        """Teacher-forcing rows: prompt + target + EOS, labels only on target and EOS."""
+        limit = int(self.cfg.task.max_target_length)
+        prompts = self._prompts(tokenizer, [source for source, _ in pairs])
+        targets = tokenizer([" " + target.strip() for _, target in pairs], add_special_tokens=False)["input_ids"] \
+            if pairs else []
         rows = {"input_ids": [], "labels": []}
-        for source, target in pairs:
-            prompt = self._prompt_ids(tokenizer, source)
-            completion = tokenizer(" " + target.strip(), add_special_tokens=False)["input_ids"]
-            completion = completion[: int(task.max_target_length)] + [eos_id(tokenizer)]
+        for prompt, target in zip(prompts, targets):
+            completion = target[:limit] + [eos_id(tokenizer)]
             rows["input_ids"].append(prompt + completion)
             rows["labels"].append([IGNORE] * len(prompt) + completion)
         return Dataset.from_dict(rows)
@@ -135,7 +139,7 @@ class NlgRunner(TaskRunner):
         outputs = []
         for start in tqdm(range(0, len(sources), batch_size), desc="decoding",
                           disable=not self.cfg.train.progress_bar):
-            prompts = [self._prompt_ids(tokenizer, s) for s in sources[start:start + batch_size]]
+            prompts = self._prompts(tokenizer, sources[start:start + batch_size])
             width = max(len(p) for p in prompts)
             ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(prompts), width), dtype=torch.long)
