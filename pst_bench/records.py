@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 # Keys that say where/how a run executes, not what it computes: they do not change its identity.
 _NON_IDENTITY_KEYS = {
-    "paths": None, "data": ["dir"], "info": None, "export": None, "run_name": None,
+    "paths": None, "data": ["dir"], "info": None, "export": None, "run_name": None, "artifacts": None,
     "train": ["resume", "progress_bar", "device", "num_workers", "checkpoint_every_steps",
               "eval_batch_size"],
 }
@@ -55,11 +55,15 @@ def run_id(cfg) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from . import artifacts
 from . import checkpoint as ckpt
 from .errors import ConfigError, TrainingDiverged
 from .models import load_model, load_tokenizer
@@ -265,6 +266,7 @@ def run_experiment(cfg) -> dict:
         "export_dir": None,
     }
     if accelerator.is_main_process:
+        record["artifacts"] = save_artifacts(cfg, layers, results_dir, rid)
         if cfg.export:
             record["export_dir"] = str(export_model(unwrapped, tokenizer, Path(cfg.paths.export_dir) / rid))
         write_json_atomic(record_path, record)
@@ -272,6 +274,22 @@ def run_experiment(cfg) -> dict:
                  runner.main_name, record["final"]["main"], record["sparsity_achieved"]["overall"])
     accelerator.wait_for_everyone()
     return record
+
+
+def save_artifacts(cfg, layers: dict, results_dir: Path, rid: str) -> dict:
+    """Masks and a score sample next to the record (file names, relative to it)."""
+    saved = {}
+    if not layers:
+        return saved
+    if cfg.artifacts.save_masks:
+        saved["masks"] = artifacts.save_masks(layers, results_dir / f"{rid}.masks.npz").name
+    if cfg.artifacts.score_sample:
+        path = artifacts.save_score_sample(layers, results_dir / f"{rid}.scores.npz",
+                                           per_layer=int(cfg.artifacts.score_sample),
+                                           max_layers=int(cfg.artifacts.score_sample_layers),
+                                           seed=int(cfg.train.seed))
+        saved["scores"] = path.name
+    return saved
 
 
 def last_ckpt_name(run_dir: Path) -> str:

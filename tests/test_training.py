@@ -200,3 +200,21 @@ def test_missing_model_offline_is_one_clear_error():
     missing_dir = compose_cfg(["model=bert-base", "model.local_dir=/nonexistent/folder"])
     with pytest.raises(ModelLoadError, match="no config.json"):
         load_model(missing_dir.model, missing_dir.task, 0)
+
+
+def test_runs_save_bit_packed_masks_and_a_score_sample(tmp_path, synthetic_data):
+    import numpy as np
+
+    from pst_bench.artifacts import load_masks
+    from pst_bench.sparsity.mask import kept_count
+
+    record = run(compose_cfg(tiny_run_overrides(synthetic_data, "mvp", "method.sparsity=0.75"), tmp_path))
+    runs = tmp_path / "results" / "runs"
+    masks = load_masks(runs / record["artifacts"]["masks"])
+    assert set(masks) == set(record["sparsity_achieved"]["per_matrix"])
+    for mask in masks.values():
+        assert mask.dtype == bool and int(mask.sum()) == kept_count(mask.size, 0.75)
+    with np.load(runs / record["artifacts"]["scores"]) as sample:
+        first = next(iter(masks))
+        assert sample[f"{first}.weight"].shape == (1024,) == sample[f"{first}.score"].shape  # 32 x 32 matrix
+        assert 0.2 < sample[f"{first}.kept"].mean() < 0.3
