@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from importlib import resources
@@ -102,9 +103,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
         record = run_experiment(cfg)
         final = record["final"]
-        print(f"{record['run_id']}: {record['main_split']} {record['metric']} = {final['main']:.4f} "
-              f"(epoch {final['epoch']}), sparsity {record['sparsity_achieved']['overall']:.4f}, "
-              f"{record['params']['trainable_total']:,} trainable parameters")
+        if int(os.environ.get("RANK", "0")) == 0:  # one summary line per run, not one per process
+            print(f"{record['run_id']}: {record['main_split']} {record['metric']} = {final['main']:.4f} "
+                  f"(epoch {final['epoch']}), sparsity {record['sparsity_achieved']['overall']:.4f}, "
+                  f"{record['params']['trainable_total']:,} trainable parameters")
         return float(final["main"])
     except PstBenchError as err:
         print(f"pst-bench: error: {err}", file=sys.stderr)

@@ -87,7 +87,10 @@ def _accelerator(cfg) -> Accelerator:
         raise ConfigError(f"train.device={device!r}: choose auto, cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device=cuda but no CUDA device is visible; use train.device=auto or cpu")
-    return Accelerator(cpu=device == "cpu", mixed_precision=str(cfg.train.mixed_precision),
+    # On a machine without a GPU, accelerate sets up multi-process CPU training (gloo) under
+    # torchrun / accelerate launch only when told cpu=True; "auto" means exactly that there.
+    use_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    return Accelerator(cpu=use_cpu, mixed_precision=str(cfg.train.mixed_precision),
                        gradient_accumulation_steps=int(cfg.train.grad_accum_steps))
 
 
