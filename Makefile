@@ -14,7 +14,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all params clean
+.PHONY: install nltk-data demo test test-all params clean figures tables
 
 install: $(STAMP)
 
@@ -68,6 +68,14 @@ test-all: $(STAMP)
 
 params: $(STAMP)
 	$(BIN)/pst-bench info=params
+
+# The paper's Figures 2-5 as PNGs under results/figures/ from results/runs (records, masks, score samples).
+figures: $(STAMP)
+	$(BIN)/python -m pst_bench.figures
+
+# The paper's Tables 2-5 (CSV + Markdown) under results/tables/ from the records in results/runs.
+tables: $(STAMP)
+	$(BIN)/python -m pst_bench.tables
 
 clean:
 	rm -rf outputs multirun checkpoints exports build *.egg-info

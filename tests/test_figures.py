@@ -1,0 +1,226 @@
+"""make figures: the paper's Figures 2-5 from real tiny runs' records, masks and score samples."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import compose_cfg, tiny_run_overrides, write_synthetic_sst2
+
+pytest.importorskip("matplotlib")
+
+from pst_bench import figures  # noqa: E402
+from pst_bench.artifacts import load_masks  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Tiny real runs sharing one results folder: MaP, MvP, PST at 90%, and PST at 50%.
+
+    Module-scoped (the runs take a few seconds each), so it builds the synthetic SST-2 folder with the
+    helper behind conftest's ``synthetic_data`` fixture.
+    """
+    import torch
+
+    from pst_bench.train import run_experiment
+
+    tmp_path = tmp_path_factory.mktemp("figures")
+    data = write_synthetic_sst2(tmp_path / "glue_data", n_train=32, n_dev=16)
+    records = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 32-wide model: more threads only spin on a busy machine
+    try:
+        for method, sparsity in (("map", 0.9), ("mvp", 0.9), ("pst", 0.9), ("pst", 0.5)):
+            overrides = tiny_run_overrides(data, method, f"method.sparsity={sparsity}", "export=false")
+            records[method, sparsity] = run_experiment(compose_cfg(overrides, tmp_path))
+    finally:
+        torch.set_num_threads(threads)
+    return tmp_path / "results" / "runs", records
+
+
+def _png(path):
+    from PIL import Image
+
+    assert path.is_file(), path
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > 5_000, (path, len(data))
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        width, height = image.size
+    assert width > 300 and height > 200
+    return data
+
+
+# -- pure functions -----------------------------------------------------------------------
+def test_sparsity_histograms_of_a_known_mask():
+    # 4 rows x 10 columns; kept entries per row: 10, 7, 0, 1 -> row sparsity 0.0, 0.3, 1.0, 0.9
+    mask = np.zeros((4, 10), dtype=bool)
+    mask[0, :] = True
+    mask[1, :7] = True
+    mask[3, 9] = True
+    hist = figures.sparsity_histograms(mask)
+    np.testing.assert_allclose(hist["edges"], np.linspace(0, 1, 11))
+    expected_rows = np.zeros(10)
+    expected_rows[[0, 3, 9]] = [25.0, 25.0, 50.0]           # 0.3 in [0.3, 0.4); 0.9 and 1.0 in the last bin
+    np.testing.assert_allclose(hist["rows"], expected_rows)
+    # columns (4 entries each): 0-6 keep rows 0 and 1 -> 0.5; 7, 8 keep row 0 -> 0.75; 9 keeps rows 0, 3 -> 0.5
+    expected_cols = np.zeros(10)
+    expected_cols[5] = 80.0
+    expected_cols[7] = 20.0
+    np.testing.assert_allclose(hist["columns"], expected_cols)
+    assert hist["rows"].sum() == pytest.approx(100.0) and hist["columns"].sum() == pytest.approx(100.0)
+
+
+def test_sparsity_histogram_of_a_saved_mask_matches_its_sparsity(runs):
+    runs_dir, records = runs
+    record = records["pst", 0.9]
+    mask = load_masks(runs_dir / record["artifacts"]["masks"])["bert.encoder.layer.0.attention.self.query"]
+    hist = figures.sparsity_histograms(mask)
+    centers = (hist["edges"][:-1] + hist["edges"][1:]) / 2
+    # the mean row sparsity is 0.9 (v = 10% kept), and the histogram's mean is within half a bin of it
+    assert abs((hist["rows"] / 100 * centers).sum() - 0.9) <= 0.05
+    assert abs((hist["columns"] / 100 * centers).sum() - 0.9) <= 0.05
+
+
+def test_hamming_similarity_hand_values():
+    a = np.array([[1, 0, 1, 0], [1, 1, 0, 0]], dtype=bool)
+    b = np.array([[1, 1, 1, 0], [0, 1, 0, 1]], dtype=bool)   # differs in 3 of 8 entries
+    assert figures.hamming_similarity(a, b) == pytest.approx(5 / 8)
+    assert figures.hamming_similarity(a, a) == 1.0
+    assert figures.hamming_similarity(a, ~a) == 0.0
+    with pytest.raises(ValueError):
+        figures.hamming_similarity(a, b[:, :2])
+    sims = figures.similarity_by_layer({"x": a, "y": a, "z": a}, {"y": ~a, "x": b})
+    assert sims == [("x", pytest.approx(5 / 8)), ("y", 0.0)]      # first's order, only shared names
+
+
+def test_mask_similarity_of_saved_runs(runs):
+    runs_dir, records = runs
+    masks = {m: load_masks(runs_dir / records[m, 0.9]["artifacts"]["masks"]) for m in ("map", "mvp", "pst")}
+    sims = figures.similarity_by_layer(masks["map"], masks["pst"])
+    assert [name for name, _ in sims] == list(masks["map"])
+    for name, value in sims:
+        a, b = masks["map"][name], masks["pst"][name]
+        assert value == pytest.approx(np.count_nonzero(a == b) / a.size)
+        # both keep exactly 10%: agreement is at least 80% and (at 90%) at most 100%
+        assert 0.8 - 1e-9 <= value <= 1.0
+
+
+def test_metric_vs_sparsity_series(runs):
+    _, records = runs
+    series = figures.metric_vs_sparsity(list(records.values()))
+    assert list(series) == [("tiny-bert", "sst2")]
+    methods = series["tiny-bert", "sst2"]
+    assert sorted(methods) == ["map", "mvp", "pst"]
+    assert [p["sparsity"] for p in methods["pst"]] == [50, 90]
+    assert [p["sparsity"] for p in methods["map"]] == [90]
+    for (method, sparsity), record in records.items():
+        point = next(p for p in methods[method] if p["sparsity"] == round(sparsity * 100))
+        expected = (record["best_in_final_window"] or record["final"])["main"]
+        assert point["median"] == point["min"] == point["max"] == pytest.approx(expected)
+        assert point["seeds"] == [42]
+        assert point["metric"] == "accuracy"
+
+
+def test_metric_vs_sparsity_median_and_range_over_seeds():
+    def record(seed, value, best=True, **extra):
+        entry = {"epoch": 1, "main": value}
+        return {"status": "finished", "task": "rte", "model": "m", "method": "pst", "paper_label": "PST",
+                "sparsity": 0.9, "seed": seed, "metric": "accuracy", "final": {"epoch": 2, "main": 0.0},
+                "best_in_final_window": entry if best else None, **extra}
+
+    records = [record(1, 0.6), record(2, 0.7), record(3, 0.9),
+               record(3, 0.5, run_id="same seed, worse lr"),          # the best record of a seed counts
+               record(4, 0.65, best=False),                           # no window: the final epoch (0.0)
+               record(5, 1.0, generation={"bleu": 1}),                # NLG: not in Figure 3
+               {"status": "running", "task": "rte"}]                  # partial: ignored
+    points = figures.metric_vs_sparsity(records)["m", "rte"]["pst"]
+    assert len(points) == 1
+    assert points[0]["seeds"] == [1, 2, 3, 4]
+    assert points[0]["median"] == pytest.approx(0.65)
+    assert points[0]["min"] == 0.0 and points[0]["max"] == pytest.approx(0.9)
+
+
+def test_pick_layer():
+    names = ["bert.embeddings.x", "bert.encoder.layer.0.attention.self.query", "bert.encoder.layer.0.attention.self.key"]
+    assert figures.pick_layer(names) == "bert.encoder.layer.0.attention.self.query"
+    assert figures.pick_layer(["transformer.h.0.attn.c_attn.q", "transformer.h.0.attn.c_attn.k"]) \
+        == "transformer.h.0.attn.c_attn.q"
+    assert figures.pick_layer(names, "self.key") == "bert.encoder.layer.0.attention.self.key"
+    assert figures.pick_layer(names, "nothing") is None
+    assert figures.pick_layer(["a", "b"]) == "a"
+
+
+# -- the figures ----------------------------------------------------------------------------
+EXPECTED = ["fig2_masks_tiny-bert_sst2_p90.png", "fig3_metric_vs_sparsity.png",
+            "fig4_weight_vs_score_tiny-bert_sst2_p90.png", "fig5_mask_similarity_tiny-bert_sst2_p90.png"]
+
+
+def test_make_figures_writes_valid_deterministic_pngs(runs, tmp_path):
+    runs_dir, _ = runs
+    written, skipped = figures.make_figures(runs_dir, tmp_path / "a")
+    assert sorted(p.name for p in written) == EXPECTED
+    assert skipped == []
+    first = {name: _png(tmp_path / "a" / name) for name in EXPECTED}
+    for data in first.values():
+        assert b"Software" not in data and b"matplotlib" not in data.lower()
+    figures.make_figures(runs_dir, tmp_path / "b")
+    for name in EXPECTED:
+        assert (tmp_path / "b" / name).read_bytes() == first[name], f"{name} is not deterministic"
+
+
+def test_cli_and_skipped_figures(runs, tmp_path, capsys):
+    runs_dir, _ = runs
+    out = tmp_path / "figs"
+    assert figures.main(["--runs", str(runs_dir), "--out", str(out), "--layer", "layer.1.output.dense"]) == 0
+    printed = capsys.readouterr().out
+    # Figure 4's score sample holds the first 6 matrices only: layer 1's FFN output is not in it
+    assert sorted(p.name for p in out.iterdir()) == sorted(set(EXPECTED) - {EXPECTED[2]})
+    assert f"skipped {EXPECTED[2]}" in printed and "score sample" in printed
+    for name in EXPECTED:
+        if name != EXPECTED[2]:
+            assert f"wrote {out / name}" in printed
+
+    # at 50% only PST ran: Figures 2 and 4 have one panel, Figure 5 (needs two methods) is skipped
+    assert figures.main(["--runs", str(runs_dir), "--out", str(out / "p50"), "--sparsity", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in (out / "p50").iterdir()) == [
+        "fig2_masks_tiny-bert_sst2_p50.png", "fig3_metric_vs_sparsity.png",
+        "fig4_weight_vs_score_tiny-bert_sst2_p50.png"]
+    assert "skipped fig5_mask_similarity_tiny-bert_sst2_p50.png" in printed
+
+    # no records at all: nothing written, and it says why
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert figures.main(["--runs", str(empty), "--out", str(tmp_path / "none")]) == 0
+    assert not (tmp_path / "none").exists()
+    assert "no usable records" in capsys.readouterr().out
+
+
+def test_corrupt_records_and_artifacts_are_skipped_with_a_warning(runs, tmp_path):
+    runs_dir, records = runs
+    copy = tmp_path / "runs"
+    shutil.copytree(runs_dir, copy)
+    (copy / "truncated.json").write_text('{"status": "finished", "task": "sst2", "mod')
+    (copy / "partial.json").write_text(json.dumps({"status": "running", "task": "sst2"}))
+    (copy / "no_seed.json").write_text(json.dumps({"status": "finished", "task": "sst2", "model": "m",
+                                                    "method": "pst", "sparsity": 0.9}))
+    # MvP's masks file is damaged: Figure 5 keeps MaP-PST only, Figure 2 shows MaP and PST
+    mvp_masks = copy / records["mvp", 0.9]["artifacts"]["masks"]
+    mvp_masks.write_bytes(mvp_masks.read_bytes()[:100])
+    with pytest.warns(figures.FigureWarning) as caught:
+        written, skipped = figures.make_figures(copy, tmp_path / "out")
+    messages = [str(w.message) for w in caught if issubclass(w.category, figures.FigureWarning)]
+    for name in ("truncated.json", "partial.json", "no_seed.json"):
+        assert any(str(copy / name) in m for m in messages), (name, messages)
+    assert any(str(mvp_masks) in m for m in messages)
+    assert sum(str(mvp_masks) in m for m in messages) == 1, messages  # warned once, not per figure
+    assert sorted(p.name for p in written) == EXPECTED
+    assert skipped == []

@@ -1,0 +1,311 @@
+"""`make tables` (pst_bench.tables): hand-made records in, the paper's Tables 2-5 out."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+from pst_bench import tables
+from pst_bench.tables import RecordSkipped, make_tables
+
+SHARED_PAPER_CSV = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper_results.csv"
+
+
+def glue_record(task: str, model: str, method: str, label: str, sparsity: float, seed: int,
+                value: float, r1: int | None = 8, r2: int | None = 8, final: float | None = None,
+                **train) -> dict:
+    """The keys of a GLUE results record that the tables read (value: the paper's metric, 0-1)."""
+    metric = tables.GLUE[task][1]
+    split = "validation_matched" if task == "mnli" else "validation"
+    scores = {metric: value, "main": value}
+    final_value = value if final is None else final
+    method_cfg = {"name": method} if r1 is None else {"name": method, "r1": r1, "r2": r2}
+    return {
+        "schema": 1, "status": "finished", "task": task, "model": model, "method": method,
+        "method_kind": method.split("_")[0], "paper_label": label, "sparsity": sparsity, "seed": seed,
+        "metric": metric, "main_split": split,
+        "final": {"epoch": 3, "main": final_value, "eval": {split: {metric: final_value, "main": final_value}}},
+        "best_in_final_window": {"epoch": 2, "main": value, "eval": {split: scores}},
+        "params": {"trainable_total": 2_821_634, "trainable_sparse_added": 2_820_096, "paper_rule_m": 2.82,
+                   "model_params": 109_483_778},
+        "config": {"method": method_cfg, "train": {"max_train_examples": None, "max_steps": None,
+                                                    "max_eval_examples": None, **train}},
+    }
+
+
+def nlg_record(task: str, model: str, seed: int, metrics: dict) -> dict:
+    """The keys of an NLG (GPT-2) PST record that Table 3 reads."""
+    return {
+        "schema": 1, "status": "finished", "task": task, "model": model, "method": "pst",
+        "method_kind": "pst", "paper_label": "PST", "sparsity": 0.9, "seed": seed, "metric": "loss",
+        "main_split": "validation",
+        "final": {"epoch": 5, "main": 1.5, "eval": {"validation": {"loss": 1.5, "main": 1.5}}},
+        "best_in_final_window": {"epoch": 5, "main": 1.5, "eval": {"validation": {"loss": 1.5, "main": 1.5}}},
+        "params": {"trainable_total": 7_520_256, "paper_rule_m": 7.52},
+        "config": {"method": {"name": "pst", "r1": 8, "r2": 8}, "train": {}, "nlg": {"max_decode_examples": None}},
+        "generation": {"test": {"metrics": metrics}},
+    }
+
+
+PST_RC_PAPER = {"qnli": 0.8510, "sst2": 0.8727, "cola": 0.3493, "stsb": 0.8150, "mrpc": 0.8512, "rte": 0.6173}
+
+
+def write_records(folder: Path) -> None:
+    """Every case the tables must handle, written as files into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = {
+        # Table 2 / 4 / 5: full PST at 90%, r1 = r2 = 8; SST-2 on two seeds (best epoch != final).
+        "sst2_pst_s1.json": glue_record("sst2", "bert-base", "pst", "PST", 0.9, 1, 0.881, final=0.5),
+        "sst2_pst_s2.json": glue_record("sst2", "bert-base", "pst", "PST", 0.9, 2, 0.889),
+        # pst_mag_ab_rc is the same method: it joins the PST cells (three seeds on MRPC).
+        "mrpc_pst_s1.json": glue_record("mrpc", "bert-base", "pst", "PST", 0.9, 1, 0.85),
+        "mrpc_pst_s2.json": glue_record("mrpc", "bert-base", "pst", "PST", 0.9, 2, 0.87),
+        "mrpc_pst_s3.json": glue_record("mrpc", "bert-base", "pst_mag_ab_rc", "PST[mag+ab+rc]", 0.9, 3, 0.86),
+        # MNLI: the matched dev set; no best_in_final_window -> the final epoch.
+        "mnli_map.json": {**glue_record("mnli", "bert-base", "map", "MaP", 0.5, 42, 0.8, r1=None),
+                          "best_in_final_window": None},
+        # A model the paper did not run, on a training subset.
+        "sst2_minilm.json": glue_record("sst2", "minilm-l6", "pst", "PST", 0.9, 42, 0.789,
+                                        max_train_examples=4000),
+        # A paper number quoted from prior work (RoBERTa-base fine-tune).
+        "rte_roberta_ft.json": glue_record("rte", "roberta-base", "finetune", "Fine-tune", 0.0, 42, 0.75, r1=None),
+        # Table 4: another rank setting (not a Table 2 or 5 cell).
+        "mrpc_pst_r4_16.json": glue_record("mrpc", "bert-base", "pst", "PST", 0.9, 42, 0.87, r1=4, r2=16),
+        # Table 5: a variant on one task, and one on all six tasks with the paper's own numbers.
+        "cola_pst_ab.json": glue_record("cola", "bert-base", "pst_ab", "PST[ab]", 0.9, 42, 0.25),
+        **{f"{task}_pst_rc.json": glue_record(task, "bert-base", "pst_rc", "PST[rc]", 0.9, 42, value)
+           for task, value in PST_RC_PAPER.items()},
+        # Table 3: GPT-2 medium on E2E; a stand-in model on DART.
+        "e2e_gpt2.json": nlg_record("e2e", "gpt2-medium", 42, {"bleu": 69.0, "nist": 8.5, "meteor": 0.46,
+                                                              "ter": 40.0, "ter_fraction": 0.40, "rouge_l": 0.7}),
+        "dart_tiny.json": nlg_record("dart", "tiny-gpt2", 42, {"bleu": 1.5, "meteor": 0.1, "ter": 50.0,
+                                                               "ter_fraction": 0.5}),
+        # Unusable: still running, not a record, a record without its task.
+        "running.json": {**glue_record("rte", "bert-base", "pst", "PST", 0.9, 7, 0.6), "status": "running"},
+        "list.json": [1, 2, 3],
+        "no_task.json": {k: v for k, v in glue_record("rte", "bert-base", "pst", "PST", 0.9, 8, 0.6).items()
+                         if k != "task"},
+    }
+    for name, record in records.items():
+        (folder / name).write_text(json.dumps(record))
+    (folder / "broken.json").write_text('{"status": "finished", "task": ')  # a crash mid-write
+    (folder / "sst2_pst_s1.masks.npz").write_bytes(b"\x00\x01")  # ignored: not .json
+    (folder / "e2e_gpt2.test.hyp.txt").write_text("a hypothesis\n")
+
+
+@pytest.fixture
+def built(tmp_path):
+    """Tables built from the hand-made records, with the warnings they raised."""
+    runs, out = tmp_path / "runs", tmp_path / "tables"
+    write_records(runs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_tables(runs, out)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RecordSkipped)]
+    return runs, out, messages
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def row_of(rows: list[dict], **keys) -> dict:
+    found = [row for row in rows if all(row[k] == v for k, v in keys.items())]
+    assert len(found) == 1, (keys, rows)
+    return found[0]
+
+
+def test_unusable_files_are_skipped_with_a_warning_naming_them(built):
+    _, out, messages = built
+    for name, reason in (("broken.json", "not readable JSON"), ("running.json", "status is 'running'"),
+                         ("list.json", "not a results record"), ("no_task.json", "missing key(s): task")):
+        assert any(name in m and reason in m for m in messages), (name, messages)
+    assert len(messages) == 4  # nothing about the .npz / .txt files
+    assert (out / "table2.md").is_file()
+
+
+def test_table2_cells_median_range_paper_and_difference(built):
+    _, out, _ = built
+    rows = read_csv(out / "table2.csv")
+    pst = row_of(rows, Model="bert-base", Method="PST", Sparsity="90%")
+    # Two seeds: median [min-max] of the best-in-window values (seed 1's final epoch is ignored).
+    assert (pst["SST-2 ours"], pst["SST-2 paper"], pst["SST-2 diff"]) == ("88.50 [88.10–88.90]", "88.65", "-0.15")
+    # Three seeds, pst and pst_mag_ab_rc together; the r1=4/r2=16 run is not in this cell.
+    assert (pst["MRPC ours"], pst["MRPC paper"], pst["MRPC diff"]) == ("86.00 [85.00–87.00]", "85.57", "+0.43")
+    assert (pst["CoLA ours"], pst["CoLA paper"], pst["CoLA diff"]) == ("-", "42.49", "-")
+    assert (pst["Avg. ours"], pst["Avg. paper"]) == ("-", "75.99")
+    assert (pst["Params exact (M)"], pst["Params paper rule (M)"], pst["Params paper (M)"]) == ("2.82", "2.82", "2.91")
+    mnli = row_of(rows, Model="bert-base", Method="MaP", Sparsity="50%")
+    assert (mnli["MNLI ours"], mnli["MNLI paper"], mnli["MNLI diff"]) == ("80.00", "83.58", "-3.58")
+    minilm = row_of(rows, Model="minilm-l6", Method="PST")
+    assert minilm["Paper model"] == "bert-base (stand-in)"
+    assert (minilm["SST-2 ours"], minilm["SST-2 paper"], minilm["SST-2 diff"]) == ("78.90†", "88.65", "-9.75")
+    roberta = row_of(rows, Model="roberta-base", Method="Fine-tune")
+    assert (roberta["Paper model"], roberta["RTE ours"], roberta["RTE paper"], roberta["RTE diff"]) == (
+        "roberta-base", "75.00", "78.70*", "-3.70")
+    # Table 2 rows only: the ablation variants are Table 5's.
+    assert {row["Method"] for row in rows} == {"Fine-tune", "MaP", "PST"}
+    md = (out / "table2.md").read_text(encoding="utf-8")
+    assert "from 8 results records" in md and "`make tables`" in md
+    assert "| 88.50 [88.10–88.90] / 88.65 (-0.15) |" in md
+    assert "| bert-base (stand-in) |" in md and "no such rows for minilm-l6:" in md
+
+
+def test_missing_paper_cells_are_listed(built):
+    _, out, _ = built
+    missing = read_csv(out / "table2_missing.csv")
+    keys = {(m["model"], m["method"], m["sparsity"], m["column"]) for m in missing}
+    assert ("bert-base", "PST", "90%", "CoLA") in keys
+    assert ("bert-base", "PST", "90%", "SST-2") not in keys
+    assert ("minilm-l6", "MaP", "50%", "RTE") in keys
+    assert not any(m["method"] == "L0-regu" or m["column"] == "Avg." for m in missing)
+    assert ("roberta-base", "MvP", "90%", "QQP") in keys
+    assert not any(m["model"] == "roberta-base" and m["sparsity"] == "50%" for m in missing)  # not in its grid
+    cola = row_of(missing, model="bert-base", method="PST", sparsity="90%", column="CoLA")
+    assert cola["command"] == "pst-bench model=bert-base task=cola method=pst method.sparsity=0.9"
+    md = (out / "table2.md").read_text(encoding="utf-8")
+    section = md.split("## Missing")[1]
+    assert "- bert-base (paper bert-base), PST 90%: MNLI, QQP, QNLI, CoLA, STS-B, RTE\n" in section
+    table4 = read_csv(out / "table4_missing.csv")
+    assert row_of(table4, model="bert-base", task="SST-2", r1="4", r2="16")["command"] == (
+        "pst-bench model=bert-base task=sst2 method=pst method.sparsity=0.9 method.r1=4 method.r2=16")
+    assert not [m for m in table4 if (m["model"], m["task"], m["r1"], m["r2"]) == ("bert-base", "MRPC", "4", "16")]
+
+
+def test_table3_nlg_scaling_and_stand_in(built):
+    _, out, _ = built
+    rows = read_csv(out / "table3.csv")
+    e2e = row_of(rows, Model="gpt2-medium")
+    assert (e2e["E2E BLEU ours"], e2e["E2E BLEU paper"], e2e["E2E BLEU diff"]) == ("69.00", "70.04", "-1.04")
+    assert (e2e["E2E MET ours"], e2e["E2E MET diff"]) == ("46.00", "-0.51")  # METEOR x 100 for E2E
+    assert (e2e["E2E NIST ours"], e2e["E2E NIST paper"]) == ("8.50", "8.81")
+    assert (e2e["DART BLEU ours"], e2e["DART BLEU paper"]) == ("-", "45.27")
+    tiny = row_of(rows, Model="tiny-gpt2")
+    assert tiny["Paper model"] == "gpt2-medium (stand-in)"
+    assert (tiny["DART TER ours"], tiny["DART TER paper"], tiny["DART TER diff"]) == ("0.50", "0.49", "+0.01")
+    assert (tiny["DART MET ours"], tiny["DART MET paper"]) == ("0.10", "0.37")  # a fraction for DART
+    missing = {(m["model"], m["method"], m["column"]) for m in read_csv(out / "table3_missing.csv")}
+    assert ("gpt2-medium", "PST", "WebNLG TER") in missing and ("gpt2-medium", "PST", "E2E BLEU") not in missing
+    assert ("tiny-gpt2", "PST", "E2E BLEU") in missing
+
+
+def test_table4_ranks(built):
+    _, out, _ = built
+    rows = read_csv(out / "table4.csv")
+    r16 = row_of(rows, Model="bert-base", Task="MRPC", r2="16")
+    assert (r16["r1=4 ours"], r16["r1=4 paper"], r16["r1=4 diff"]) == ("87.00", "86.45", "+0.55")
+    assert (r16["r1=8 ours"], r16["r1=8 paper"]) == ("-", "86.75")
+    r8 = row_of(rows, Model="bert-base", Task="MRPC", r2="8")
+    assert r8["r1=8 ours"] == "86.00 [85.00–87.00]" and r8["r1=8 paper"] == "85.57"
+    assert row_of(rows, Model="bert-base", Task="SST-2", r2="8")["r1=8 ours"] == "88.50 [88.10–88.90]"
+    # The paper's order: (a) MRPC, (b) SST-2; models in the paper's order, stand-ins last.
+    assert [(r["Model"], r["Task"], r["r2"]) for r in rows] == [
+        ("bert-base", "MRPC", "8"), ("bert-base", "MRPC", "16"), ("bert-base", "SST-2", "8"),
+        ("minilm-l6", "SST-2", "8")]
+    # roberta-base has GLUE runs, but the paper's rank grid is BERT-base only: not listed for it.
+    missing = read_csv(out / "table4_missing.csv")
+    assert {m["model"] for m in missing} == {"bert-base", "minilm-l6"}
+
+
+def test_table5_ablation_and_average(built):
+    _, out, _ = built
+    rows = read_csv(out / "table5.csv")
+    methods = [row["Method"] for row in rows if row["Model"] == "bert-base"]
+    assert methods == ["PST[mag+ab+rc]", "PST[ab]", "PST[rc]"]  # the paper's row order
+    full = row_of(rows, Model="bert-base", Method="PST[mag+ab+rc]")
+    assert (full["r1"], full["r2"], full["MRPC ours"], full["MRPC paper"]) == ("8", "8", "86.00 [85.00–87.00]", "85.57")
+    ab = row_of(rows, Model="bert-base", Method="PST[ab]")
+    assert (ab["CoLA ours"], ab["CoLA paper"], ab["CoLA diff"]) == ("25.00", "22.02", "+2.98")
+    assert (ab["Avg. ours"], ab["Avg. paper"]) == ("-", "65.98")
+    rc = row_of(rows, Model="bert-base", Method="PST[rc]")
+    assert (rc["STS-B ours"], rc["STS-B diff"]) == ("81.50", "+0.00")
+    assert (rc["Avg. ours"], rc["Avg. paper"], rc["Avg. diff"]) == ("72.61", "72.61", "+0.00")
+    cells = read_csv(out / "table5_cells.csv")
+    assert row_of(cells, method="PST[ab]", column="CoLA")["files"] == "cola_pst_ab.json"
+
+
+def test_rerun_is_byte_identical(built, tmp_path):
+    runs, out, _ = built
+    first = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert len(first) == 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecordSkipped)
+        make_tables(runs, out)
+        # A fresh folder, and the records written in another order, give the same bytes.
+        shuffled = tmp_path / "shuffled"
+        shuffled.mkdir()
+        for path in sorted(runs.iterdir(), reverse=True):
+            (shuffled / path.name).write_bytes(path.read_bytes())
+        make_tables(shuffled, tmp_path / "again")
+    assert {p.name: p.read_bytes() for p in sorted(out.iterdir())} == first
+    again = {p.name: p.read_bytes().replace(str(shuffled).encode(), str(runs).encode())
+             for p in sorted((tmp_path / "again").iterdir())}
+    assert again == first
+
+
+def test_cli(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    write_records(runs)
+    assert tables.main(["--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert "warning" in captured.err and "broken.json" in captured.err
+    assert "table2: 8 records" in captured.out
+    assert (tmp_path / "out" / "table5.md").is_file()
+    assert tables.main(["--runs", str(tmp_path / "nowhere")]) == 2
+
+
+def test_empty_runs_folder_writes_empty_tables(tmp_path):
+    (tmp_path / "runs").mkdir()
+    make_tables(tmp_path / "runs", tmp_path / "out")
+    md = (tmp_path / "out" / "table3.md").read_text(encoding="utf-8")
+    assert "No finished run for this table yet." in md and "from 0 results records" in md
+
+
+def test_glue_metrics_match_the_paper_csv():
+    """The metric read from each record is the one the paper's column reports."""
+    paper = {(c["task"], c["column"]): c for c in tables.load_paper(tables.default_paper_csv()) if c["table"] == 2}
+    import pandas as pd
+
+    frame = pd.read_csv(tables.default_paper_csv())
+    for task, (column, metric) in tables.GLUE.items():
+        assert (column, column) in paper
+        assert set(frame[(frame.table == 2) & (frame.task == column)]["metric"]) == {metric}
+    pst = frame[(frame.method == "PST") & frame.table.isin([2, 3])]
+    assert set(zip(pst.r1, pst.r2)) == {tables.PAPER_RANKS}
+
+
+@pytest.mark.skipif(not SHARED_PAPER_CSV.is_file(), reason="no ../shared/paper/paper_results.csv here")
+def test_packaged_paper_csv_equals_the_shared_one():
+    assert tables.default_paper_csv().read_bytes() == SHARED_PAPER_CSV.read_bytes()
+
+
+def test_shared_seed_and_non_finite_values(tmp_path):
+    """Two settings on one seed are aggregated and noted; a NaN metric skips its record."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name, value in (("rte_lr1.json", 0.60), ("rte_lr2.json", 0.64)):
+        (runs / name).write_text(json.dumps(glue_record("rte", "bert-base", "pst", "PST", 0.9, 42, value)))
+    (runs / "stsb_nan.json").write_text(json.dumps(glue_record("stsb", "bert-base", "pst", "PST", 0.9, 1,
+                                                               float("nan"))))
+    # `method=pst method.score_terms=[mag,rc]` keeps paper_label PST but is PST[mag+rc].
+    override = glue_record("rte", "bert-base", "pst", "PST", 0.9, 42, 0.62)
+    override["config"]["method"]["score_terms"] = ["rc", "mag"]
+    del override["params"]  # optional: its counts show as a dash
+    (runs / "rte_override.json").write_text(json.dumps(override))
+    with pytest.warns(RecordSkipped, match="stsb_nan.json: skipped, pearson on validation is nan"):
+        make_tables(runs, tmp_path / "out")
+    row = row_of(read_csv(tmp_path / "out" / "table2.csv"), Model="bert-base")
+    assert (row["RTE ours"], row["RTE diff"], row["STS-B ours"]) == ("62.00 [60.00–64.00]", "-0.82", "-")
+    md = (tmp_path / "out" / "table2.md").read_text(encoding="utf-8")
+    assert "several records share a seed" in md and "rte_lr1.json;rte_lr2.json" in md
+    ablation = row_of(read_csv(tmp_path / "out" / "table5.csv"), Method="PST[mag+rc]")
+    assert (ablation["RTE ours"], ablation["RTE paper"]) == ("62.00", "62.82")
+    assert (ablation["Params exact (M)"], ablation["Params paper rule (M)"]) == ("-", "-")
+    assert tables.pst_label(["mag", "ab", "rc"], "PST") == "PST"
+    assert tables.pst_label(["ab", "mag", "rc"], "PST[mag+ab+rc]") == "PST[mag+ab+rc]"
+    assert tables.pst_label(None, "PST[ab]") == "PST[ab]" and tables.pst_label(["x"], "MaP") == "MaP"
