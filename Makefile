@@ -14,7 +14,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all params clean figures tables
+.PHONY: install nltk-data demo test test-all params clean figures tables sweep
 
 install: $(STAMP)
 
@@ -68,6 +68,11 @@ test-all: $(STAMP)
 
 params: $(STAMP)
 	$(BIN)/pst-bench info=params
+
+# One sweep of conf/sweep/ as a Hydra multirun, e.g. make sweep SWEEP=table4_cpu ARGS="train.seed=1,2"
+SWEEP ?= table4_cpu
+sweep: $(STAMP)
+	$(BIN)/pst-bench -m sweep=$(SWEEP) train.progress_bar=false $(ARGS)
 
 # The paper's Figures 2-5 as PNGs under results/figures/ from results/runs (records, masks, score samples).
 figures: $(STAMP)
