@@ -218,3 +218,17 @@ def test_runs_save_bit_packed_masks_and_a_score_sample(tmp_path, synthetic_data)
         first = next(iter(masks))
         assert sample[f"{first}.weight"].shape == (1024,) == sample[f"{first}.score"].shape  # 32 x 32 matrix
         assert 0.2 < sample[f"{first}.kept"].mean() < 0.3
+
+
+def test_atomic_write_gives_normal_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from pst_bench.records import write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
