@@ -64,3 +64,20 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "glue").is_dir():
         pytest.skip(f"real data folder not found at {SHARED_DATA} (set PST_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def offline_hub_with_empty_cache(tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE=1 set after the libraries were imported, and empty hub/datasets caches.
+
+    The loaders must still honour the variable (not retry an unreachable hub for ~25 s), and
+    a copy cached on a developer's machine must not be able to answer.
+    """
+    import datasets
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))

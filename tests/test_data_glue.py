@@ -270,15 +270,7 @@ def test_every_task_config_has_a_layout():
 # --------------------------------------------------------------------------- hub
 
 
-def test_offline_hub_without_folder_fails_fast_with_a_fix(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    # As if the libraries had been imported before the variable was set: the
-    # loader must still honour it, not retry an unreachable hub for ~25 s.
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
-    # An empty cache, so a copy cached on a developer's machine cannot answer.
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
-    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+def test_offline_hub_without_folder_fails_fast_with_a_fix(offline_hub_with_empty_cache):
 
     start = time.monotonic()
     with pytest.raises(DataError) as info:

@@ -344,13 +344,7 @@ def test_dart_xml_entry_without_mtriple(tmp_path):
 # --------------------------------------------------------------------------- hub
 
 
-def test_offline_hub_without_folder_fails_fast_with_a_fix(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    # As if the libraries had been imported before the variable was set.
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
-    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+def test_offline_hub_without_folder_fails_fast_with_a_fix(offline_hub_with_empty_cache):
     for name, revision in (("e2e", None), ("dart", "refs/convert/parquet")):
         start = time.monotonic()
         with pytest.raises(DataError) as info:
