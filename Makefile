@@ -14,7 +14,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all params clean figures tables sweep
+.PHONY: install nltk-data demo test test-all params clean figures tables sweep bench
 
 install: $(STAMP)
 
@@ -81,6 +81,12 @@ figures: $(STAMP)
 # The paper's Tables 2-5 (CSV + Markdown) under results/tables/ from the records in results/runs.
 tables: $(STAMP)
 	$(BIN)/python -m pst_bench.tables
+
+# Step time, peak memory and eval time of dense / LoRA / MaP / MvP / PST side by side (bert-base shape,
+# batch 32, sequence 128, CPU) -> results/bench/. Options and Hydra overrides through BENCH_ARGS, e.g.
+# make bench BENCH_ARGS="model=roberta-base --repeats 10"
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf outputs multirun checkpoints exports build *.egg-info

@@ -43,6 +43,9 @@ def validate_config(cfg: DictConfig) -> None:
            f"train.max_steps={train.max_steps} must be >= 1 or null")
     for key in ("max_train_examples", "max_eval_examples"):
         _check(train[key] is None or int(train[key]) >= 1, f"train.{key}={train[key]} must be >= 1 or null")
+    compressed = cfg.get("export_compressed")
+    _check(compressed in (None, False, "float16", "bfloat16", "float32"),
+           f"export_compressed={compressed!r}: choose float16, bfloat16, float32 or null (off)")
     task_kind = cfg.task.get("kind", "glue")
     needed = {"glue": "sequence_classification", "nlg": "causal_lm"}.get(task_kind)
     _check(needed is not None, f"task.kind={task_kind!r} is unknown; choose glue or nlg")

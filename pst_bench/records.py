@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 
 # Keys that say where/how a run executes, not what it computes: they do not change its identity.
 _NON_IDENTITY_KEYS = {
-    "paths": None, "data": ["dir"], "info": None, "export": None, "run_name": None, "artifacts": None,
+    "paths": None, "data": ["dir"], "info": None, "export": None, "export_compressed": None, "run_name": None,
+    "artifacts": None,
     "train": ["resume", "progress_bar", "device", "num_workers", "checkpoint_every_steps",
               "eval_batch_size"],
 }

@@ -25,6 +25,7 @@ from transformers import get_scheduler
 
 from . import artifacts
 from . import checkpoint as ckpt
+from .compressed import checkpoint_sizes, save_compressed
 from .errors import ConfigError, TrainingDiverged
 from .models import load_model, load_tokenizer
 from .params import parameter_report
@@ -56,7 +57,7 @@ class EpochPermutation(Sampler):
 
 
 # -- optimisation ------------------------------------------------------------------
-def _param_groups(model, layers, cfg):
+def param_groups(model, layers, cfg):
     """AdamW groups: no decay on biases/norms; importance scores may get their own LR."""
     score_ids = set()
     if cfg.method.get("score_lr") is not None:
@@ -146,7 +147,7 @@ def run_experiment(cfg) -> dict:
     eval_loaders = {name: DataLoader(ds, batch_size=int(cfg.train.eval_batch_size), collate_fn=collator)
                     for name, ds in eval_sets.items()}
 
-    optimizer = torch.optim.AdamW(_param_groups(model, layers, cfg), lr=float(cfg.train.lr),
+    optimizer = torch.optim.AdamW(param_groups(model, layers, cfg), lr=float(cfg.train.lr),
                                   eps=float(cfg.train.adam_epsilon))
     model, optimizer, train_loader, *eval_list = accelerator.prepare(
         model, optimizer, train_loader, *eval_loaders.values())
@@ -267,11 +268,16 @@ def run_experiment(cfg) -> dict:
         **finished,
         "checkpoint_dir": str(run_ckpt_dir),
         "export_dir": None,
+        "export_compressed": None,
     }
     if accelerator.is_main_process:
         record["artifacts"] = save_artifacts(cfg, layers, results_dir, rid)
         if cfg.export:
-            record["export_dir"] = str(export_model(unwrapped, tokenizer, Path(cfg.paths.export_dir) / rid))
+            export_dir = export_model(unwrapped, tokenizer, Path(cfg.paths.export_dir) / rid)
+            record["export_dir"] = str(export_dir)
+            if cfg.get("export_compressed"):
+                record["export_compressed"] = export_compressed(unwrapped, tokenizer, export_dir,
+                                                                str(cfg.export_compressed))
         write_json_atomic(record_path, record)
         log.info("results: %s (%s %s = %.4f, sparsity %.4f)", record_path, cfg.task.main_split,
                  runner.main_name, record["final"]["main"], record["sparsity_achieved"]["overall"])
@@ -298,6 +304,13 @@ def save_artifacts(cfg, layers: dict, results_dir: Path, rid: str) -> dict:
 def last_ckpt_name(run_dir: Path) -> str:
     found = ckpt.latest_checkpoint(run_dir)
     return str(found) if found else "none yet"
+
+
+def export_compressed(model, tokenizer, export_dir: Path, value_dtype: str) -> dict:
+    """The merged model as bitmask + values (pst_bench.compressed) in <export_dir>.compressed/."""
+    folder = save_compressed(model, export_dir.with_name(f"{export_dir.name}.compressed"),
+                             value_dtype=value_dtype, tokenizer=tokenizer)
+    return {"dir": str(folder), "value_dtype": value_dtype, **checkpoint_sizes(export_dir, folder)}
 
 
 def export_model(model, tokenizer, target: Path) -> Path:

@@ -55,6 +55,7 @@ def test_unknown_choice_inside_a_multirun_list_is_caught():
     ("method.sparsity=-0.1", "must be in [0, 1)"),
     ("method.r1=0", "method.r1=0 must be an integer >= 1"),
     ("method.r2=0", "method.r2=0 must be an integer >= 1"),
+    ("export_compressed=int8", "export_compressed='int8': choose float16, bfloat16, float32 or null"),
 ])
 def test_impossible_settings_fail_with_one_line(tmp_path, override, message):
     out = run_cli("model=tiny-bert", override, cwd=tmp_path)

@@ -99,21 +99,38 @@ def test_pst_gradients_match_hand_derived_formulas(terms):
     assert layer.base_layer.weight.grad is None and not layer.base_layer.weight.requires_grad
 
 
-def test_pst_gradients_match_autograd_of_the_papers_formula():
-    """The fused backward equals autograd through Eq. 7 with a straight-through mask."""
-    layer = _pst_layer()
-    x = torch.randn(4, 5)
-    layer(x).pow(2).sum().backward()
+@pytest.mark.parametrize("terms", [("mag", "ab", "rc"), ("mag",), ("ab", "rc")])
+@pytest.mark.parametrize("path", ["fused_linear", "masked_weight"])
+def test_pst_gradients_match_autograd_of_the_papers_formula(terms, path):
+    """Both hand-written backwards (the fused PSTLinear used in training, and PSTMaskedWeight used
+    under autocast) equal autograd through Eq. 7 with a straight-through mask, for the factors, the
+    bias and the input (3-D, as in a transformer)."""
+    layer = _pst_layer(terms).double()  # float64: the two computations round differently in float32
+    layer.base_layer.bias.requires_grad_(True)
+    x = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
+    if path == "fused_linear":
+        out = layer(x)
+    else:
+        out = torch.nn.functional.linear(x, layer.masked_weight(layer.current_mask()), layer.base_layer.bias)
+    out.pow(2).sum().backward()
     fused = {n: getattr(layer, n).grad.clone() for n in layer.added_param_names}
+    fused["x"], fused["bias"] = x.grad.clone(), layer.base_layer.bias.grad.clone()
 
-    params = {n: getattr(layer, n).detach().clone().requires_grad_() for n in layer.added_param_names}
+    names = ("U", "V", "A", "B", "R", "C")
+    params = {n: getattr(layer, n).detach().clone().requires_grad_() if getattr(layer, n) is not None
+              else None for n in names}
+    params["x"] = x.detach().clone().requires_grad_()
+    params["bias"] = layer.base_layer.bias.detach().clone().requires_grad_()
     W = layer.base_layer.weight + layer.beta * params["U"] @ params["V"]
-    S = W.abs() + layer.alpha1 * params["A"] @ params["B"] + layer.alpha2 * (
-        params["R"].unsqueeze(1) + params["C"].unsqueeze(0))
+    S = W.abs() if "mag" in terms else torch.zeros_like(W)
+    if "ab" in terms:
+        S = S + layer.alpha1 * params["A"] @ params["B"]
+    if "rc" in terms:
+        S = S + layer.alpha2 * (params["R"].unsqueeze(1) + params["C"].unsqueeze(0))
     M = StraightThroughMask.apply(S, topv_mask(S, layer.kept))
-    torch.nn.functional.linear(x, W * M, layer.base_layer.bias).pow(2).sum().backward()
+    torch.nn.functional.linear(params["x"], W * M, params["bias"]).pow(2).sum().backward()
     for name, grad in fused.items():
-        torch.testing.assert_close(grad, params[name].grad, msg=name)
+        torch.testing.assert_close(grad, params[name].grad, msg=lambda m: f"{name}: {m}")
 
 
 def test_pst_frozen_weight_gets_no_update_from_an_optimizer_step():
@@ -233,3 +250,38 @@ def test_mask_on_a_bert_sized_matrix_and_with_heavy_ties(sparsity):
     assert int(mask.sum()) == keep and scores[mask].min() >= scores[~mask].max()
     quantised = (scores * 4).round()  # few distinct values: ties everywhere
     assert int(topv_mask(quantised, keep).sum()) == keep
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "constant", "structured"])
+def test_kth_smallest_equals_kthvalue_at_every_kind_of_rank(kind):
+    from pst_bench.sparsity import mask as mask_module
+
+    torch.manual_seed(5)
+    n, k = 1024, 768
+    values = {"normal": torch.randn(n * k),
+              "ties": (torch.randn(n * k) * 3).round(),
+              "constant": torch.full((n * k,), 0.5),
+              # PST-like: |W| + row + column terms
+              "structured": (torch.randn(n, k).abs() + torch.randn(n, 1) + torch.randn(1, k)).reshape(-1)}[kind]
+    assert values.numel() >= mask_module._BRACKET_MIN_NUMEL  # the bracketed path, not the small-size one
+    for rank in (1, 2, 100, values.numel() // 2, int(0.9 * values.numel()), values.numel() - 1, values.numel()):
+        assert mask_module.kth_smallest(values, rank) == torch.kthvalue(values, rank).values, rank
+
+
+def test_kth_smallest_is_exact_when_the_sampled_bracket_misses(monkeypatch):
+    from pst_bench.sparsity import mask as mask_module
+
+    values = torch.randn(1 << 18)
+    monkeypatch.setattr(mask_module, "_sample_bracket", lambda flat, rank: (flat.new_tensor(5.0), flat.new_tensor(6.0)))
+    assert mask_module.kth_smallest(values, 1000) == torch.kthvalue(values, 1000).values
+
+
+def test_kth_smallest_selects_among_a_small_bracket_not_the_whole_tensor(monkeypatch):
+    from pst_bench.sparsity import mask as mask_module
+
+    seen = []
+    real = torch.kthvalue
+    monkeypatch.setattr(torch, "kthvalue", lambda t, r: seen.append(t.numel()) or real(t, r))
+    values = torch.randn(3072 * 768)
+    assert mask_module.kth_smallest(values, int(0.9 * values.numel())) == real(values, int(0.9 * values.numel())).values
+    assert max(seen[:3]) < values.numel() / 10  # two sample quantiles and the bracket's candidates

@@ -58,7 +58,8 @@ def test_export_loads_in_plain_transformers_with_same_predictions(tmp_path, synt
     from pst_bench.checkpoint import latest_checkpoint
     from safetensors.torch import load_file
 
-    cfg = compose_cfg(tiny_run_overrides(synthetic_data, "pst", "method.sparsity=0.8"), tmp_path)
+    cfg = compose_cfg(tiny_run_overrides(synthetic_data, "pst", "method.sparsity=0.8",
+                                         "export_compressed=float32"), tmp_path)
     record = run(cfg)
     export = Path(record["export_dir"])
     exported = AutoModelForSequenceClassification.from_pretrained(export)
@@ -76,6 +77,14 @@ def test_export_loads_in_plain_transformers_with_same_predictions(tmp_path, synt
     for name in layers:
         weight = exported.get_submodule(name).weight
         assert (weight == 0).float().mean().item() == pytest.approx(0.8, abs=1e-3)
+    # The compressed export beside it (float32 values: lossless) reloads to the same predictions.
+    from pst_bench.compressed import load_compressed
+
+    compressed = record["export_compressed"]
+    assert Path(compressed["dir"]) == export.with_name(f"{export.name}.compressed")
+    assert 0 < compressed["compressed_bytes"] < compressed["dense_bytes"]
+    assert torch.equal(_predict(load_compressed(compressed["dir"]), tokenizer, sentences),
+                       _predict(exported, tokenizer, sentences))
 
 
 class Interrupt(Exception):

@@ -15,6 +15,7 @@ weight itself is cached as well, so evaluation costs a dense linear layer.
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,7 @@ class SparseLinear(nn.Module):
         self._eval_weight: torch.Tensor | None = None
         self._eval_key: tuple | None = None
         self.mask_computations = 0  # how often the top-v ran; tests and the benchmark read it
+        self.mask_seconds = 0.0     # host time spent computing masks (the benchmark's mask share)
 
     # -- shapes -----------------------------------------------------------------
     @property
@@ -83,10 +85,13 @@ class SparseLinear(nn.Module):
         """Boolean mask for the current sparsity, recomputed only when its inputs changed."""
         key = (self.sparsity, self._versions(self.score_inputs()))
         if self._mask is None or key != self._mask_key:
+            started = time.perf_counter()
+            self._mask = None  # free the old mask before the new one is built
             with torch.no_grad():
                 self._mask = topv_mask(self.importance_scores(), self.kept)
             self._mask_key = key
             self.mask_computations += 1
+            self.mask_seconds += time.perf_counter() - started
         return self._mask
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -182,20 +187,49 @@ class MovementSparseLinear(SparseLinear):
         return self.base_layer.weight.detach()
 
 
-class PSTMaskedWeight(torch.autograd.Function):
-    """W' = (W0 + β·U·V) ⊙ M with the PST gradients computed by hand.
+def _pst_factor_grads(ctx, grad_masked, weight=None):
+    """Gradients of U, V, A, B, R, C from G = dL/dW', the gradient of the masked weight.
 
-    With G = dL/dW' and W = W0 + βUV, the straight-through estimator gives the
-    score gradient G_S = G ⊙ W, and S = |W| + α1·A·B + α2·(R + C) yields
+    With W = W0 + β·U·V, the straight-through estimator gives the score gradient
+    G_S = G ⊙ W, and S = |W| + α1·A·B + α2·(R + C) yields
 
         dA = α1·G_S·Bᵀ      dB = α1·Aᵀ·G_S
         dR = α2·G_S·1       dC = α2·1ᵀ·G_S          (row / column sums)
-        dW = G ⊙ M + G_S ⊙ sign(W)   (the second term only with the |W| score)
+        dW = G ⊙ M + G_S ⊙ sign(W) = G ⊙ (M + |W|)   (the |W| term only with the magnitude score)
         dU = β·dW·Vᵀ        dV = β·Uᵀ·dW
 
-    Computing these directly avoids materialising S (n x k) in every forward and
-    keeps only W0 (already resident), the small factors and the boolean mask for
-    the backward; W is recomputed there instead of stored.
+    W is recomputed here rather than saved: W0 is resident anyway and U·V is a
+    rank-r2 product, so nothing n x k has to live from the forward to the backward
+    pass besides the boolean mask.
+    """
+    w0, U, V, A, B, mask = ctx.pst_tensors
+    beta, alpha1, alpha2, use_magnitude = ctx.scalars
+    if weight is None:
+        weight = torch.addmm(w0, U, V, alpha=beta)
+    score_grad = grad_masked * weight
+    grad_A = grad_B = grad_R = grad_C = None
+    if ctx.has_low_rank:
+        grad_A = (score_grad @ B.t()).mul_(alpha1)
+        grad_B = (A.t() @ score_grad).mul_(alpha1)
+    if ctx.has_structure:
+        grad_R = score_grad.sum(dim=1).mul_(alpha2)
+        grad_C = score_grad.sum(dim=0).mul_(alpha2)
+    del score_grad
+    # Reuse the weight buffer for dW: one n x k temporary fewer.
+    if use_magnitude:
+        grad_weight = weight.abs_().add_(mask).mul_(grad_masked)
+    else:
+        grad_weight = weight.copy_(grad_masked).mul_(mask)
+    grad_U = (grad_weight @ V.t()).mul_(beta)
+    grad_V = (U.t() @ grad_weight).mul_(beta)
+    return grad_U, grad_V, grad_A, grad_B, grad_R, grad_C
+
+
+class PSTMaskedWeight(torch.autograd.Function):
+    """W' = (W0 + β·U·V) ⊙ M with the PST gradients computed by hand (_pst_factor_grads).
+
+    Used where the masked weight itself is needed (evaluation cache, export, and
+    training under autocast); plain fp32 training goes through PSTLinear.
     """
 
     @staticmethod
@@ -203,32 +237,52 @@ class PSTMaskedWeight(torch.autograd.Function):
         weight = torch.addmm(w0, U, V, alpha=beta)
         ctx.save_for_backward(w0, U, V, A, B, mask)
         ctx.scalars = (beta, alpha1, alpha2, use_magnitude)
-        ctx.has_low_rank = A is not None
-        ctx.has_structure = R is not None
+        ctx.has_low_rank, ctx.has_structure = A is not None, R is not None
         return weight.mul_(mask)
 
     @staticmethod
     def backward(ctx, grad_out):
-        w0, U, V, A, B, mask = ctx.saved_tensors
-        beta, alpha1, alpha2, use_magnitude = ctx.scalars
-        weight = torch.addmm(w0, U, V, alpha=beta)
-        score_grad = grad_out * weight
-        grad_A = grad_B = grad_R = grad_C = None
-        if ctx.has_low_rank:
-            grad_A = (score_grad @ B.t()).mul_(alpha1)
-            grad_B = (A.t() @ score_grad).mul_(alpha1)
-        if ctx.has_structure:
-            grad_R = score_grad.sum(dim=1).mul_(alpha2)
-            grad_C = score_grad.sum(dim=0).mul_(alpha2)
-        # Reuse the weight buffer for dW to keep one n x k temporary fewer.
-        if use_magnitude:
-            grad_weight = weight.abs_().add_(mask).mul_(grad_out)  # G⊙(|W| + M)
-        else:
-            grad_weight = weight.copy_(grad_out).mul_(mask)
-        del score_grad
-        grad_U = (grad_weight @ V.t()).mul_(beta)
-        grad_V = (U.t() @ grad_weight).mul_(beta)
-        return None, grad_U, grad_V, grad_A, grad_B, grad_R, grad_C, None, None, None, None, None
+        ctx.pst_tensors = ctx.saved_tensors
+        grads = _pst_factor_grads(ctx, grad_out)
+        return (None, *grads, None, None, None, None, None)
+
+
+class PSTLinear(torch.autograd.Function):
+    """y = x·W'ᵀ + b with W' = (W0 + β·U·V) ⊙ M, fused so the backward needs no saved W'.
+
+    An unfused ``F.linear(x, masked_weight)`` keeps W' (n x k) alive from the
+    forward to the backward pass of every layer, a full extra copy of the frozen
+    model during training. Here only x (which any linear layer keeps), the small
+    factors and the boolean mask are saved; W' is rebuilt in the backward.
+    """
+
+    @staticmethod
+    def forward(ctx, inputs, w0, bias, U, V, A, B, R, C, mask, beta, alpha1, alpha2, use_magnitude):
+        weight = torch.addmm(w0, U, V, alpha=beta).mul_(mask)
+        output = F.linear(inputs, weight, bias)
+        del weight
+        ctx.save_for_backward(inputs, w0, U, V, A, B, mask)
+        ctx.scalars = (beta, alpha1, alpha2, use_magnitude)
+        ctx.has_low_rank, ctx.has_structure = A is not None, R is not None
+        ctx.has_bias = bias is not None
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        inputs, w0, U, V, A, B, mask = ctx.saved_tensors
+        ctx.pst_tensors = (w0, U, V, A, B, mask)
+        beta = ctx.scalars[0]
+        n, k = w0.shape
+        grad_2d = grad_output.reshape(-1, n)
+        weight = torch.addmm(w0, U, V, alpha=beta)  # W, reused by _pst_factor_grads
+        grad_input = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_input = (grad_2d @ (weight * mask)).view(inputs.shape)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad_2d.sum(dim=0)
+        grad_masked = grad_2d.t() @ inputs.reshape(-1, k)  # dL/dW', n x k
+        grads = _pst_factor_grads(ctx, grad_masked, weight)
+        return (grad_input, None, grad_bias, *grads, None, None, None, None, None)
 
 
 class PSTSparseLinear(SparseLinear):
@@ -297,6 +351,15 @@ class PSTSparseLinear(SparseLinear):
 
     def weight_inputs(self) -> list[torch.Tensor]:
         return [self.base_layer.weight, self.U, self.V]
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled() or torch.is_autocast_enabled(inputs.device.type):
+            return super().forward(inputs)  # cached eval weight / autocast's own casting of F.linear
+        mask = self.current_mask()
+        self._eval_weight = None
+        return PSTLinear.apply(inputs, self.base_layer.weight, self.base_layer.bias, self.U, self.V, self.A,
+                               self.B, self.R, self.C, mask, self.beta, self.alpha1, self.alpha2,
+                               self.use_magnitude)
 
     def masked_weight(self, mask: torch.Tensor) -> torch.Tensor:
         return PSTMaskedWeight.apply(self.base_layer.weight, self.U, self.V, self.A, self.B, self.R,
