@@ -384,7 +384,7 @@ def run(argv=None) -> dict:
         export = compressed_export_sizes(pst)
 
     report = {
-        "command": "python -m pst_bench.bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": ("python -m pst_bench.bench " + shlex.join(argv if argv is not None else sys.argv[1:])).rstrip(),
         "settings": {"model": model_name, "task": cfg.task.name, "batch_size": args.batch_size,
                      "seq_length": args.seq_length, "sparsity": args.sparsity, "warmup": args.warmup,
                      "repeats": args.repeats, "eval_repeats": args.eval_repeats, "lora_r": args.lora_r,
