@@ -35,7 +35,7 @@ from .models import load_model
 from .prepare import prepare_model, validate_config
 from .records import atomic_write_text, library_versions
 from .sparsity.conv1d import restore_conv1d
-from .sparsity.inject import merge_sparse_layers, set_sparsity
+from .sparsity.inject import matching_module_names, merge_sparse_layers, set_sparsity
 from .train import param_groups
 
 METHODS = ("finetune", "lora", "map", "mvp", "pst")
@@ -131,8 +131,8 @@ def _lora(model, cfg, rank: int):
     from peft import LoraConfig, get_peft_model
 
     task_type = "CAUSAL_LM" if cfg.model.architecture == "causal_lm" else "SEQ_CLS"
-    # The same matrices the sparse methods wrap, as one full-match regex.
-    targets = "|".join(f"(?:{pattern})" for pattern in cfg.model.sparse_targets)
+    # The same matrices the sparse methods wrap (leaves only: GPT-2's split q/k/v, not their container).
+    targets = matching_module_names(model, cfg.model.sparse_targets, leaves_only=True)
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets,
                         task_type=task_type)
     return get_peft_model(model, config)
