@@ -243,6 +243,13 @@ def _preference(run: Run) -> tuple:
     return (run.seed, -(metric if metric is not None else -math.inf), run.run_id)
 
 
+def _other_pst_ranks(record: dict) -> bool:
+    """PST at ranks other than the paper's r1 = r2 = 8 (Table 4's grid). The figures use the paper's
+    ranks only, as Table 2 does, so another rank is never picked as "the best" run of a cell."""
+    method_cfg = record.get("config", {}).get("method", {})
+    return method_cfg.get("kind") == "pst" and (method_cfg.get("r1"), method_cfg.get("r2")) != (8, 8)
+
+
 def dedupe(runs: list[Run]) -> list[Run]:
     """One run per (model, task, method, sparsity %, seed): the one with the best main metric."""
     best: dict[tuple, Run] = {}
@@ -313,13 +320,13 @@ def metric_vs_sparsity(records: list[dict]) -> dict[tuple[str, str], dict[str, l
 
     A point is {"sparsity": percent, "median", "min", "max": main metric over seeds, "seeds": [...],
     "label": paper label, "metric": metric name}. Records of one (model, task, method, sparsity,
-    seed) count once (the best).
+    seed) count once (the best); PST records count only at r1 = r2 = 8.
     """
     runs = []
     for record in records:
         if _check_record(record) is None and main_metric(record) is not None:
             run = Run(Path(str(record.get("run_id", "?"))), record)
-            if run.is_glue:
+            if run.is_glue and not _other_pst_ranks(record):
                 runs.append(run)
     series: dict[tuple[str, str], dict[str, dict[int, list[Run]]]] = {}
     for run in dedupe(runs):
@@ -605,7 +612,7 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
 def make_figures(runs_dir: Path, out_dir: Path, sparsity: float = DEFAULT_SPARSITY,
                  layer: str | None = None) -> tuple[list[Path], list[str]]:
     """Write every figure that has data; returns (written paths, 'figure: why skipped' lines)."""
-    runs = dedupe(load_runs(Path(runs_dir)))
+    runs = dedupe([run for run in load_runs(Path(runs_dir)) if not _other_pst_ranks(run.record)])
     out_dir = Path(out_dir)
     written, skipped = [], []
     if not runs:
