@@ -224,3 +224,15 @@ def test_corrupt_records_and_artifacts_are_skipped_with_a_warning(runs, tmp_path
     assert sum(str(mvp_masks) in m for m in messages) == 1, messages  # warned once, not per figure
     assert sorted(p.name for p in written) == EXPECTED
     assert skipped == []
+
+
+def test_metric_vs_sparsity_uses_pst_at_the_papers_ranks_only():
+    def record(value, r1, r2):
+        return {"status": "finished", "task": "sst2", "model": "m", "method": "pst", "paper_label": "PST",
+                "sparsity": 0.9, "seed": 42, "metric": "accuracy", "final": {"epoch": 2, "main": value},
+                "best_in_final_window": None, "run_id": f"r{r1}x{r2}",
+                "config": {"method": {"kind": "pst", "r1": r1, "r2": r2}}}
+
+    records = [record(0.70, 8, 8), record(0.80, 16, 16), record(0.75, 4, 8)]  # Table 4's grid beside it
+    points = figures.metric_vs_sparsity(records)["m", "sst2"]["pst"]
+    assert [p["median"] for p in points] == [pytest.approx(0.70)]
