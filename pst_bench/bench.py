@@ -74,16 +74,20 @@ class Subject:
     """One method's model, optimizer and measurements."""
 
     name: str
+    cfg: object  # the composed run config (method=finetune for LoRA)
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     layers: dict
     trainable: list
-    max_grad_norm: float | None
     step_times: list = field(default_factory=list)
     backward_times: list = field(default_factory=list)  # forward + backward part of each step
     mask_times: list = field(default_factory=list)
     eval_times: list = field(default_factory=list)
     memory: dict = field(default_factory=dict)
+
+    @property
+    def max_grad_norm(self) -> float | None:
+        return float(self.cfg.train.max_grad_norm) if self.cfg.train.max_grad_norm else None
 
     @property
     def mask_seconds(self) -> float:
@@ -150,8 +154,7 @@ def build_subject(name: str, overrides: list[str], sparsity: float, lora_rank: i
         {"params": [p for p in model.parameters() if p.requires_grad]}]
     optimizer = torch.optim.AdamW(groups, lr=1e-6, eps=float(cfg.train.adam_epsilon))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    return Subject(name, model, optimizer, layers, trainable,
-                   float(cfg.train.max_grad_norm) if cfg.train.max_grad_norm else None)
+    return Subject(name, cfg, model, optimizer, layers, trainable)
 
 
 # -- measuring -----------------------------------------------------------------------
@@ -367,7 +370,7 @@ def run(argv=None) -> dict:
         log(f"building {name} ({model_name}, random weights)")
         subjects.append(build_subject(name, args.overrides, args.sparsity, args.lora_r, args.device))
     vocab = subjects[0].model.config.vocab_size
-    cfg = compose_config("finetune", args.overrides)
+    cfg = subjects[0].cfg  # model and task are the same for every method
     batch = make_batch(cfg, args.batch_size, args.seq_length, vocab, args.device)
 
     time_training(subjects, batch, args.warmup, args.repeats, args.device, log)

@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 
 FORMAT = "pst-bench/bitmask-v1"
 WEIGHTS_NAME = "model.sparse.safetensors"
-_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+VALUE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 def _pack(mask: torch.Tensor) -> torch.Tensor:
@@ -53,9 +53,9 @@ def _bitmask_is_smaller(tensor: torch.Tensor, nonzero: int, value_bytes: int) ->
 
 def compress_state_dict(state_dict: dict, value_dtype: str = "float16") -> tuple[dict, dict]:
     """(tensors for safetensors, metadata) of a state dict."""
-    if value_dtype not in _DTYPES:
-        raise ValueError(f"value_dtype={value_dtype!r}: choose one of {', '.join(_DTYPES)}")
-    dtype = _DTYPES[value_dtype]
+    if value_dtype not in VALUE_DTYPES:
+        raise ValueError(f"value_dtype={value_dtype!r}: choose one of {', '.join(VALUE_DTYPES)}")
+    dtype = VALUE_DTYPES[value_dtype]
     value_bytes = torch.finfo(dtype).bits // 8
     tensors, entries, aliases, seen = {}, {}, {}, {}
     for name, tensor in state_dict.items():

@@ -244,16 +244,19 @@ def _preference(run: Run) -> tuple:
 
 
 def _other_pst_ranks(record: dict) -> bool:
-    """PST at ranks other than the paper's r1 = r2 = 8 (Table 4's grid). The figures use the paper's
-    ranks only, as Table 2 does, so another rank is never picked as "the best" run of a cell."""
+    """PST at ranks other than the paper's r1 = r2 = 8 (Table 4's grid)."""
     method_cfg = record.get("config", {}).get("method", {})
     return method_cfg.get("kind") == "pst" and (method_cfg.get("r1"), method_cfg.get("r2")) != (8, 8)
 
 
 def dedupe(runs: list[Run]) -> list[Run]:
-    """One run per (model, task, method, sparsity %, seed): the one with the best main metric."""
+    """One run per (model, task, method, sparsity %, seed): the one with the best main metric.
+
+    PST counts only at the paper's ranks, as in Table 2, so that another rank of Table 4's grid is
+    never picked as "the best" PST run of a cell.
+    """
     best: dict[tuple, Run] = {}
-    for run in sorted(runs, key=_preference):
+    for run in sorted((r for r in runs if not _other_pst_ranks(r.record)), key=_preference):
         best.setdefault((run.model, run.task, run.method, round(run.sparsity * 100), run.seed), run)
     return sorted(best.values(), key=lambda r: (r.model, r.task, r.method, r.sparsity, r.seed, r.run_id))
 
@@ -326,7 +329,7 @@ def metric_vs_sparsity(records: list[dict]) -> dict[tuple[str, str], dict[str, l
     for record in records:
         if _check_record(record) is None and main_metric(record) is not None:
             run = Run(Path(str(record.get("run_id", "?"))), record)
-            if run.is_glue and not _other_pst_ranks(record):
+            if run.is_glue:
                 runs.append(run)
     series: dict[tuple[str, str], dict[str, dict[int, list[Run]]]] = {}
     for run in dedupe(runs):
@@ -612,7 +615,7 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
 def make_figures(runs_dir: Path, out_dir: Path, sparsity: float = DEFAULT_SPARSITY,
                  layer: str | None = None) -> tuple[list[Path], list[str]]:
     """Write every figure that has data; returns (written paths, 'figure: why skipped' lines)."""
-    runs = dedupe([run for run in load_runs(Path(runs_dir)) if not _other_pst_ranks(run.record)])
+    runs = dedupe(load_runs(Path(runs_dir)))
     out_dir = Path(out_dir)
     written, skipped = [], []
     if not runs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from .compressed import VALUE_DTYPES
 from .errors import ConfigError
 from .sparsity.conv1d import linearize_conv1d
 from .sparsity.inject import METHOD_KINDS, SPARSE_KINDS, configure_trainable, sparsify
@@ -44,8 +45,8 @@ def validate_config(cfg: DictConfig) -> None:
     for key in ("max_train_examples", "max_eval_examples"):
         _check(train[key] is None or int(train[key]) >= 1, f"train.{key}={train[key]} must be >= 1 or null")
     compressed = cfg.get("export_compressed")
-    _check(compressed in (None, False, "float16", "bfloat16", "float32"),
-           f"export_compressed={compressed!r}: choose float16, bfloat16, float32 or null (off)")
+    _check(compressed in (None, False, *VALUE_DTYPES),
+           f"export_compressed={compressed!r}: choose {', '.join(VALUE_DTYPES)} or null (off)")
     task_kind = cfg.task.get("kind", "glue")
     needed = {"glue": "sequence_classification", "nlg": "causal_lm"}.get(task_kind)
     _check(needed is not None, f"task.kind={task_kind!r} is unknown; choose glue or nlg")

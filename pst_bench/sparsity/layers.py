@@ -187,7 +187,7 @@ class MovementSparseLinear(SparseLinear):
         return self.base_layer.weight.detach()
 
 
-def _pst_factor_grads(ctx, grad_masked, weight=None):
+def _pst_factor_grads(ctx, factors, grad_masked, weight=None):
     """Gradients of U, V, A, B, R, C from G = dL/dW', the gradient of the masked weight.
 
     With W = W0 + β·U·V, the straight-through estimator gives the score gradient
@@ -202,7 +202,7 @@ def _pst_factor_grads(ctx, grad_masked, weight=None):
     rank-r2 product, so nothing n x k has to live from the forward to the backward
     pass besides the boolean mask.
     """
-    w0, U, V, A, B, mask = ctx.pst_tensors
+    w0, U, V, A, B, mask = factors
     beta, alpha1, alpha2, use_magnitude = ctx.scalars
     if weight is None:
         weight = torch.addmm(w0, U, V, alpha=beta)
@@ -242,8 +242,7 @@ class PSTMaskedWeight(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        ctx.pst_tensors = ctx.saved_tensors
-        grads = _pst_factor_grads(ctx, grad_out)
+        grads = _pst_factor_grads(ctx, ctx.saved_tensors, grad_out)
         return (None, *grads, None, None, None, None, None)
 
 
@@ -269,8 +268,8 @@ class PSTLinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        inputs, w0, U, V, A, B, mask = ctx.saved_tensors
-        ctx.pst_tensors = (w0, U, V, A, B, mask)
+        inputs, *factors = ctx.saved_tensors
+        w0, U, V, _, _, mask = factors
         beta = ctx.scalars[0]
         n, k = w0.shape
         grad_2d = grad_output.reshape(-1, n)
@@ -281,7 +280,7 @@ class PSTLinear(torch.autograd.Function):
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad_2d.sum(dim=0)
         grad_masked = grad_2d.t() @ inputs.reshape(-1, k)  # dL/dW', n x k
-        grads = _pst_factor_grads(ctx, grad_masked, weight)
+        grads = _pst_factor_grads(ctx, factors, grad_masked, weight)
         return (grad_input, None, grad_bias, *grads, None, None, None, None, None)
 
 
