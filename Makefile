@@ -48,7 +48,7 @@ else \
   echo "warning: WordNet missing and apt-get unavailable (or not root): METEOR will be unavailable;" \
     "install $(WORDNET_DEBS), then run 'make nltk-data'"; \
 fi
-@$(BIN)/python -m pst_bench.metrics.wordnet_setup --source $(WORDNET_SRC) \
+@$(BIN)/python -m pst_bench.install.wordnet --source $(WORDNET_SRC) \
   || echo "warning: no WordNet for nltk; METEOR will be unavailable (see above)"
 endef
 

@@ -90,8 +90,8 @@ def main() -> None:
 def hydra_main(cfg: DictConfig) -> float | None:
     try:
         if cfg.info == "params":
-            from .params import format_report, parameter_report_for_config
-            from .prepare import validate_config
+            from .models.params import format_report, parameter_report_for_config
+            from .models.prepare import validate_config
 
             validate_config(cfg)
             print(format_report(cfg, parameter_report_for_config(cfg)))
@@ -99,7 +99,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
         if cfg.info is not None:
             raise PstBenchError(f"info={cfg.info!r} is unknown; the choice is info=params")
         _quiet_libraries()
-        from .train import run_experiment
+        from .run.experiment import run_experiment
 
         record = run_experiment(cfg)
         final = record["final"]

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from pst_bench.bench import METHODS, run
-from pst_bench.memory import PeakTensorMemory
+from pst_bench.perf.bench import METHODS, run
+from pst_bench.perf.memory import PeakTensorMemory
 from pst_bench.sparsity.layers import PSTSparseLinear
 
 

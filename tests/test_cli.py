@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_synthetic_sst2
+from helpers import write_synthetic_sst2
 
 SCRIPT = shutil.which("pst-bench") or str(Path(sys.executable).with_name("pst-bench"))
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import compose_cfg
+from helpers import compose_cfg
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "pst_bench" / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
 METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
@@ -26,7 +26,7 @@ def test_every_model_task_method_combination_composes_and_validates():
     from hydra import compose, initialize_config_module
 
     from pst_bench.errors import ConfigError
-    from pst_bench.prepare import validate_config
+    from pst_bench.models.prepare import validate_config
 
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
         for model, task, method in itertools.product(MODELS, TASKS, METHODS):
@@ -62,7 +62,7 @@ def test_defaults_follow_the_paper():
 
 
 def _counts(*overrides):
-    from pst_bench.params import parameter_report_for_config
+    from pst_bench.models.params import parameter_report_for_config
 
     return parameter_report_for_config(compose_cfg(list(overrides)))
 

@@ -24,7 +24,7 @@ from pst_bench.data import load_glue_splits
 from pst_bench.data.glue import LAYOUTS
 from pst_bench.errors import ConfigError, DataError
 
-TASK_CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
+TASK_CONF = Path(__file__).resolve().parents[1] / "pst_bench" / "conf" / "task"
 SHARED_DATA = Path(
     os.environ.get("PST_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
 )

@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import compose_cfg, tiny_run_overrides, write_synthetic_sst2
+from helpers import compose_cfg, tiny_run_overrides, write_synthetic_sst2
 
 pytest.importorskip("matplotlib")
 
-from pst_bench import figures  # noqa: E402
-from pst_bench.artifacts import load_masks  # noqa: E402
+from pst_bench.report import figures  # noqa: E402
+from pst_bench.run.artifacts import load_masks  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -27,7 +27,7 @@ def runs(tmp_path_factory):
     """
     import torch
 
-    from pst_bench.train import run_experiment
+    from pst_bench.run.experiment import run_experiment
 
     tmp_path = tmp_path_factory.mktemp("figures")
     data = write_synthetic_sst2(tmp_path / "glue_data", n_train=32, n_dev=16)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_synthetic_sst2
+from helpers import write_synthetic_sst2
 from test_cli import SCRIPT, run_cli
 
 TINY = ["model=tiny-bert", "train.epochs=1", "train.progress_bar=false", "export=false"]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pst_bench.errors import ConfigError
-from pst_bench.metrics import nlg, wordnet_setup
+from pst_bench.install import wordnet as wordnet_setup
+from pst_bench.metrics import nlg
 from pst_bench.metrics.nlg import DEFAULT_METRICS, compute_nlg_metrics, metric_settings
 
 # No metric needs WordNet except METEOR; those tests use WORDNET_FREE.
@@ -164,7 +165,7 @@ def test_meteor_without_wordnet_says_how_to_fix(monkeypatch):
     monkeypatch.setattr(wordnet_setup, "loaded_wordnet_root", lambda: None)
     with pytest.raises(ConfigError, match="make install") as error:
         compute_nlg_metrics([HYP], [[REF]], metrics=("bleu", "meteor"))
-    assert "wordnet-base" in str(error.value) and "wordnet_setup" in str(error.value)
+    assert "wordnet-base" in str(error.value) and "pst_bench.install.wordnet" in str(error.value)
 
 
 # --- WordNet setup --------------------------------------------------------------------------------
@@ -261,7 +262,7 @@ def test_real_wordnet_loads():
     root = wordnet_setup.loaded_wordnet_root()
     assert root is not None, (
         f"{wordnet_setup.DEFAULT_SOURCE} has WordNet but nltk cannot load it: run "
-        "`make install` or `python -m pst_bench.metrics.wordnet_setup`"
+        "`make install` or `python -m pst_bench.install.wordnet`"
     )
     from nltk.corpus import wordnet
 

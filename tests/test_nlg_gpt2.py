@@ -8,7 +8,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.pytorch_utils import Conv1D
 
-from conftest import compose_cfg
+from helpers import compose_cfg
 
 TINY = ["model=tiny-gpt2", "task=e2e"]
 
@@ -36,8 +36,8 @@ def test_linearized_gpt2_computes_the_same_and_restores_to_conv1d():
 
 
 def test_split_qkv_gives_three_masks_with_exactly_v_entries_each():
-    from pst_bench.models import load_model
-    from pst_bench.prepare import prepare_model
+    from pst_bench.models.loading import load_model
+    from pst_bench.models.prepare import prepare_model
     from pst_bench.sparsity.mask import kept_count
 
     cfg = compose_cfg([*TINY, "method=pst", "method.sparsity=0.7"])
@@ -57,7 +57,7 @@ def test_split_qkv_gives_three_masks_with_exactly_v_entries_each():
 
 
 def test_gpt2_medium_parameter_counts():
-    from pst_bench.params import parameter_report_for_config
+    from pst_bench.models.params import parameter_report_for_config
 
     pst = parameter_report_for_config(compose_cfg(["model=gpt2-medium", "task=e2e", "method=pst"]))
     assert pst["trainable_sparse_added"] == 7_520_256 and pst["trainable_total"] == 7_520_256
@@ -67,7 +67,7 @@ def test_gpt2_medium_parameter_counts():
 
 
 def test_beam_settings_reach_generate(monkeypatch):
-    from pst_bench.models import load_model, load_tokenizer
+    from pst_bench.models.loading import load_model, load_tokenizer
     from pst_bench.tasks.nlg import NlgRunner
 
     cfg = compose_cfg([*TINY, "nlg.num_beams=3", "nlg.length_penalty=0.6", "nlg.no_repeat_ngram_size=2",
@@ -96,7 +96,7 @@ def test_beam_settings_reach_generate(monkeypatch):
 def test_tiny_gpt2_on_real_e2e_per_method(tmp_path, shared_data, method):
     from transformers import AutoModelForCausalLM
 
-    from pst_bench.train import run_experiment
+    from pst_bench.run.experiment import run_experiment
 
     sparsity = "method.sparsity=0.0" if method == "finetune" else "method.sparsity=0.6"
     cfg = compose_cfg([*TINY, f"method={method}", sparsity, f"data.dir={shared_data}",

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "pst_bench" / "conf"
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 
 EXPECTED_JOBS = {
@@ -36,8 +36,8 @@ def test_every_sweep_has_an_expected_size():
 def test_sweep_expands_to_the_expected_jobs_and_each_validates(sweep):
     from hydra import compose, initialize_config_module
 
-    from pst_bench.prepare import validate_config
-    from pst_bench.records import run_id
+    from pst_bench.models.prepare import validate_config
+    from pst_bench.record import run_id
 
     jobs = expand(sweep)
     assert len(jobs) == EXPECTED_JOBS[sweep]
@@ -57,7 +57,7 @@ def test_a_sweep_file_runs_through_the_cli_with_seeds_as_an_extra_axis(tmp_path)
     (shrunk to the tiny model: command-line values replace the file's for the same key)."""
     import json
 
-    from conftest import write_synthetic_sst2
+    from helpers import write_synthetic_sst2
     from test_cli import run_cli
 
     data = write_synthetic_sst2(tmp_path / "data", n_train=32, n_dev=16)

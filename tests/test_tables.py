@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pst_bench import tables
-from pst_bench.tables import RecordSkipped, make_tables
+from pst_bench.report import tables
+from pst_bench.report.tables import RecordSkipped, make_tables
 
 SHARED_PAPER_CSV = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper_results.csv"
 

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import compose_cfg, tiny_run_overrides
+from helpers import compose_cfg, tiny_run_overrides
 
 METHODS = ["finetune", "map", "mvp", "pst", "pst_rc"]
 
 
 def run(cfg):
-    from pst_bench.train import run_experiment
+    from pst_bench.run.experiment import run_experiment
 
     return run_experiment(cfg)
 
@@ -53,9 +53,9 @@ def _predict(model, tokenizer, sentences):
 def test_export_loads_in_plain_transformers_with_same_predictions(tmp_path, synthetic_data):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from pst_bench.models import load_model, load_tokenizer
-    from pst_bench.prepare import prepare_model
-    from pst_bench.checkpoint import latest_checkpoint
+    from pst_bench.models.loading import load_model, load_tokenizer
+    from pst_bench.models.prepare import prepare_model
+    from pst_bench.run.checkpoint import latest_checkpoint
     from safetensors.torch import load_file
 
     cfg = compose_cfg(tiny_run_overrides(synthetic_data, "pst", "method.sparsity=0.8",
@@ -78,7 +78,7 @@ def test_export_loads_in_plain_transformers_with_same_predictions(tmp_path, synt
         weight = exported.get_submodule(name).weight
         assert (weight == 0).float().mean().item() == pytest.approx(0.8, abs=1e-3)
     # The compressed export beside it (float32 values: lossless) reloads to the same predictions.
-    from pst_bench.compressed import load_compressed
+    from pst_bench.run.compressed import load_compressed
 
     compressed = record["export_compressed"]
     assert Path(compressed["dir"]) == export.with_name(f"{export.name}.compressed")
@@ -92,7 +92,7 @@ class Interrupt(Exception):
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthetic_data, monkeypatch):
-    import pst_bench.checkpoint as ckpt
+    import pst_bench.run.checkpoint as ckpt
 
     overrides = tiny_run_overrides(synthetic_data, "pst", "train.epochs=3", "train.checkpoint_every_steps=2")
     reference = run(compose_cfg(overrides, tmp_path / "reference"))
@@ -191,8 +191,8 @@ def test_roberta_architecture_end_to_end(tmp_path, synthetic_data):
 
 
 def _trainable_names(cfg):
-    from pst_bench.models import load_model
-    from pst_bench.prepare import prepare_model
+    from pst_bench.models.loading import load_model
+    from pst_bench.models.prepare import prepare_model
 
     model = load_model(cfg.model, cfg.task, 0)
     prepare_model(model, cfg.model, cfg.method)
@@ -201,7 +201,7 @@ def _trainable_names(cfg):
 
 def test_missing_model_offline_is_one_clear_error():
     from pst_bench.errors import ModelLoadError
-    from pst_bench.models import load_model
+    from pst_bench.models.loading import load_model
 
     cfg = compose_cfg(["model=bert-base", "model.pretrained=pst-bench-test/not-a-model"])
     with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE=1.*model.local_dir"):
@@ -214,7 +214,7 @@ def test_missing_model_offline_is_one_clear_error():
 def test_runs_save_bit_packed_masks_and_a_score_sample(tmp_path, synthetic_data):
     import numpy as np
 
-    from pst_bench.artifacts import load_masks
+    from pst_bench.run.artifacts import load_masks
     from pst_bench.sparsity.mask import kept_count
 
     record = run(compose_cfg(tiny_run_overrides(synthetic_data, "mvp", "method.sparsity=0.75"), tmp_path))
@@ -233,7 +233,7 @@ def test_atomic_write_gives_normal_file_permissions(tmp_path):
     import os
     import stat
 
-    from pst_bench.records import write_json_atomic
+    from pst_bench.files import write_json_atomic
 
     old = os.umask(0o022)
     try:

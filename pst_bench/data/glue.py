@@ -22,10 +22,10 @@ from typing import Any
 
 import datasets
 
-from pst_bench.data.hub import configured_dir as _configured_dir
-from pst_bench.data.hub import folder_listing as _listing
-from pst_bench.data.hub import hub_unreachable_errors as _hub_unreachable_errors
-from pst_bench.data.hub import offline_mode_if_requested as _offline_mode_if_requested
+from pst_bench.data.source import configured_dir as _configured_dir
+from pst_bench.data.source import folder_listing as _listing
+from pst_bench.data.source import hub_unreachable_errors as _hub_unreachable_errors
+from pst_bench.data.source import offline_mode_if_requested as _offline_mode_if_requested
 from pst_bench.errors import ConfigError, DataError
 
 __all__ = ["load_glue_splits"]

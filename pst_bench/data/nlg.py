@@ -45,7 +45,7 @@ from typing import Any
 
 import datasets
 
-from pst_bench.data.hub import (
+from pst_bench.data.source import (
     configured_dir,
     folder_listing,
     hub_unreachable_errors,

@@ -15,7 +15,7 @@ against a variable number of references per hypothesis:
 NIST, METEOR and ROUGE-L see the same tokens: sacrebleu's 13a tokenizer (the
 mteval-v13a tokenisation the official E2E/NIST scripts use), so no nltk
 tokenizer (and no punkt download) is involved. METEOR needs WordNet, built
-offline by :mod:`pst_bench.metrics.wordnet_setup`.
+offline by :mod:`pst_bench.install.wordnet`.
 
 ``metric_settings`` returns what produced each number (library, version,
 tokenisation, casing, n-gram order, sacrebleu signature), for results records.
@@ -89,7 +89,7 @@ def metric_settings(
 
 def ensure_wordnet() -> None:
     """Load nltk's WordNet (needed by METEOR) or raise ConfigError saying how to get it offline."""
-    from pst_bench.metrics.wordnet_setup import INSTALL_HINT, loaded_wordnet_root
+    from pst_bench.install.wordnet import INSTALL_HINT, loaded_wordnet_root
 
     if _wordnet_root() is None and loaded_wordnet_root() is None:
         raise ConfigError(

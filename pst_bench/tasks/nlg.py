@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data.nlg import load_nlg_split
 from ..metrics.nlg import compute_nlg_metrics, metric_settings
-from ..records import atomic_write_text
+from ..files import atomic_write_text
 from .base import TaskRunner
 
 IGNORE = -100

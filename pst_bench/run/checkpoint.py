@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .records import atomic_write_text
+from ..files import atomic_write_text
 
 
 def rng_state() -> dict:

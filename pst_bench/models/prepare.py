@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from .compressed import VALUE_DTYPES
-from .errors import ConfigError
-from .sparsity.conv1d import linearize_conv1d
-from .sparsity.inject import METHOD_KINDS, SPARSE_KINDS, configure_trainable, sparsify
-from .sparsity.layers import SparseLinear
+from ..run.compressed import VALUE_DTYPES
+from ..errors import ConfigError
+from ..sparsity.conv1d import linearize_conv1d
+from ..sparsity.inject import METHOD_KINDS, SPARSE_KINDS, configure_trainable, sparsify
+from ..sparsity.layers import SparseLinear
 
 
 def _check(condition: bool, message: str) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 _TRUE = {"1", "true", "yes", "on"}
 

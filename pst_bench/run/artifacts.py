@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .records import atomic_write_bytes
+from ..files import atomic_write_bytes
 
 
 def pack_mask(mask: torch.Tensor) -> np.ndarray:

@@ -26,15 +26,16 @@ from transformers import get_scheduler
 from . import artifacts
 from . import checkpoint as ckpt
 from .compressed import checkpoint_sizes, save_compressed
-from .errors import ConfigError, TrainingDiverged
-from .models import load_model, load_tokenizer
-from .params import parameter_report
-from .prepare import prepare_model, validate_config
-from .records import git_state, library_versions, read_record, run_id, write_json_atomic
-from .sparsity.conv1d import restore_conv1d
-from .sparsity.inject import merge_sparse_layers, set_sparsity
-from .sparsity.schedule import cubic_sparsity, schedule_knots
-from .tasks import make_task_runner
+from ..errors import ConfigError, TrainingDiverged
+from ..models.loading import load_model, load_tokenizer
+from ..models.params import parameter_report
+from ..models.prepare import prepare_model, validate_config
+from ..files import write_json_atomic
+from ..record import git_state, library_versions, read_record, run_id
+from ..sparsity.conv1d import restore_conv1d
+from ..sparsity.inject import merge_sparse_layers, set_sparsity
+from ..sparsity.schedule import cubic_sparsity, schedule_knots
+from ..tasks import make_task_runner
 
 log = logging.getLogger(__name__)
 

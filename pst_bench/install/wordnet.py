@@ -14,7 +14,7 @@ copies the files there and writes that table.
 
 Usage::
 
-    python -m pst_bench.metrics.wordnet_setup [TARGET_DIR] [--source DIR] [--force]
+    python -m pst_bench.install.wordnet [TARGET_DIR] [--source DIR] [--force]
 
 TARGET_DIR defaults to ``<sys.prefix>/nltk_data``, a folder nltk searches by
 default (``nltk.data.path``), so inside a virtualenv nothing else (no
@@ -51,7 +51,7 @@ DEBIAN_LICENSE = Path("/usr/share/doc/wordnet-base/copyright")
 INSTALL_HINT = (
     "install WordNet 3.0 with `apt-get install -y --no-install-recommends "
     + " ".join(DEBIAN_PACKAGES)
-    + "` and run `make install` (or `python -m pst_bench.metrics.wordnet_setup`)"
+    + "` and run `make install` (or `python -m pst_bench.install.wordnet`)"
 )
 
 # The files nltk's WordNetCorpusReader opens (its ``_FILES``), except
@@ -225,7 +225,7 @@ def _check_loads(folder: Path) -> None:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m pst_bench.metrics.wordnet_setup",
+        prog="python -m pst_bench.install.wordnet",
         description="Build nltk's WordNet corpus (for METEOR) from Debian's WordNet 3.0 files.",
     )
     parser.add_argument(

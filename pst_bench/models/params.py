@@ -9,9 +9,9 @@ counts (n + k)(r1 + r2 + 1) per sparsified n x k matrix and nothing else
 
 from __future__ import annotations
 
-from .models import meta_model
+from .loading import meta_model
 from .prepare import prepare_model
-from .sparsity.layers import paper_rule_count
+from ..sparsity.layers import paper_rule_count
 
 
 def parameter_report(model, layers, model_cfg, method_cfg) -> dict:

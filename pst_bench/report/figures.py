@@ -1,0 +1,656 @@
+"""The paper's Figures 2-5 from the saved runs: ``python -m pst_bench.figures`` (``make figures``).
+
+Reads every results record ``<runs>/<id>.json`` and the artifacts next to it (``<id>.masks.npz``,
+``<id>.scores.npz``, see :mod:`pst_bench.artifacts`) and writes PNGs under ``<out>``:
+
+- ``fig2_masks_<model>_<task>_p<P>.png``: one row per method that has masks at sparsity P (default
+  90%): left, the histograms of row (orange) and column (blue) sparsity of one matrix (bins of 0.1,
+  y = percentage of rows / columns); right, the mask itself (kept = dark). The matrix is the first
+  block's query projection unless ``--layer`` names another.
+- ``fig3_metric_vs_sparsity.png``: one panel per (model, task) of the GLUE records: the task's main
+  dev metric (best epoch in the final window, else the final epoch; x100) against sparsity, one line
+  per method, the median over seeds with min-max error bars. Dense fine-tuning, when present, is a
+  dashed horizontal line.
+- ``fig4_weight_vs_score_<model>_<task>_p<P>.png``: (a) the distribution of the kept weights of MaP,
+  MvP and PST; then one panel per method: the weight value W (signed, as the paper plots it, so
+  MaP's S = |W| is a V) against the importance score S, kept entries blue, pruned grey. From the
+  score samples of the same matrix as Figure 2 (it must be one of the sampled matrices).
+- ``fig5_mask_similarity_<model>_<task>_p<P>.png``: the Hamming similarity (fraction of entries on
+  which two masks agree) of MaP-PST, MvP-PST and MaP-MvP for every sparsified matrix, x = matrix
+  index in model order; below, one panel per matrix type (query, ..., FFN out) against layer depth.
+  The three runs share model, task, sparsity and seed (the smallest seed they all have; otherwise
+  each method's own first run).
+
+Run selection: when several records share model, task, method, sparsity and seed (e.g. a
+learning-rate sweep), the one with the best main metric counts (the paper reports the best of its
+search); seeds are then the repeats. Corrupt or partial records and unreadable artifacts are skipped
+with a warning naming the file; a figure with no data is not written, and the reason is printed.
+Output is deterministic: inputs are sorted, nothing is random, and the PNGs carry no software or
+time metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..run.artifacts import load_masks
+
+DEFAULT_SPARSITY = 0.9
+COMPARED = ("map", "mvp", "pst")                       # Figures 4 and 5: the paper's three methods
+PAIRS = (("map", "pst"), ("mvp", "pst"), ("map", "mvp"))
+PAIR_COLORS = {("map", "pst"): "tab:blue", ("mvp", "pst"): "tab:orange", ("map", "mvp"): "tab:green"}
+LABELS = {"map": "MaP", "mvp": "MvP", "pst": "PST", "finetune": "Fine-tune"}
+COLORS = {"map": "tab:green", "mvp": "tab:red", "pst": "tab:blue", "finetune": "black"}
+OTHER_COLORS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:orange",
+                "tab:gray", "gold", "navy", "teal")
+ROW_COLOR, COL_COLOR = "tab:orange", "tab:blue"        # the paper's Figure 2: rows orange, columns blue
+KEPT_COLOR, PRUNED_COLOR = "tab:blue", "0.65"          # the paper's Figure 4: kept blue, pruned grey
+QUERY_RE = re.compile(r"(^|\.)(query|q_proj|q)$")
+SAVE_KW = {"format": "png", "dpi": 110, "metadata": {"Software": None}}
+
+
+class FigureWarning(UserWarning):
+    """A record or artifact that could not be used."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, FigureWarning, stacklevel=3)
+
+
+# -- records -------------------------------------------------------------------------
+@dataclass
+class Run:
+    path: Path
+    record: dict
+    _masks: dict | None = field(default=None, repr=False)
+    _bad: set = field(default_factory=set, repr=False)     # artifacts that failed to load (warned once)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.record.get("run_id") or self.path.stem)
+
+    @property
+    def method(self) -> str:
+        return str(self.record["method"])
+
+    @property
+    def model(self) -> str:
+        return str(self.record["model"])
+
+    @property
+    def task(self) -> str:
+        return str(self.record["task"])
+
+    @property
+    def sparsity(self) -> float:
+        return float(self.record["sparsity"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.record["seed"])
+
+    @property
+    def label(self) -> str:
+        return str(self.record.get("paper_label") or LABELS.get(self.method, self.method))
+
+    @property
+    def is_glue(self) -> bool:
+        if "generation" in self.record:
+            return False
+        task_cfg = (self.record.get("config") or {}).get("task") or {}
+        return task_cfg.get("kind", "glue") == "glue"
+
+    def artifact(self, key: str) -> Path | None:
+        name = (self.record.get("artifacts") or {}).get(key)
+        return self.path.parent / name if name else None
+
+
+_REQUIRED = {"task": str, "model": str, "method": str, "sparsity": (int, float), "seed": int}
+
+
+def main_metric(record: dict) -> float | None:
+    """The task's main metric: the best epoch in the final window, else the final epoch."""
+    for key in ("best_in_final_window", "final"):
+        entry = record.get(key)
+        if isinstance(entry, dict):
+            value = entry.get("main")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                return float(value)
+    return None
+
+
+def _check_record(record) -> str | None:
+    """Why a record cannot be used, or None."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if record.get("status") != "finished":
+        return f"status is {record.get('status')!r}, not 'finished'"
+    for key, kind in _REQUIRED.items():
+        if key not in record:
+            return f"no {key!r}"
+        if not isinstance(record[key], kind) or isinstance(record[key], bool):
+            return f"{key!r} has the wrong type ({type(record[key]).__name__})"
+    if not 0.0 <= float(record["sparsity"]) < 1.0:
+        return f"sparsity {record['sparsity']} outside [0, 1)"
+    artifacts = record.get("artifacts")
+    if artifacts is not None and not isinstance(artifacts, dict):
+        return "'artifacts' is not an object"
+    return None
+
+
+def load_runs(runs_dir: Path) -> list[Run]:
+    """Every usable record under ``runs_dir`` (sorted by file name); the others are warned about."""
+    runs = []
+    for path in sorted(Path(runs_dir).glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            _warn(f"skipping {path}: unreadable record ({exc})")
+            continue
+        problem = _check_record(record)
+        if problem:
+            _warn(f"skipping {path}: {problem}")
+            continue
+        runs.append(Run(path, record))
+    return runs
+
+
+def _check_npz(path: Path) -> None:
+    """Fail early (and without numpy leaking an open file) on a missing or non-zip artifact."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not an .npz (zip) file; truncated?")
+
+
+def run_masks(run: Run) -> dict[str, np.ndarray] | None:
+    """The run's final masks, or None (with a warning when the file is missing or corrupt)."""
+    if run._masks is not None:
+        return run._masks
+    path = run.artifact("masks")
+    if path is None or "masks" in run._bad:
+        return None
+    try:
+        _check_npz(path)
+        masks = load_masks(path)
+    except Exception as exc:  # missing, truncated or foreign file: OSError / zipfile / unpack errors
+        run._bad.add("masks")
+        _warn(f"skipping masks {path}: {type(exc).__name__}: {exc}")
+        return None
+    if not masks:
+        run._bad.add("masks")
+        _warn(f"skipping masks {path}: no matrices in it")
+        return None
+    run._masks = masks
+    return masks
+
+
+def run_scores(run: Run, layer: str) -> dict[str, np.ndarray] | None:
+    """{"weight", "score", "kept"} of one matrix from the run's score sample, or None."""
+    path = run.artifact("scores")
+    if path is None or "scores" in run._bad:
+        return None
+    try:
+        _check_npz(path)
+        with np.load(path) as data:
+            keys = [f"{layer}.{part}" for part in ("weight", "score", "kept")]
+            if not all(key in data.files for key in keys):
+                return None
+            out = {part: np.asarray(data[key]) for part, key in zip(("weight", "score", "kept"), keys)}
+    except Exception as exc:
+        run._bad.add("scores")
+        _warn(f"skipping scores {path}: {type(exc).__name__}: {exc}")
+        return None
+    sizes = {len(v) for v in out.values()}
+    if len(sizes) != 1:
+        _warn(f"skipping scores {path}: {layer} arrays differ in length")
+        return None
+    out["kept"] = out["kept"].astype(bool)
+    return out
+
+
+def score_layers(run: Run) -> list[str]:
+    """The matrices in the run's score sample, in model order."""
+    path = run.artifact("scores")
+    if path is None or "scores" in run._bad:
+        return []
+    try:
+        _check_npz(path)
+        with np.load(path) as data:
+            return [key[: -len(".weight")] for key in data.files if key.endswith(".weight")]
+    except Exception as exc:
+        run._bad.add("scores")
+        _warn(f"skipping scores {path}: {type(exc).__name__}: {exc}")
+        return []
+
+
+def _same_sparsity(a: float, b: float) -> bool:
+    return round(a * 100) == round(b * 100)
+
+
+def _preference(run: Run) -> tuple:
+    metric = main_metric(run.record)
+    return (run.seed, -(metric if metric is not None else -math.inf), run.run_id)
+
+
+def _other_pst_ranks(record: dict) -> bool:
+    """PST at ranks other than the paper's r1 = r2 = 8 (Table 4's grid)."""
+    method_cfg = record.get("config", {}).get("method", {})
+    return method_cfg.get("kind") == "pst" and (method_cfg.get("r1"), method_cfg.get("r2")) != (8, 8)
+
+
+def dedupe(runs: list[Run]) -> list[Run]:
+    """One run per (model, task, method, sparsity %, seed): the one with the best main metric.
+
+    PST counts only at the paper's ranks, as in Table 2, so that another rank of Table 4's grid is
+    never picked as "the best" PST run of a cell.
+    """
+    best: dict[tuple, Run] = {}
+    for run in sorted((r for r in runs if not _other_pst_ranks(r.record)), key=_preference):
+        best.setdefault((run.model, run.task, run.method, round(run.sparsity * 100), run.seed), run)
+    return sorted(best.values(), key=lambda r: (r.model, r.task, r.method, r.sparsity, r.seed, r.run_id))
+
+
+def pick_trio(runs: list[Run], methods=COMPARED) -> dict[str, Run]:
+    """One run per method: the smallest seed that every present method has, else each one's first."""
+    by_method: dict[str, list[Run]] = {}
+    for run in sorted(runs, key=_preference):
+        if run.method in methods:
+            by_method.setdefault(run.method, []).append(run)
+    if not by_method:
+        return {}
+    common = set.intersection(*({r.seed for r in rs} for rs in by_method.values()))
+    if common:
+        seed = min(common)
+        return {m: next(r for r in rs if r.seed == seed) for m, rs in by_method.items()}
+    return {m: rs[0] for m, rs in by_method.items()}
+
+
+def _groups(runs: list[Run], sparsity: float) -> dict[tuple[str, str], list[Run]]:
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        if _same_sparsity(run.sparsity, sparsity):
+            groups.setdefault((run.model, run.task), []).append(run)
+    return dict(sorted(groups.items()))
+
+
+# -- pure computations ------------------------------------------------------------------
+def sparsity_histograms(mask: np.ndarray, bins: int = 10) -> dict[str, np.ndarray]:
+    """Histograms of the sparsity ratio of every row and every column of a boolean mask.
+
+    Bin i holds ratios in [i/bins, (i+1)/bins) (the last bin also holds 1.0); values are the
+    percentage of rows (columns). Computed with integers, so a ratio of exactly 0.3 is in bin 3.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2 or mask.size == 0:
+        raise ValueError(f"expected a non-empty 2-D mask, got shape {mask.shape}")
+    out = {"edges": np.linspace(0.0, 1.0, bins + 1)}
+    for name, axis in (("rows", 1), ("columns", 0)):
+        length = mask.shape[axis]
+        pruned = length - mask.sum(axis=axis).astype(np.int64)
+        index = np.minimum((bins * pruned) // length, bins - 1)
+        counts = np.bincount(index, minlength=bins)
+        out[name] = 100.0 * counts / counts.sum()
+    return out
+
+
+def hamming_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of entries on which two boolean masks agree (1 - normalised Hamming distance)."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
+    return float(np.count_nonzero(a == b)) / a.size
+
+
+def similarity_by_layer(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> list[tuple[str, float]]:
+    """(matrix, similarity) for every matrix both mask sets have with the same shape, in ``first``'s order."""
+    return [(name, hamming_similarity(mask, second[name])) for name, mask in first.items()
+            if name in second and second[name].shape == mask.shape]
+
+
+def metric_vs_sparsity(records: list[dict]) -> dict[tuple[str, str], dict[str, list[dict]]]:
+    """Figure 3's series: {(model, task): {method: [point, ...] by sparsity}} for GLUE records.
+
+    A point is {"sparsity": percent, "median", "min", "max": main metric over seeds, "seeds": [...],
+    "label": paper label, "metric": metric name}. Records of one (model, task, method, sparsity,
+    seed) count once (the best); PST records count only at r1 = r2 = 8.
+    """
+    runs = []
+    for record in records:
+        if _check_record(record) is None and main_metric(record) is not None:
+            run = Run(Path(str(record.get("run_id", "?"))), record)
+            if run.is_glue:
+                runs.append(run)
+    series: dict[tuple[str, str], dict[str, dict[int, list[Run]]]] = {}
+    for run in dedupe(runs):
+        percent = round(run.sparsity * 100)
+        series.setdefault((run.model, run.task), {}).setdefault(run.method, {}).setdefault(percent, []).append(run)
+    out: dict[tuple[str, str], dict[str, list[dict]]] = {}
+    for key in sorted(series):
+        out[key] = {}
+        for method in sorted(series[key]):
+            points = []
+            for percent in sorted(series[key][method]):
+                group = series[key][method][percent]
+                values = np.array([main_metric(r.record) for r in group])
+                points.append({"sparsity": percent, "median": float(np.median(values)),
+                               "min": float(values.min()), "max": float(values.max()),
+                               "seeds": sorted(r.seed for r in group), "label": group[0].label,
+                               "metric": str(group[0].record.get("metric", "metric"))})
+            out[key][method] = points
+    return out
+
+
+def pick_layer(names, layer: str | None = None) -> str | None:
+    """The matrix to show: ``layer`` (exact name, else the first name containing it), else the
+    first query projection, else the first matrix."""
+    names = list(names)
+    if not names:
+        return None
+    if layer:
+        if layer in names:
+            return layer
+        return next((n for n in names if layer in n), None)
+    return next((n for n in names if QUERY_RE.search(n)), names[0])
+
+
+def _layer_type(name: str) -> tuple[int | None, str]:
+    """(block index, name with the block index replaced by '*')."""
+    match = re.search(r"\.(\d+)\.", name)
+    if not match:
+        return None, name
+    return int(match.group(1)), name[:match.start()] + ".*." + name[match.end():]
+
+
+# -- drawing ---------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _style():
+    import matplotlib
+
+    return matplotlib.rc_context({"font.size": 8, "axes.titlesize": 9, "figure.dpi": 110,
+                                  "savefig.dpi": 110, "path.simplify": True, "axes.grid": False})
+
+
+def _save(fig, path: Path) -> Path:
+    plt = _pyplot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, **SAVE_KW)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def _color(method: str, order: list[str]) -> str:
+    if method in COLORS:
+        return COLORS[method]
+    others = [m for m in order if m not in COLORS]
+    return OTHER_COLORS[others.index(method) % len(OTHER_COLORS)] if method in others else "0.3"
+
+
+def _tag(sparsity: float) -> str:
+    return f"p{round(sparsity * 100)}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)
+
+
+def figure2(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> tuple[list[Path], list[str]]:
+    written, skipped = [], []
+    groups = _groups(runs, sparsity)
+    if not groups:
+        return [], [f"figure 2: no runs at {round(sparsity * 100)}% sparsity"]
+    for (model, task), group in groups.items():
+        usable = [r for r in group if run_masks(r) is not None and pick_layer(run_masks(r), layer)]
+        chosen = pick_trio(usable, methods={r.method for r in usable})
+        panels = [(run, pick_layer(run_masks(run), layer)) for _, run in sorted(chosen.items())]
+        panels = [(run, matrix, run_masks(run)[matrix]) for run, matrix in panels]
+        name = f"fig2_masks_{_slug(model)}_{_slug(task)}_{_tag(sparsity)}.png"
+        if not panels:
+            skipped.append(f"{name}: no run of {model}/{task} at {round(sparsity * 100)}% has masks"
+                           + (f" with a matrix matching {layer!r}" if layer else ""))
+            continue
+        plt = _pyplot()
+        with _style():
+            fig, axes = plt.subplots(len(panels), 2, figsize=(8.0, 3.0 * len(panels)), squeeze=False,
+                                     gridspec_kw={"width_ratios": [1.2, 1.0]})
+            for row, (run, matrix, mask) in enumerate(panels):
+                hist = sparsity_histograms(mask)
+                centers = (hist["edges"][:-1] + hist["edges"][1:]) / 2
+                ax = axes[row, 0]
+                ax.bar(centers - 0.02, hist["columns"], width=0.04, color=COL_COLOR, label="column")
+                ax.bar(centers + 0.02, hist["rows"], width=0.04, color=ROW_COLOR, label="row")
+                ax.set_xlim(0, 1)
+                ax.set_xticks(hist["edges"])
+                ax.set_xlabel("sparsity ratio")
+                ax.set_ylabel("percentage (%)")
+                ax.set_title(f"{run.label}: row / column sparsity")
+                ax.legend(loc="upper left", frameon=False)
+                ax = axes[row, 1]
+                # antialiased: a matrix larger than the panel shows its kept density, not aliasing
+                ax.imshow(mask, cmap="Greys", vmin=0, vmax=1, interpolation="antialiased", aspect="auto")
+                ax.set_title(f"{run.label} mask, {mask.shape[0]}x{mask.shape[1]}, "
+                             f"{100 * (1 - mask.mean()):.1f}% pruned", fontsize=8)
+                ax.set_xlabel("column (input)")
+                ax.set_ylabel("row (output)")
+            fig.suptitle(f"Figure 2: {model} / {task}, {round(sparsity * 100)}% sparsity, "
+                         f"{panels[0][1]} (kept = dark)", fontsize=9)
+            fig.tight_layout()
+            written.append(_save(fig, out / name))
+    return written, skipped
+
+
+def figure3(runs: list[Run], out: Path) -> tuple[list[Path], list[str]]:
+    name = "fig3_metric_vs_sparsity.png"
+    series = metric_vs_sparsity([r.record for r in runs])
+    if not series:
+        return [], [f"{name}: no finished GLUE records with a main metric"]
+    plt = _pyplot()
+    keys = list(series)
+    cols = min(3, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    with _style():
+        fig, axes = plt.subplots(rows, cols, figsize=(max(6.0, 4.2 * cols), 3.4 * rows), squeeze=False)
+        for ax in axes.flat[len(keys):]:
+            ax.set_visible(False)
+        for ax, key in zip(axes.flat, keys):
+            methods = list(series[key])
+            metric = "metric"
+            for method in methods:
+                points = series[key][method]
+                metric = points[0]["metric"]
+                color = _color(method, methods)
+                if method == "finetune":
+                    ax.axhline(100 * points[0]["median"], color=color, linestyle="--", linewidth=1,
+                               label=points[0]["label"] + " (dense)")
+                    continue
+                x = np.array([p["sparsity"] for p in points], dtype=float)
+                med = np.array([p["median"] for p in points]) * 100
+                err = np.array([[p["median"] - p["min"] for p in points],
+                                [p["max"] - p["median"] for p in points]]) * 100
+                ax.errorbar(x, med, yerr=err, marker="o", markersize=4, capsize=3, linewidth=1.2,
+                            color=color, label=points[0]["label"])
+            ax.set_title(f"{key[0]} / {key[1]}")
+            ax.set_xlabel("sparsity (%)")
+            ax.set_ylabel(f"dev {metric} (x100)")
+            ax.legend(frameon=False, fontsize=7, loc="best")
+        fig.suptitle("Figure 3: dev metric vs sparsity (median over seeds, min-max bars)", fontsize=9)
+        fig.tight_layout()
+        return [_save(fig, out / name)], []
+
+
+def figure4(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> tuple[list[Path], list[str]]:
+    written, skipped = [], []
+    groups = _groups(runs, sparsity)
+    if not groups:
+        return [], [f"figure 4: no runs at {round(sparsity * 100)}% sparsity"]
+    for (model, task), group in groups.items():
+        name = f"fig4_weight_vs_score_{_slug(model)}_{_slug(task)}_{_tag(sparsity)}.png"
+        trio = pick_trio([r for r in group if r.method in COMPARED and score_layers(r)])
+        names = next((n for n in (score_layers(r) for _, r in sorted(trio.items())) if n), [])
+        matrix = pick_layer(names, layer)
+        panels = []
+        for method in COMPARED:
+            if method in trio and matrix is not None:
+                sample = run_scores(trio[method], matrix)
+                if sample is not None and len(sample["weight"]):
+                    panels.append((trio[method], sample))
+        if not panels:
+            skipped.append(f"{name}: no MaP/MvP/PST run of {model}/{task} at {round(sparsity * 100)}% has a "
+                           "score sample" + (f" of a matrix matching {layer!r}" if layer else ""))
+            continue
+        plt = _pyplot()
+        with _style():
+            fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.3 * (len(panels) + 1), 3.2), squeeze=False)
+            ax = axes[0, 0]
+            kept_all = np.concatenate([s["weight"][s["kept"]] for _, s in panels])
+            lim = float(np.max(np.abs(kept_all))) if kept_all.size else 1.0
+            bins = np.linspace(-lim, lim, 41) if lim > 0 else 40
+            for run, sample in panels:
+                ax.hist(sample["weight"][sample["kept"]], bins=bins, histtype="step", linewidth=1.2,
+                        color=COLORS[run.method], label=run.label)
+            ax.set_title("(a) kept weights")
+            ax.set_xlabel("weight value W")
+            ax.set_ylabel("count (sampled entries)")
+            ax.legend(frameon=False, fontsize=7)
+            for i, (run, sample) in enumerate(panels, start=1):
+                ax = axes[0, i]
+                kept = sample["kept"]
+                ax.scatter(sample["weight"][~kept], sample["score"][~kept], s=3, color=PRUNED_COLOR,
+                           label="pruned", linewidths=0)
+                ax.scatter(sample["weight"][kept], sample["score"][kept], s=3, color=KEPT_COLOR,
+                           label="kept", linewidths=0)
+                ax.set_title(f"({chr(ord('a') + i)}) {run.label} (seed {run.seed})")
+                ax.set_xlabel("weight value W")
+                ax.set_ylabel("importance score S")
+                ax.legend(frameon=False, fontsize=7, markerscale=3, loc="best")
+            fig.suptitle(f"Figure 4: {model} / {task}, {round(sparsity * 100)}% sparsity, {matrix}", fontsize=9)
+            fig.tight_layout()
+            written.append(_save(fig, out / name))
+    return written, skipped
+
+
+def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], list[str]]:
+    written, skipped = [], []
+    groups = _groups(runs, sparsity)
+    if not groups:
+        return [], [f"figure 5: no runs at {round(sparsity * 100)}% sparsity"]
+    from matplotlib.ticker import MaxNLocator
+
+    for (model, task), group in groups.items():
+        name = f"fig5_mask_similarity_{_slug(model)}_{_slug(task)}_{_tag(sparsity)}.png"
+        with_masks = [r for r in group if r.method in COMPARED and run_masks(r) is not None]
+        trio = pick_trio(with_masks)
+        curves = []
+        for a, b in PAIRS:
+            if a in trio and b in trio:
+                sims = similarity_by_layer(run_masks(trio[a]), run_masks(trio[b]))
+                if sims:
+                    curves.append((a, b, sims))
+        if not curves:
+            have = ", ".join(LABELS[m] for m in COMPARED if m in trio) or "none"
+            skipped.append(f"{name}: needs masks of two of MaP/MvP/PST for {model}/{task} at "
+                           f"{round(sparsity * 100)}% (have: {have})")
+            continue
+        seeds = sorted({r.seed for r in trio.values()})
+        order = [n for n, _ in curves[0][2]]
+        types: dict[str, list[tuple[int, str]]] = {}
+        for n in order:
+            depth, kind = _layer_type(n)
+            if depth is not None:
+                types.setdefault(kind, []).append((depth, n))
+        per_type = {k: v for k, v in types.items() if len(v) > 1}
+        plt = _pyplot()
+        with _style():
+            ncols = max(1, min(3, len(per_type)))
+            nrows = 1 + math.ceil(len(per_type) / ncols)
+            fig = plt.figure(figsize=(4.0 * ncols + 1.0, 3.0 * nrows))
+            grid = fig.add_gridspec(nrows, ncols)
+            ax = fig.add_subplot(grid[0, :])
+            for a, b, sims in curves:
+                ax.plot(range(len(sims)), [s for _, s in sims], marker="o", markersize=2.5, linewidth=1,
+                        color=PAIR_COLORS[a, b], label=f"{LABELS[a]}-{LABELS[b]}")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("matrix index (model order)")
+            ax.set_ylabel("Hamming similarity")
+            ax.set_title(f"(a) all {len(order)} sparsified matrices")
+            ax.legend(frameon=False, fontsize=7)
+            for i, (kind, members) in enumerate(sorted(per_type.items(), key=lambda kv: order.index(kv[1][0][1]))):
+                sub = fig.add_subplot(grid[1 + i // ncols, i % ncols])
+                for a, b, sims in curves:
+                    lookup = dict(sims)
+                    pts = [(d, lookup[n]) for d, n in sorted(members) if n in lookup]
+                    sub.plot([d for d, _ in pts], [s for _, s in pts], marker="o", markersize=3, linewidth=1,
+                             color=PAIR_COLORS[a, b], label=f"{LABELS[a]}-{LABELS[b]}")
+                sub.set_title(f"({chr(ord('b') + i)}) {kind.split('.*.', 1)[-1]}", fontsize=8)
+                sub.xaxis.set_major_locator(MaxNLocator(integer=True))
+                sub.set_xlabel("layer")
+                sub.set_ylabel("similarity")
+            fig.suptitle(f"Figure 5: mask similarity, {model} / {task}, {round(sparsity * 100)}% sparsity, "
+                         f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}", fontsize=9)
+            fig.tight_layout()
+            written.append(_save(fig, out / name))
+    return written, skipped
+
+
+def make_figures(runs_dir: Path, out_dir: Path, sparsity: float = DEFAULT_SPARSITY,
+                 layer: str | None = None) -> tuple[list[Path], list[str]]:
+    """Write every figure that has data; returns (written paths, 'figure: why skipped' lines)."""
+    runs = dedupe(load_runs(Path(runs_dir)))
+    out_dir = Path(out_dir)
+    written, skipped = [], []
+    if not runs:
+        return [], [f"all figures: no usable records under {runs_dir}"]
+    for result in (figure2(runs, out_dir, sparsity, layer), figure3(runs, out_dir),
+                   figure4(runs, out_dir, sparsity, layer), figure5(runs, out_dir, sparsity)):
+        written += result[0]
+        skipped += result[1]
+    return written, skipped
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pst_bench.figures",
+                                     description="Draw the paper's Figures 2-5 from saved runs.")
+    parser.add_argument("--runs", default="results/runs", help="folder of run records (default: %(default)s)")
+    parser.add_argument("--out", default="results/figures", help="output folder (default: %(default)s)")
+    parser.add_argument("--sparsity", type=float, default=DEFAULT_SPARSITY,
+                        help="sparsity of the runs in Figures 2, 4, 5 (default: %(default)s)")
+    parser.add_argument("--layer", default=None,
+                        help="matrix for Figures 2 and 4 (exact name or substring; default: first query)")
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.sparsity < 1.0:
+        parser.error(f"--sparsity {args.sparsity} outside [0, 1)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", FigureWarning)
+        warnings.showwarning = lambda message, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
+        written, skipped = make_figures(Path(args.runs), Path(args.out), args.sparsity, args.layer)
+    for path in written:
+        print(f"wrote {path}")
+    for line in skipped:
+        print(f"skipped {line}")
+    if not written:
+        print("no figures written", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,867 @@
+"""The paper's Tables 2-5 from the results records of finished runs (``make tables``).
+
+    python -m pst_bench.tables [--runs results/runs] [--out results/tables] [--paper PATH]
+
+Every ``*.json`` file under ``--runs`` (recursively) is read as a results record
+(see ``pst_bench.train.run_experiment``). Files that are not JSON, not a record,
+miss a key the tables need or are not ``status: finished`` are skipped with a
+warning that names the file; other files (``.npz``, ``.txt``, ``.jsonl``) are
+never looked at. The paper's numbers come from the packaged
+``pst_bench/paper/paper_results.csv`` (or ``--paper``).
+
+For each table N in 2..5, ``--out`` receives:
+
+- ``tableN.md``: the table laid out like the paper's, one cell ``ours / paper (diff)``,
+  then Notes and a "Missing" list (the paper's cells, for the models we ran, with no run).
+- ``tableN.csv``: the same table, each value column split into ``<col> ours``,
+  ``<col> paper`` and ``<col> diff`` (the same strings as the Markdown).
+- ``tableN_cells.csv``: one line per cell we have, numeric: runs, seeds, median, min,
+  max, paper, diff and the record files, for plotting and auditing.
+- ``tableN_missing.csv``: one line per missing paper cell, with the command that fills it.
+
+Cell strings: ``78.90`` for one run, ``88.10 [87.50–88.90]`` (median [min–max]) for
+several; ``†`` marks a cell with a short run (a train/eval/decode subset or
+``max_steps``); ``-`` where there is no value; a paper value the paper copied from
+prior work ends in ``*`` as in the paper; diff = ours (as printed) − paper.
+Everything is sorted and formatted with fixed decimals, so a rerun on the same
+records writes byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+
+DASH = "-"
+RANGE_DASH = "\u2013"  # en dash: a hyphen would be ambiguous next to negative numbers (CoLA)
+SHORT_MARK = "\u2020"  # dagger
+ELSEWHERE_MARK = "*"
+COMMAND = "make tables"
+
+# GLUE config name -> (the paper's column, the metric of that column), in the paper's column order.
+GLUE = {
+    "mnli": ("MNLI", "accuracy"), "qqp": ("QQP", "f1"), "qnli": ("QNLI", "accuracy"),
+    "sst2": ("SST-2", "accuracy"), "cola": ("CoLA", "matthews"), "stsb": ("STS-B", "pearson"),
+    "mrpc": ("MRPC", "f1"), "rte": ("RTE", "accuracy"),
+}
+GLUE_COLUMNS = tuple(column for column, _ in GLUE.values())
+TASK_OF_COLUMN = {column: task for task, (column, _) in GLUE.items()}
+TABLE5_COLUMNS = ("QNLI", "SST-2", "CoLA", "STS-B", "MRPC", "RTE")
+TABLE4_TASKS = ("mrpc", "sst2")
+
+# NLG: the paper's column names and order (Table 3 prints E2E as BLEU, MET, NIST).
+NLG_TASKS = {"e2e": "E2E", "dart": "DART", "webnlg": "WebNLG"}
+NLG_METRIC_NAMES = {"bleu": "BLEU", "meteor": "MET", "nist": "NIST", "ter": "TER"}
+TABLE3_CELLS = (("e2e", "bleu"), ("e2e", "meteor"), ("e2e", "nist"),
+                ("dart", "bleu"), ("dart", "meteor"), ("dart", "ter"),
+                ("webnlg", "bleu"), ("webnlg", "meteor"), ("webnlg", "ter"))
+
+# The paper's Table 2/3 PST rows use r1 = r2 = 8 (the CSV's r1, r2 columns); its Table 5
+# PST[mag+ab+rc] row repeats those numbers, and Table 4's (8, 8) cell too.
+PAPER_RANKS = (8, 8)
+FULL_PST = "PST[mag+ab+rc]"
+SCORE_TERMS = ("mag", "ab", "rc")  # the order of the paper's labels
+MAIN_LABELS = ("Fine-tune", "MaP", "MvP", "PST")
+# Paper labels pst-bench can run (L0-regu is quoted from prior work and not implemented).
+METHOD_OF_LABEL = {"Fine-tune": "finetune", "MaP": "map", "MvP": "mvp", "PST": "pst"}
+TRAIN_SUBSET_KEYS = ("max_train_examples", "max_eval_examples", "max_steps")
+REQUIRED_KEYS = ("status", "task", "model", "method", "sparsity", "seed")
+
+
+class RecordSkipped(UserWarning):
+    """A file under the runs folder that no table uses (unreadable, not finished, incomplete)."""
+
+
+class _Skip(Exception):
+    """Internal: why one record cannot be used."""
+
+
+# --------------------------------------------------------------------------- reading records
+
+
+def method_of_label(label: str) -> str | None:
+    """The method config that produces a paper label (PST[mag+ab] -> pst_mag_ab), or None."""
+    if label in METHOD_OF_LABEL:
+        return METHOD_OF_LABEL[label]
+    if label.startswith("PST[") and label.endswith("]"):
+        return "pst_" + label[4:-1].replace("+", "_")
+    return None
+
+
+def _finite(value, what: str) -> float:
+    """A metric as a float; NaN or infinity (e.g. Pearson of constant predictions) is unusable."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise _Skip(f"{what} is {value!r}")
+    return number
+
+
+def glue_values(record: dict) -> dict[str, float]:
+    """{paper column: value x 100} of a GLUE record.
+
+    The value is the paper's metric of the task on its main dev set (MNLI: matched) at
+    the best epoch of the final window (the authors' selection rule), else the final epoch.
+    """
+    task = record["task"]
+    column, metric = GLUE[task]
+    chosen = record.get("best_in_final_window") or record.get("final")
+    if not isinstance(chosen, dict):
+        raise _Skip("missing key(s): best_in_final_window and final")
+    split = "validation_matched" if task == "mnli" else record.get("main_split") or "validation"
+    scores = (chosen.get("eval") or {}).get(split) or {}
+    if metric in scores:
+        value = scores[metric]
+    elif record.get("metric") == metric and "main" in chosen:
+        value = chosen["main"]
+    else:
+        raise _Skip(f"no {metric} on {split}")
+    return {column: 100.0 * _finite(value, f"{metric} on {split}")}
+
+
+def _nlg_raw(metrics: dict, metric: str):
+    """One test metric of a record on the paper's scale, or None when the record lacks it."""
+    if metric == "ter":  # the paper prints TER as a fraction
+        if metrics.get("ter_fraction") is not None:
+            return metrics["ter_fraction"]
+        return None if metrics.get("ter") is None else metrics["ter"] / 100.0
+    return metrics.get(metric)
+
+
+def nlg_values(record: dict, warn: Callable[[str], None]) -> dict[str, float]:
+    """{paper column: value} of an NLG record's test metrics, scaled as the paper prints them.
+
+    BLEU 0-100 and NIST raw; METEOR x 100 for E2E and a fraction for DART/WebNLG; TER as
+    a fraction. A metric the record lacks (e.g. METEOR without WordNet) is just absent.
+    """
+    task = record["task"]
+    try:
+        metrics = record["generation"]["test"]["metrics"]
+    except (KeyError, TypeError):
+        raise _Skip("missing key(s): generation.test.metrics") from None
+    values = {}
+    for cell_task, metric in TABLE3_CELLS:
+        raw = _nlg_raw(metrics, metric) if cell_task == task else None
+        if raw is None:
+            continue
+        try:
+            value = _finite(raw, metric)
+        except _Skip as why:
+            warn(f"{why}: cell left out")
+            continue
+        scale = 100.0 if (task, metric) == ("e2e", "meteor") else 1.0
+        values[f"{NLG_TASKS[task]} {NLG_METRIC_NAMES[metric]}"] = value * scale
+    if not values:
+        raise _Skip("no usable test metric in generation.test.metrics")
+    return values
+
+
+def pst_label(score_terms, label: str) -> str:
+    """A PST record's label from the score terms it ran with, else its paper_label.
+
+    A command-line override such as `method=pst method.score_terms=[mag]` keeps the
+    config's paper_label (PST) but is the PST[mag] ablation.
+    """
+    if not label.startswith("PST") or not isinstance(score_terms, list) or not score_terms:
+        return label
+    terms = [term for term in SCORE_TERMS if term in score_terms]
+    return "PST" if label == "PST" and terms == list(SCORE_TERMS) else f"PST[{'+'.join(terms)}]"
+
+
+def _is_short(config: dict) -> bool:
+    """True when the run trained, evaluated or decoded on a subset (not comparable to the paper)."""
+    train = config.get("train") or {}
+    nlg = config.get("nlg") or {}
+    return (any(train.get(key) is not None for key in TRAIN_SUBSET_KEYS)
+            or nlg.get("max_decode_examples") is not None)
+
+
+def parse_record(record, name: str, warn: Callable[[str], None]) -> dict:
+    """One results record as a flat run: keys, ranks, parameter counts and values by paper column."""
+    if not isinstance(record, dict) or "status" not in record:
+        raise _Skip("not a results record")
+    absent = [key for key in REQUIRED_KEYS if record.get(key) is None]
+    if absent:
+        raise _Skip(f"missing key(s): {', '.join(absent)}")
+    if record["status"] != "finished":
+        raise _Skip(f"status is {record['status']!r}, not 'finished'")
+    task = record["task"]
+    if task in GLUE:
+        family, values = "glue", glue_values(record)
+    elif task in NLG_TASKS:
+        family, values = "nlg", nlg_values(record, warn)
+    else:
+        raise _Skip(f"unknown task {task!r}")
+    config = record.get("config") or {}
+    method_cfg = config.get("method") or {}
+    label = pst_label(method_cfg.get("score_terms"), str(record.get("paper_label") or record["method"]))
+    r1, r2 = method_cfg.get("r1"), method_cfg.get("r2")
+    if label.startswith("PST") and (r1 is None or r2 is None):
+        raise _Skip("missing key(s): config.method.r1, config.method.r2")
+    params = record.get("params") or {}
+    exact = params.get("trainable_total")
+    rule = params.get("paper_rule_m")
+    return {
+        "file": name, "family": family, "task": task, "model": str(record["model"]),
+        "method": str(record["method"]), "label": label,
+        "sparsity": round(100.0 * float(record["sparsity"]), 4), "seed": int(record["seed"]),
+        "r1": None if r1 is None else int(r1), "r2": None if r2 is None else int(r2),
+        "short": _is_short(config),
+        "params_exact": None if exact is None else float(exact) / 1e6,
+        "params_rule": None if rule is None else float(rule),
+        "values": values,
+    }
+
+
+def load_runs(runs_dir: Path) -> list[dict]:
+    """Every usable record under runs_dir, in path order; each unusable .json warns (RecordSkipped)."""
+    runs = []
+    for path in sorted(runs_dir.rglob("*.json")):
+        if not path.is_file():
+            continue
+
+        def warn(reason: str, path=path) -> None:
+            warnings.warn(f"{path}: {reason}", RecordSkipped, stacklevel=3)
+
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            warn(f"skipped, not readable JSON ({err})")
+            continue
+        try:
+            runs.append(parse_record(record, path.relative_to(runs_dir).as_posix(), warn))
+        except _Skip as why:
+            warn(f"skipped, {why}")
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            warn(f"skipped, malformed record ({type(err).__name__}: {err})")
+    return runs
+
+
+# --------------------------------------------------------------------------- the paper's numbers
+
+
+def default_paper_csv() -> Path:
+    """The paper's numbers shipped inside the package."""
+    return Path(str(resources.files("pst_bench.paper").joinpath("paper_results.csv")))
+
+
+def _rank(value) -> int | None:
+    """An r1/r2 cell of the paper CSV (float or NaN) as int or None."""
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def load_paper(path: Path) -> list[dict]:
+    """The paper CSV as cells with the same column names and key types as our runs."""
+    frame = pd.read_csv(path)
+    cells = []
+    for row in frame.to_dict("records"):
+        table, task, metric = int(row["table"]), str(row["task"]), str(row["metric"])
+        cell = {"table": table, "model": str(row["model"]), "label": str(row["method"]),
+                "elsewhere": bool(row["published_elsewhere"]), "sparsity": float(row["sparsity"]),
+                "params": None if pd.isna(row["trainable_params_m"]) else float(row["trainable_params_m"]),
+                "r1": _rank(row["r1"]), "r2": _rank(row["r2"]), "value": float(row["value"]),
+                "task": task, "column": task}
+        if table == 3:
+            cell["column"] = f"{NLG_TASKS[task]} {NLG_METRIC_NAMES[metric]}"
+        elif table == 4:
+            cell["column"] = f"r1={cell['r1']}"
+        cells.append(cell)
+    return cells
+
+
+# --------------------------------------------------------------------------- table definitions
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What distinguishes one table: its rows, columns, paper matching and which runs enter."""
+
+    number: int
+    title: str
+    family: str                   # "glue" or "nlg": the records whose models are in scope
+    reference: str                # the paper model that stands in for models the paper did not run
+    keys: tuple[str, ...]         # row key fields after "model", in display order
+    order: tuple[str, ...]        # the same fields in sort order (the paper groups by sparsity)
+    match: tuple[str, ...]        # fields (besides model and column) that pick the paper's cell
+    columns: tuple[str, ...]      # value columns in the paper's order
+    average: bool                 # an "Avg." column over `columns` (as the paper prints)
+    params: bool                  # trainable-parameter columns
+    notes: tuple[str, ...]
+    select: Callable[[dict], list[dict]]  # run -> observations (row key fields, column, value)
+
+
+def _observations(run: dict, label: str, **key) -> list[dict]:
+    """One observation per value column of a run, with the row key fields given."""
+    return [{"label": label, **key, "column": column, "value": value}
+            for column, value in sorted(run["values"].items())]
+
+
+def _main_label(run: dict) -> str | None:
+    """Table 2/3 label: PST[mag+ab+rc] is the paper's PST; ablation variants are Table 5 only."""
+    label = "PST" if run["label"] == FULL_PST else run["label"]
+    if label not in MAIN_LABELS:
+        return None
+    if label == "PST" and (run["r1"], run["r2"]) != PAPER_RANKS:
+        return None  # other ranks are Table 4 cells, not the paper's PST row
+    return label
+
+
+def select_table2(run: dict) -> list[dict]:
+    """GLUE runs of Fine-tune, MaP, MvP and PST (r1 = r2 = 8), at any sparsity."""
+    label = _main_label(run) if run["family"] == "glue" else None
+    return [] if label is None else _observations(run, label, sparsity=run["sparsity"])
+
+
+def select_table3(run: dict) -> list[dict]:
+    """NLG runs of Fine-tune, MaP, MvP and PST (r1 = r2 = 8), at any sparsity."""
+    label = _main_label(run) if run["family"] == "nlg" else None
+    return [] if label is None else _observations(run, label, sparsity=run["sparsity"])
+
+
+def select_table4(run: dict) -> list[dict]:
+    """Full PST at 90% on MRPC and SST-2: one cell per (r2, r1)."""
+    if (run["family"] != "glue" or run["label"] not in ("PST", FULL_PST) or run["sparsity"] != 90.0
+            or run["task"] not in TABLE4_TASKS):
+        return []
+    (column, value), = run["values"].items()
+    return [{"label": "PST", "task": column, "r2": run["r2"], "column": f"r1={run['r1']}", "value": value}]
+
+
+def select_table5(run: dict) -> list[dict]:
+    """The seven PST[...] variants at 90% on GLUE; the full one (pst) only at r1 = r2 = 8.
+
+    The paper set each variant's ranks so that all train the same number of parameters,
+    without printing them: our ranks are part of the row, with the parameter counts.
+    """
+    label = FULL_PST if run["label"] == "PST" else run["label"]
+    if run["family"] != "glue" or not label.startswith("PST[") or run["sparsity"] != 90.0:
+        return []
+    if label == FULL_PST and (run["r1"], run["r2"]) != PAPER_RANKS:
+        return []
+    return _observations(run, label, r1=run["r1"], r2=run["r2"])
+
+
+SPECS = (
+    Spec(2, "GLUE dev results (the paper's Table 2)", "glue", "bert-base", ("label", "sparsity"),
+         ("sparsity", "label"), ("label", "sparsity"), GLUE_COLUMNS, True, True,
+         ("Values ×100: the task's metric (MNLI matched accuracy, QQP and MRPC F1, CoLA Matthews, "
+          "STS-B Pearson, else accuracy) at the best epoch of the final 30% window "
+          "(`best_in_final_window`), else the final epoch.",
+          "PST rows are runs at r1 = r2 = 8 (the paper's setting); other ranks are in Table 4, "
+          "the PST[...] variants in Table 5.",
+          "Avg. is the mean of the eight task medians, only when all eight are present.",
+          "Params exact: every trainable tensor (`params.trainable_total`); paper rule: "
+          "`params.paper_rule_m`; paper: the paper's printed count."),
+         select_table2),
+    Spec(3, "GPT-2 on E2E, DART and WebNLG (the paper's Table 3)", "nlg", "gpt2-medium",
+         ("label", "sparsity"), ("sparsity", "label"), ("label", "sparsity"),
+         tuple(f"{NLG_TASKS[t]} {NLG_METRIC_NAMES[m]}" for t, m in TABLE3_CELLS), False, True,
+         ("Test-set metrics (`generation.test.metrics`), scaled as the paper prints them: BLEU 0-100, "
+          "NIST raw, E2E METEOR ×100, DART/WebNLG METEOR and TER as fractions (`ter_fraction`). "
+          "Lower TER is better.",
+          "Our metrics are sacrebleu/nltk, not the official scripts: METEOR (nltk) in particular is "
+          "not the paper's METEOR 1.5, so its differences are only indicative.",
+          "PST rows are runs at r1 = r2 = 8 (the paper's setting)."),
+         select_table3),
+    Spec(4, "PST ranks r1 × r2 at 90% sparsity (the paper's Table 4)", "glue", "bert-base",
+         ("task", "r2"), ("task", "r2"), ("task", "r2"), ("r1=4", "r1=8", "r1=16"), False, False,
+         ("Rows r2 (rank of U·V), columns r1 (rank of A·B), from `config.method.r1/r2` of `pst` "
+          "(= `pst_mag_ab_rc`) runs at 90%; MRPC F1 and SST-2 accuracy ×100 as in Table 2.",),
+         select_table4),
+    Spec(5, "Importance-score ablation at 90% sparsity (the paper's Table 5)", "glue", "bert-base",
+         ("label", "r1", "r2"), ("label", "r1", "r2"), ("label",), TABLE5_COLUMNS, True, True,
+         ("PST[mag+ab+rc] is `pst` (or `pst_mag_ab_rc`) at r1 = r2 = 8, the paper's Table 2 row; "
+          "the other variants are listed at every rank setting we ran (the paper chose ranks that "
+          "equalise trainable parameters but does not print them).",
+          "Values ×100 as in Table 2; Avg. is the mean of the six task medians, only when all six "
+          "are present."),
+         select_table5),
+)
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_number(value: float | None, decimals: int = 2) -> str:
+    """Fixed decimals, no negative zero; a dash for None."""
+    if value is None:
+        return DASH
+    rounded = round(value, decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{rounded:.{decimals}f}"
+
+
+def fmt_ours(median: float, low: float, high: float, runs: int, short: bool) -> str:
+    """`78.90`, or `88.10 [87.50–88.90]` (median [min–max]) for several runs; † for short runs."""
+    text = fmt_number(median)
+    if runs > 1:
+        text += f" [{fmt_number(low)}{RANGE_DASH}{fmt_number(high)}]"
+    return text + (SHORT_MARK if short else "")
+
+
+def fmt_paper(value: float | None, elsewhere: bool) -> str:
+    """The paper's number as printed; * where the paper quotes prior work."""
+    return DASH if value is None else fmt_number(value) + (ELSEWHERE_MARK if elsewhere else "")
+
+
+def diff_value(ours: float | None, paper: float | None) -> float | None:
+    """Ours as printed (2 decimals) minus the paper's number."""
+    if ours is None or paper is None:
+        return None
+    return round(round(ours, 2) - paper, 2)
+
+
+def fmt_diff(value: float | None) -> str:
+    """Signed difference, `+0.55` / `-9.75` (zero is `+0.00`)."""
+    if value is None:
+        return DASH
+    text = fmt_number(value)
+    return text if text.startswith("-") else "+" + text
+
+
+def fmt_range(values: Iterable[float | None]) -> str:
+    """Distinct parameter counts of a row (they differ with the task head) as `a` or `a–b`."""
+    # pandas turns a record's missing count (None) into NaN
+    shown = sorted({fmt_number(v) for v in values if v is not None and not math.isnan(v)}, key=float)
+    if not shown:
+        return DASH
+    return shown[0] if len(shown) == 1 else f"{shown[0]}{RANGE_DASH}{shown[-1]}"
+
+
+def fmt_sparsity(pct: float) -> str:
+    """90.0 -> `90%`."""
+    return f"{pct:g}%"
+
+
+def md_cell(ours: str, paper: str, diff: str) -> str:
+    """The Markdown cell: `ours / paper (diff)`."""
+    return f"{ours} / {paper}" + ("" if diff == DASH else f" ({diff})")
+
+
+# --------------------------------------------------------------------------- building a table
+
+
+class Orders:
+    """Sort keys: paper models and labels in the paper's order, then the rest alphabetically."""
+
+    def __init__(self, paper: list[dict]):
+        self.models = list(dict.fromkeys(cell["model"] for cell in paper))
+        self.labels = list(dict.fromkeys(cell["label"] for cell in paper))
+        # Table 4 prints (a) MRPC before (b) SST-2; other tables follow the GLUE column order.
+        self.tasks = list(dict.fromkeys([*(c["task"] for c in paper if c["table"] == 4), *GLUE_COLUMNS]))
+
+    @staticmethod
+    def _position(sequence: list[str], value: str) -> tuple:
+        return (sequence.index(value), "") if value in sequence else (len(sequence), value)
+
+    def row_key(self, fields: tuple[str, ...], row: dict) -> tuple:
+        """A sortable tuple for a row dict holding `model` and the spec's key fields."""
+        key = [self._position(self.models, row["model"])]
+        for field in fields:
+            value = row[field]
+            if field == "label":
+                key.append(self._position(self.labels, value))
+            elif field == "task":
+                key.append(self._position(self.tasks, value))
+            else:
+                key.append((value,))
+        return tuple(key)
+
+    def columns(self, spec: Spec, present: Iterable[str]) -> list[str]:
+        """The spec's columns, then any other column we have (e.g. a rank the paper did not try)."""
+        extra = set(present) - set(spec.columns)
+        if spec.number == 4:
+            extra_sorted = sorted(extra, key=lambda c: int(c.split("=")[1]))
+        else:
+            extra_sorted = sorted(extra, key=lambda c: self._position(list(GLUE_COLUMNS), c))
+        return list(spec.columns) + extra_sorted
+
+
+def aggregate(obs: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
+    """Median, min, max, run count, seeds and files of every (row, column) cell."""
+    obs = obs.sort_values([*fields, "column", "seed", "file"], kind="mergesort")
+    grouped = obs.groupby([*fields, "column"], sort=True, dropna=False)
+    cells = grouped.agg(runs=("value", "size"), median=("value", "median"), low=("value", "min"),
+                        high=("value", "max"), short=("short", "any"),
+                        distinct_seeds=("seed", "nunique")).reset_index()
+    cells["seeds"] = grouped["seed"].agg(lambda s: ";".join(str(x) for x in sorted(s))).to_numpy()
+    cells["files"] = grouped["file"].agg(lambda s: ";".join(sorted(s))).to_numpy()
+    return cells
+
+
+@dataclass
+class Built:
+    """A finished table: its rows and columns as strings, plus the long and missing lists."""
+
+    spec: Spec
+    files: list[str]              # the records it was built from
+    scope: list[str]              # models of the table's task family that we ran
+    key_headers: list[str]
+    value_columns: list[str]
+    rows: list[dict]              # display strings: keys, params, and per column (ours, paper, diff)
+    cells: pd.DataFrame           # tableN_cells.csv
+    missing: pd.DataFrame         # tableN_missing.csv
+    stand_ins: list[str]          # models compared against the reference model
+    repeated_seeds: list[str]     # cells with several records on one seed
+    has_short: bool
+
+
+KEY_HEADERS = {"label": "Method", "sparsity": "Sparsity", "task": "Task", "r1": "r1", "r2": "r2"}
+PARAM_HEADERS = ["Params exact (M)", "Params paper rule (M)", "Params paper (M)"]
+OBS_COLUMNS = ["label", "column", "value", "seed", "file", "short", "params_exact", "params_rule"]
+MISSING_COLUMNS = ["table", "model", "paper_model", "method", "sparsity", "task", "r1", "r2",
+                   "column", "paper", "published_elsewhere", "command"]
+CELL_COLUMNS = ["model", "paper_model", "method", "sparsity", "task", "r1", "r2", "column", "runs",
+                "seeds", "median", "min", "max", "paper", "diff", "short_run", "files"]
+
+
+def _key_text(field: str, value) -> str:
+    """A row key as displayed."""
+    return fmt_sparsity(value) if field == "sparsity" else str(value)
+
+
+def observations(spec: Spec, runs: list[dict]) -> pd.DataFrame:
+    """One line per (run, value column) that enters the table, with the row key fields."""
+    fields = ["model", *spec.keys]
+    lines = []
+    for run in runs:
+        for ob in spec.select(run):
+            lines.append({"model": run["model"], **ob, "seed": run["seed"], "file": run["file"],
+                          "short": run["short"], "params_exact": run["params_exact"],
+                          "params_rule": run["params_rule"]})
+    return pd.DataFrame(lines, columns=list(dict.fromkeys([*fields, *OBS_COLUMNS])))
+
+
+class PaperIndex:
+    """The paper's cells of one table, looked up by (paper model, match fields, column)."""
+
+    def __init__(self, spec: Spec, paper: list[dict]):
+        self.spec = spec
+        self.cells = [cell for cell in paper if cell["table"] == spec.number]
+        self.models = {cell["model"] for cell in self.cells}
+        self._by_key = {self._key(cell["model"], cell, cell["column"]): cell for cell in self.cells}
+
+    def _key(self, model: str, fields: dict, column: str) -> tuple:
+        return (model, *(fields[f] for f in self.spec.match), column)
+
+    def model_for(self, model: str) -> str:
+        """The paper model a run's model is compared against (itself, or the stand-in reference)."""
+        return model if model in self.models else self.spec.reference
+
+    def cell(self, row: dict, column: str) -> dict | None:
+        """The paper's cell for one of our rows (a dict holding model and the key fields)."""
+        return self._by_key.get(self._key(self.model_for(row["model"]), row, column))
+
+    def params(self, row: dict) -> list[float]:
+        """The paper's printed trainable-parameter count of the row (at most one value)."""
+        model = self.model_for(row["model"])
+        found = [c["params"] for c in self.cells if c["model"] == model and c["params"] is not None
+                 and all(c[f] == row[f] for f in self.spec.match)]
+        return found[:1]
+
+
+def _row_params(obs: pd.DataFrame, fields: list[str], row: dict) -> pd.DataFrame:
+    """The observations of one row (for its parameter counts)."""
+    mask = pd.Series(True, index=obs.index)
+    for field in fields:
+        mask &= obs[field] == row[field]
+    return obs[mask]
+
+
+def build_table(spec: Spec, runs: list[dict], paper: list[dict], orders: Orders) -> Built:
+    """Aggregate the runs that enter `spec`, compare them with the paper and list what is missing."""
+    index = PaperIndex(spec, paper)
+    fields = ["model", *spec.keys]
+    obs = observations(spec, runs)
+    cells = aggregate(obs, fields) if len(obs) else pd.DataFrame(columns=[*fields, "column"])
+    by_cell = {tuple(c[f] for f in [*fields, "column"]): c for c in cells.to_dict("records")}
+    row_keys = {tuple(r) for r in obs[fields].itertuples(index=False, name=None)}
+    row_dicts = sorted((dict(zip(fields, key)) for key in row_keys),
+                       key=lambda row: orders.row_key(spec.order, row))
+    value_columns = orders.columns(spec, obs["column"].unique())
+    rows, long_rows, repeated = [], [], []
+    for row in row_dicts:
+        shown = _row_header(spec, index, obs, fields, row)
+        medians = {}
+        for column in value_columns:
+            cell, ref = by_cell.get((*(row[f] for f in fields), column)), index.cell(row, column)
+            shown[column], median, long_row = _value_cell(spec, index, row, column, cell, ref)
+            if cell is None:
+                continue
+            medians[column] = median
+            long_rows.append(long_row)
+            if cell["distinct_seeds"] < cell["runs"]:
+                keys = " ".join(_key_text(f, row[f]) for f in spec.keys)
+                repeated.append(f"{row['model']} {keys} {column}: seeds {cell['seeds']} ({cell['files']})")
+        if spec.average:
+            shown["Avg."] = _average_cell(spec, medians, index.cell(row, "Avg."))
+        rows.append(shown)
+    key_headers = ["Model", "Paper model", *(KEY_HEADERS[f] for f in spec.keys)]
+    key_headers += PARAM_HEADERS if spec.params else []
+    scope = missing_scope(spec, runs, obs, index, set(orders.models))
+    scope = sorted(scope, key=lambda m: orders.row_key((), {"model": m}))
+    return Built(spec, sorted(set(obs["file"])), scope, key_headers,
+                 value_columns + (["Avg."] if spec.average else []), rows,
+                 pd.DataFrame(long_rows, columns=CELL_COLUMNS), find_missing(spec, index, obs, scope),
+                 [m for m in scope if m not in index.models], repeated, bool(obs["short"].any()))
+
+
+def missing_scope(spec: Spec, runs: list[dict], obs: pd.DataFrame, index: PaperIndex,
+                  all_paper_models: set[str]) -> set[str]:
+    """The models whose missing paper cells a table lists.
+
+    Those with a row in the table, plus those with any record of its task family that the
+    paper ran in this table or that the paper never ran (stand-ins for its reference model).
+    RoBERTa with only Table 2 runs is not asked for the BERT-base-only Tables 4 and 5.
+    """
+    family = {run["model"] for run in runs if run["family"] == spec.family}
+    eligible = {m for m in family if m in index.models or m not in all_paper_models}
+    return set(obs["model"]) | eligible
+
+
+def _row_header(spec: Spec, index: PaperIndex, obs: pd.DataFrame, fields: list[str], row: dict) -> dict:
+    """The key and parameter-count columns of one row, as displayed."""
+    model = index.model_for(row["model"])
+    shown = {"Model": row["model"], "Paper model": model if model == row["model"] else f"{model} (stand-in)"}
+    shown.update({KEY_HEADERS[f]: _key_text(f, row[f]) for f in spec.keys})
+    if spec.params:
+        mine = _row_params(obs, fields, row)
+        shown["Params exact (M)"] = fmt_range(mine["params_exact"].tolist())
+        shown["Params paper rule (M)"] = fmt_range(mine["params_rule"].tolist())
+        shown["Params paper (M)"] = fmt_range(index.params(row))
+    return shown
+
+
+def _value_cell(spec: Spec, index: PaperIndex, row: dict, column: str, cell: dict | None,
+                ref: dict | None) -> tuple[tuple[str, str, str], float | None, dict | None]:
+    """(ours, paper, diff) strings of one cell, our median, and its tableN_cells.csv line."""
+    paper_value = None if ref is None else ref["value"]
+    paper_text = fmt_paper(paper_value, bool(ref and ref["elsewhere"]))
+    if cell is None:
+        return (DASH, paper_text, DASH), None, None
+    median = float(cell["median"])
+    diff = diff_value(median, paper_value)
+    ours = fmt_ours(median, float(cell["low"]), float(cell["high"]), int(cell["runs"]), bool(cell["short"]))
+
+    def six(value):  # 6 decimals: enough to recompute every printed number
+        return "" if value is None else f"{round(float(value), 6) + 0.0:.6f}"
+
+    long_row = {"model": row["model"], "paper_model": index.model_for(row["model"]),
+                "method": row.get("label", "PST"),
+                "sparsity": fmt_sparsity(row.get("sparsity", 90.0)), "task": row.get("task", ""),
+                "r1": row.get("r1", column.split("=")[1] if spec.number == 4 else ""),
+                "r2": row.get("r2", ""), "column": column, "runs": int(cell["runs"]),
+                "seeds": cell["seeds"], "median": six(median), "min": six(cell["low"]),
+                "max": six(cell["high"]), "paper": six(paper_value), "diff": six(diff),
+                "short_run": bool(cell["short"]), "files": cell["files"]}
+    return (ours, paper_text, fmt_diff(diff)), median, long_row
+
+
+def _average_cell(spec: Spec, medians: dict, paper_ref: dict | None) -> tuple[str, str, str]:
+    """Mean of the row's task medians when every task of the paper's average is present."""
+    paper_value = None if paper_ref is None else paper_ref["value"]
+    paper_text = fmt_paper(paper_value, bool(paper_ref and paper_ref["elsewhere"]))
+    if any(column not in medians for column in spec.columns):
+        return DASH, paper_text, DASH
+    mean = math.fsum(medians[c] for c in spec.columns) / len(spec.columns)
+    return fmt_number(mean), paper_text, fmt_diff(diff_value(mean, paper_value))
+
+
+def missing_command(spec: Spec, model: str, cell: dict) -> str:
+    """The pst-bench command that would fill a missing paper cell."""
+    method = method_of_label(cell["label"])
+    task = TASK_OF_COLUMN.get(cell["task"], cell["task"])
+    parts = ["pst-bench", f"model={model}", f"task={task}", f"method={method}"]
+    if method != "finetune":
+        parts.append(f"method.sparsity={cell['sparsity'] / 100:g}")
+    if spec.number == 4:
+        parts += [f"method.r1={cell['r1']}", f"method.r2={cell['r2']}"]
+    return " ".join(parts)
+
+
+def find_missing(spec: Spec, index: PaperIndex, obs: pd.DataFrame, scope: list[str]) -> pd.DataFrame:
+    """Every paper cell (of a method pst-bench runs, not Avg.) that no run of a scoped model fills.
+
+    Scoped models are those with any record of the table's task family, so a model with
+    GLUE runs but no rank runs still lists the whole Table 4 grid.
+    """
+    have = {(ob["model"], *(ob[f] for f in spec.match), ob["column"]) for ob in obs.to_dict("records")}
+    lines = []
+    for model in scope:
+        pm = index.model_for(model)
+        for cell in index.cells:
+            if cell["model"] != pm or cell["column"] == "Avg." or method_of_label(cell["label"]) is None:
+                continue
+            if (model, *(cell[f] for f in spec.match), cell["column"]) in have:
+                continue
+            lines.append({"table": spec.number, "model": model, "paper_model": pm, "method": cell["label"],
+                          "sparsity": fmt_sparsity(cell["sparsity"]), "task": cell["task"],
+                          "r1": "" if cell["r1"] is None or spec.number != 4 else cell["r1"],
+                          "r2": "" if cell["r2"] is None or spec.number != 4 else cell["r2"],
+                          "column": cell["column"], "paper": fmt_paper(cell["value"], cell["elsewhere"]),
+                          "published_elsewhere": cell["elsewhere"],
+                          "command": missing_command(spec, model, cell)})
+    return pd.DataFrame(lines, columns=MISSING_COLUMNS)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def to_csv_text(frame: pd.DataFrame) -> str:
+    """CSV with \\n line ends, whatever the platform."""
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def wide_frame(built: Built) -> pd.DataFrame:
+    """tableN.csv: key columns, then `<col> ours`, `<col> paper`, `<col> diff` per value column."""
+    header = list(built.key_headers)
+    for column in built.value_columns:
+        header += [f"{column} ours", f"{column} paper", f"{column} diff"]
+    lines = []
+    for row in built.rows:
+        line = [row[h] for h in built.key_headers]
+        for column in built.value_columns:
+            line += list(row[column])
+        lines.append(line)
+    return pd.DataFrame(lines, columns=header, dtype=object)
+
+
+def markdown(built: Built, runs_dir: str) -> str:
+    """tableN.md: header line, the table, notes and the missing paper cells."""
+    spec = built.spec
+    out = [f"# Table {spec.number}: {spec.title}", "",
+           f"Built by `{COMMAND}` (`python -m pst_bench.tables`) from {len(built.files)} results "
+           f"record{'s' if len(built.files) != 1 else ''} in `{runs_dir}`.", "",
+           "Cell: ours / paper (diff = ours − paper). Several runs: median [min–max]; "
+           "`-`: no value."]
+    out.append("")
+    if built.rows:
+        headers = [*built.key_headers, *built.value_columns]
+        out.append("| " + " | ".join(headers) + " |")
+        out.append("|" + "|".join("---" for _ in headers) + "|")
+        for row in built.rows:
+            cells = [row[h] for h in built.key_headers] + [md_cell(*row[c]) for c in built.value_columns]
+            out.append("| " + " | ".join(cells) + " |")
+    else:
+        out.append("No finished run for this table yet.")
+    out += ["", "## Notes", ""]
+    out += [f"- {note}" for note in _notes(built)]
+    out += ["", "## Missing", ""]
+    out += _missing_lines(built)
+    return "\n".join(out) + "\n"
+
+
+def _notes(built: Built) -> list[str]:
+    """The table's fixed notes plus those that depend on the runs."""
+    notes = list(built.spec.notes)
+    if built.stand_ins:
+        notes.append(f"The paper has no such rows for {', '.join(built.stand_ins)}: compared against the "
+                     f"paper's {built.spec.reference} numbers, marked `(stand-in)`.")
+    if built.has_short:
+        notes.append(f"{SHORT_MARK}: at least one run of the cell used a subset (`train.max_train_examples`, "
+                     "`train.max_eval_examples`, `train.max_steps` or `nlg.max_decode_examples`).")
+    quoted = any(row[c][1].endswith(ELSEWHERE_MARK) for row in built.rows for c in built.value_columns)
+    if quoted or built.missing["published_elsewhere"].any():
+        notes.append(f"`{ELSEWHERE_MARK}` after a paper number: the paper quotes it from prior work.")
+    if built.repeated_seeds:
+        notes.append("Cells where several records share a seed (different settings, all aggregated): "
+                     + "; ".join(built.repeated_seeds) + ".")
+    notes.append(f"Per-cell numbers (runs, seeds, median, min, max, record files): "
+                 f"`table{built.spec.number}_cells.csv`.")
+    return notes
+
+
+def _missing_lines(built: Built) -> list[str]:
+    """The missing paper cells grouped by row; the commands are in tableN_missing.csv."""
+    missing = built.missing
+    number = built.spec.number
+    if not built.scope:
+        return [f"No {built.spec.family.upper()} runs, so no paper cells are listed."]
+    if not len(missing):
+        return ["None: every paper cell of the models we ran has a run."]
+    lines = [f"{len(missing)} paper cell{'s' if len(missing) != 1 else ''} of the models we ran have no "
+             f"run here; the command for each is in `table{number}_missing.csv`.", ""]
+    group_fields = ["model", "paper_model", "method", "sparsity", "task", "r2"] if number == 4 else \
+        ["model", "paper_model", "method", "sparsity"]
+    for key, group in missing.groupby(group_fields, sort=False):
+        values = dict(zip(group_fields, key))
+        head = f"{values['model']} (paper {values['paper_model']}), {values['method']} {values['sparsity']}"
+        if number == 4:
+            head += f", {values['task']}, r2={values['r2']}"
+        columns = [f"{c}{ELSEWHERE_MARK}" if e else c for c, e in zip(group["column"], group["published_elsewhere"])]
+        lines.append(f"- {head}: {', '.join(columns)}")
+    if number == 2:
+        lines += ["", "The paper's L0-regu row (quoted from prior work, not implemented here) is not listed."]
+    return lines
+
+
+def write_table(built: Built, out_dir: Path, runs_dir: str) -> list[Path]:
+    """Write the four files of one table; returns their paths."""
+    number = built.spec.number
+    contents = {
+        f"table{number}.md": markdown(built, runs_dir),
+        f"table{number}.csv": to_csv_text(wide_frame(built)),
+        f"table{number}_cells.csv": to_csv_text(built.cells),
+        f"table{number}_missing.csv": to_csv_text(built.missing),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in contents.items():
+        path = out_dir / name
+        path.write_bytes(text.encode("utf-8"))
+        written.append(path)
+    return written
+
+
+def make_tables(runs_dir: Path, out_dir: Path, paper_csv: Path | None = None) -> tuple[list[dict], list[Built]]:
+    """Build and write Tables 2-5 from the records under runs_dir; returns the runs and the tables."""
+    runs = load_runs(runs_dir)
+    paper = load_paper(paper_csv or default_paper_csv())
+    orders = Orders(paper)
+    built = [build_table(spec, runs, paper, orders) for spec in SPECS]
+    for table in built:
+        write_table(table, out_dir, runs_dir.as_posix())
+    return runs, built
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: `python -m pst_bench.tables [--runs DIR] [--out DIR] [--paper CSV]`."""
+    parser = argparse.ArgumentParser(prog="python -m pst_bench.tables",
+                                     description="The paper's Tables 2-5 from finished results records.")
+    parser.add_argument("--runs", type=Path, default=Path("results/runs"), help="results records folder")
+    parser.add_argument("--out", type=Path, default=Path("results/tables"), help="output folder")
+    parser.add_argument("--paper", type=Path, default=None,
+                        help="paper numbers CSV (default: the packaged pst_bench/paper/paper_results.csv)")
+    args = parser.parse_args(argv)
+    if not args.runs.is_dir():
+        print(f"pst-bench tables: error: no runs folder {args.runs}", file=sys.stderr)
+        return 2
+    if args.paper is not None and not args.paper.is_file():
+        print(f"pst-bench tables: error: no paper CSV {args.paper}", file=sys.stderr)
+        return 2
+    # Every skipped file is reported once, as one plain line (the default format would
+    # print the warning's source line and drop repeats).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RecordSkipped)
+        runs, built = make_tables(args.runs, args.out, args.paper)
+    for item in caught:
+        print(f"pst-bench tables: warning: {item.message}", file=sys.stderr)
+    used = set().union(*(table.files for table in built))
+    for run in runs:
+        if run["file"] not in used:  # e.g. a PST variant at 50%, or PST ranks on a task Table 4 lacks
+            print(f"pst-bench tables: note: {run['file']} is in no table", file=sys.stderr)
+    for table in built:
+        print(f"table{table.spec.number}: {len(table.files)} records, {len(table.rows)} rows, "
+              f"{len(table.missing)} missing paper cells -> {args.out.as_posix()}/table{table.spec.number}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
