@@ -1,43 +1,83 @@
-"""Run identity and results records, written atomically.
+"""The results record: the one owner of what a finished run writes and what reports read from it.
 
-A record is written once, at the end of a finished run, through a temporary
-file in the same folder and ``os.replace``: a killed run leaves either no record
-or the complete previous one, never a partial file.
+A run writes one JSON record at its end (``build_record``, then
+``files.write_json_atomic``). Reports never parse the JSON themselves: they call
+``load_records`` (or ``load_record``), which validates each file and hands back a
+``RunRecord``, and they read values only through its properties:
+
+- identity: ``task``, ``model``, ``method`` (the config name), ``seed``, ``sparsity``;
+- what the method computes, whatever its name (``computation``: ``pst`` and
+  ``pst_mag_ab_rc`` are one), and its ranks;
+- ``setting``: every other setting that can change the result (learning rate,
+  epochs, data subset, ...), so that a report can tell a hyperparameter grid from
+  repeated seeds (see ``pst_bench.report.selection``);
+- the values: ``dev_value`` (the task's main dev metric at the best epoch of the final
+  30% window, else the final epoch: the authors' selection rule), ``dev_metric`` for a
+  named metric, ``test_metrics`` for the generation tasks.
+
+Files that are not a usable record are skipped with a ``RecordSkipped`` warning that
+names the file and says why (missing keys by name, a status other than finished, ...).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import math
 import platform
 import subprocess
-import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
-# Keys that say where/how a run executes, not what it computes: they do not change its identity.
+SCHEMA_VERSION = 1
+READABLE_SCHEMAS = (1,)
+FINISHED = "finished"
+#: Keys every finished record has; a record missing any is skipped (with the names).
+REQUIRED_KEYS = ("status", "task", "model", "method", "sparsity", "seed", "main_split", "final")
+#: The importance-score terms of PST, in the order of the paper's labels.
+SCORE_TERMS = ("mag", "ab", "rc")
+#: Settings that say where/how a run executes, not what it computes: not part of its identity.
 _NON_IDENTITY_KEYS = {
     "paths": None, "data": ["dir"], "info": None, "export": None, "export_compressed": None, "run_name": None,
     "artifacts": None,
-    "train": ["resume", "progress_bar", "device", "num_workers", "checkpoint_every_steps",
-              "eval_batch_size"],
+    "train": ["resume", "progress_bar", "device", "num_workers", "checkpoint_every_steps", "eval_batch_size"],
 }
+#: Settings that name a run or repeat it, not what it is: left out of ``RunRecord.setting``.
+_NOT_A_SETTING = ("train.seed", "method.name", "method.paper_label")
+#: Subset settings: a run with any of them set is not comparable to the paper (``is_short``).
+SUBSET_KEYS = ("train.max_train_examples", "train.max_eval_examples", "train.max_steps",
+               "nlg.max_decode_examples")
 _VERSIONED = ("torch", "transformers", "datasets", "accelerate", "evaluate", "hydra-core",
               "omegaconf", "scikit-learn", "scipy", "numpy", "pst-bench")
 
 
+class RecordSkipped(UserWarning):
+    """A file under a runs folder that no report uses (unreadable, not finished, incomplete)."""
+
+
+class RecordError(ValueError):
+    """Why one file is not a usable results record."""
+
+
+# --------------------------------------------------------------------------- run identity
+
+
 def identity_config(cfg) -> dict:
     """The resolved config minus the keys that do not change the results."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else json.loads(
+        json.dumps(cfg, default=str))
     for key, sub in _NON_IDENTITY_KEYS.items():
         if sub is None:
             plain.pop(key, None)
         else:
             for name in sub:
-                plain.get(key, {}).pop(name, None)
+                (plain.get(key) or {}).pop(name, None)
     return plain
 
 
@@ -55,40 +95,7 @@ def run_id(cfg) -> str:
             f"s{cfg.train.seed}_{config_hash(cfg)}")
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results should read like any file
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def read_record(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
+# --------------------------------------------------------------------------- writing
 
 
 def library_versions() -> dict:
@@ -113,3 +120,297 @@ def git_state() -> dict:
         except (OSError, subprocess.SubprocessError):
             continue
     return {"commit": None, "dirty": None}
+
+
+def _epoch_summary(entry: dict | None, main_split: str) -> dict | None:
+    if entry is None:
+        return None
+    return {"epoch": entry["epoch"], "main": entry["eval"][main_split]["main"], "eval": entry["eval"]}
+
+
+def build_record(cfg, *, rid: str, metric: str, history: list[dict], final: dict, best: dict | None,
+                 steps: dict, train_examples: int, eval_examples: dict, params: dict,
+                 sparsity_achieved: dict, wall_time_s: float, device: str, num_processes: int,
+                 checkpoint_dir: str, extra: dict | None = None) -> dict:
+    """The record of a finished run (schema ``SCHEMA_VERSION``), before exports are added.
+
+    ``final`` and ``best`` are entries of ``history`` (``best``: the best epoch in the
+    final window, or None); ``extra`` holds what the task runner adds (NLG: ``generation``).
+    """
+    main_split = str(cfg.task.main_split)
+    return {
+        "schema": SCHEMA_VERSION,
+        "status": FINISHED,
+        "run_id": rid,
+        "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
+        "method_kind": cfg.method.kind, "paper_label": cfg.method.get("paper_label"),
+        "sparsity": float(cfg.method.sparsity), "seed": int(cfg.train.seed),
+        "metric": metric, "main_split": main_split,
+        "final": _epoch_summary(final, main_split),
+        "best_in_final_window": _epoch_summary(best, main_split),
+        "epochs": history,
+        "steps": steps,
+        "train_examples": train_examples,
+        "eval_examples": eval_examples,
+        "params": params,
+        "sparsity_achieved": sparsity_achieved,
+        "wall_time_s": round(wall_time_s, 2),
+        "device": device, "num_processes": num_processes,
+        "versions": library_versions(),
+        "git": git_state(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        **(extra or {}),
+        "checkpoint_dir": checkpoint_dir,
+        "export_dir": None,
+        "export_compressed": None,
+    }
+
+
+def read_record(path: Path) -> dict | None:
+    """The raw JSON of a record file, or None when it is missing or unreadable (resume checks)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"train.lr": 3e-4, ...}: a nested config as dotted keys (lists stay values)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _finite_number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One validated results record; ``name`` is its path relative to the folder it was read from."""
+
+    path: Path
+    name: str
+    data: dict
+
+    # -- identity -----------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return str(self.data.get("run_id") or self.path.stem)
+
+    @property
+    def task(self) -> str:
+        return str(self.data["task"])
+
+    @property
+    def model(self) -> str:
+        return str(self.data["model"])
+
+    @property
+    def method(self) -> str:
+        """The method's config name (``pst_mag_ab_rc``); ``computation`` says what it computes."""
+        return str(self.data["method"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.data["seed"])
+
+    @property
+    def sparsity(self) -> float:
+        """Target sparsity as a fraction."""
+        return float(self.data["sparsity"])
+
+    @property
+    def sparsity_pct(self) -> float:
+        return round(100.0 * self.sparsity, 4)
+
+    @property
+    def config(self) -> dict:
+        return self.data.get("config") or {}
+
+    @property
+    def method_config(self) -> dict:
+        return self.config.get("method") or {}
+
+    @property
+    def family(self) -> str:
+        """The task family: ``glue`` (classification/regression) or ``nlg`` (generation)."""
+        kind = (self.config.get("task") or {}).get("kind")
+        if kind:
+            return str(kind)
+        return "nlg" if "generation" in self.data else "glue"
+
+    # -- what the method computes -----------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return str(self.method_config.get("kind") or self.data.get("method_kind") or self.method.split("_")[0])
+
+    @property
+    def score_terms(self) -> tuple[str, ...]:
+        """PST's importance-score terms in the paper's order (all three unless the config says otherwise)."""
+        terms = self.method_config.get("score_terms")
+        if not isinstance(terms, list) or not terms:
+            return SCORE_TERMS
+        return tuple(term for term in SCORE_TERMS if term in terms)
+
+    @property
+    def computation(self) -> tuple[str, ...]:
+        """What the method computes, independent of its config name: ("pst", "mag", "ab", "rc")."""
+        return ("pst", *self.score_terms) if self.kind == "pst" else (self.kind,)
+
+    @property
+    def ranks(self) -> tuple[int | None, int | None]:
+        """(r1, r2) of a PST record; (None, None) for the other methods."""
+        if self.kind != "pst":
+            return None, None
+        r1, r2 = self.method_config.get("r1"), self.method_config.get("r2")
+        return (None if r1 is None else int(r1)), (None if r2 is None else int(r2))
+
+    @property
+    def setting(self) -> dict[str, Any]:
+        """Every identity setting of the run except its seed and names, as dotted keys."""
+        flat = _flatten(identity_config(self.config))
+        for key in _NOT_A_SETTING:
+            flat.pop(key, None)
+        return flat
+
+    @property
+    def is_short(self) -> bool:
+        """True when the run trained, evaluated or decoded on a subset (not comparable to the paper)."""
+        flat = _flatten(self.config)
+        return any(flat.get(key) is not None for key in SUBSET_KEYS)
+
+    # -- values ---------------------------------------------------------------------
+    @property
+    def main_split(self) -> str:
+        return str(self.data["main_split"])
+
+    @property
+    def metric(self) -> str:
+        return str(self.data.get("metric") or "")
+
+    @property
+    def higher_is_better(self) -> bool:
+        """The per-epoch main value: a metric (GLUE) or the dev loss (NLG, lower is better)."""
+        return self.metric != "loss"
+
+    @property
+    def chosen_epoch(self) -> dict | None:
+        """The best epoch of the final window (the authors' rule), else the final epoch."""
+        for key in ("best_in_final_window", "final"):
+            entry = self.data.get(key)
+            if isinstance(entry, dict):
+                return entry
+        return None
+
+    @property
+    def dev_value(self) -> float | None:
+        """The task's main dev value at the chosen epoch; None when absent or not finite."""
+        entry = self.chosen_epoch
+        return None if entry is None else _finite_number(entry.get("main"))
+
+    def dev_metric(self, metric: str, split: str | None = None) -> float | None:
+        """A named dev metric at the chosen epoch (``main`` stands in when it is the record's metric)."""
+        entry = self.chosen_epoch or {}
+        split = split or self.main_split
+        scores = (entry.get("eval") or {}).get(split) or {}
+        if metric in scores:
+            return _finite_number(scores[metric])
+        if self.metric == metric and split == self.main_split:
+            return _finite_number(entry.get("main"))
+        return None
+
+    def has_dev_metric(self, metric: str, split: str | None = None) -> bool:
+        """Whether the record holds the metric at all (finite or not)."""
+        entry = self.chosen_epoch or {}
+        scores = (entry.get("eval") or {}).get(split or self.main_split) or {}
+        return metric in scores or (self.metric == metric and "main" in entry)
+
+    @property
+    def test_metrics(self) -> dict | None:
+        """The generation metrics of the test split (NLG), or None."""
+        try:
+            metrics = self.data["generation"]["test"]["metrics"]
+        except (KeyError, TypeError):
+            return None
+        return metrics if isinstance(metrics, dict) else None
+
+    @property
+    def params(self) -> dict:
+        return self.data.get("params") or {}
+
+    def artifact(self, key: str) -> Path | None:
+        """A file saved beside the record (``masks``, ``scores``), or None."""
+        name = (self.data.get("artifacts") or {}).get(key)
+        return self.path.parent / name if name else None
+
+
+def validate(data: Any) -> None:
+    """Raise RecordError saying why ``data`` is not a usable finished record."""
+    if not isinstance(data, dict):
+        raise RecordError("not a JSON object")
+    missing = [key for key in REQUIRED_KEYS if data.get(key) is None]
+    if missing:
+        raise RecordError(f"missing key(s): {', '.join(missing)}")
+    if data["status"] != FINISHED:
+        raise RecordError(f"status is {data['status']!r}, not {FINISHED!r}")
+    schema = data.get("schema", SCHEMA_VERSION)
+    if schema not in READABLE_SCHEMAS:
+        raise RecordError(f"schema {schema!r} is not one this version reads ({READABLE_SCHEMAS})")
+    for key, kind in (("task", str), ("model", str), ("method", str), ("main_split", str), ("seed", int),
+                      ("sparsity", (int, float)), ("final", dict)):
+        if not isinstance(data[key], kind) or isinstance(data[key], bool):
+            raise RecordError(f"{key!r} has the wrong type ({type(data[key]).__name__})")
+    if not 0.0 <= float(data["sparsity"]) < 1.0:
+        raise RecordError(f"sparsity {data['sparsity']} outside [0, 1)")
+    for key in ("config", "artifacts", "params"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise RecordError(f"{key!r} is not an object")
+    method_cfg = (data.get("config") or {}).get("method") or {}
+    if (method_cfg.get("kind") or data.get("method_kind")) == "pst":
+        absent = [f"config.method.{k}" for k in ("r1", "r2") if method_cfg.get(k) is None]
+        if absent:
+            raise RecordError(f"missing key(s): {', '.join(absent)}")
+
+
+def load_record(path: Path, root: Path | None = None) -> RunRecord:
+    """The validated record in ``path``; RecordError says why it is unusable."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RecordError(f"not readable JSON ({err})") from None
+    validate(data)
+    name = path.relative_to(root).as_posix() if root is not None else path.name
+    return RunRecord(path=path, name=name, data=data)
+
+
+def iter_record_files(folder: Path) -> Iterator[Path]:
+    """Every ``*.json`` file under ``folder``, sub-folders included, in path order."""
+    return (path for path in sorted(Path(folder).rglob("*.json")) if path.is_file())
+
+
+def load_records(folder: Path) -> list[RunRecord]:
+    """Every usable record under ``folder`` (recursively); each other ``.json`` file warns once."""
+    records = []
+    for path in iter_record_files(folder):
+        try:
+            records.append(load_record(path, root=Path(folder)))
+        except RecordError as why:
+            warnings.warn(f"{path}: skipped, {why}", RecordSkipped, stacklevel=2)
+    return records
+
+
+def as_record(data: dict, name: str = "record.json") -> RunRecord:
+    """A RunRecord from an in-memory dict (validated), e.g. the return value of a run."""
+    validate(data)
+    return RunRecord(path=Path(name), name=name, data=data)

@@ -150,7 +150,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, synthetic_d
 def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
     import os
 
-    from pst_bench import records
+    from pst_bench import files as records
 
     target = tmp_path / "r.json"
     records.write_json_atomic(target, {"a": 1})

@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -31,7 +30,7 @@ from ..models.loading import load_model, load_tokenizer
 from ..models.params import parameter_report
 from ..models.prepare import prepare_model, validate_config
 from ..files import write_json_atomic
-from ..record import git_state, library_versions, read_record, run_id
+from ..record import build_record, read_record, run_id
 from ..sparsity.conv1d import restore_conv1d
 from ..sparsity.inject import merge_sparse_layers, set_sparsity
 from ..sparsity.schedule import cubic_sparsity, schedule_knots
@@ -243,34 +242,13 @@ def run_experiment(cfg) -> dict:
     final, best = _select_epochs(progress["history"], cfg.task.main_split, ramp_end, runner.higher_is_better)
     model.eval()
     finished = runner.finish(model, tokenizer, accelerator, results_dir / rid)
-    record = {
-        "schema": 1,
-        "status": "finished",
-        "run_id": rid,
-        "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
-        "method_kind": cfg.method.kind, "paper_label": cfg.method.get("paper_label"),
-        "sparsity": float(cfg.method.sparsity), "seed": int(cfg.train.seed),
-        "metric": runner.main_name, "main_split": cfg.task.main_split,
-        "final": {"epoch": final["epoch"], "main": final["eval"][cfg.task.main_split]["main"],
-                  "eval": final["eval"]},
-        "best_in_final_window": None if best is None else {
-            "epoch": best["epoch"], "main": best["eval"][cfg.task.main_split]["main"], "eval": best["eval"]},
-        "epochs": progress["history"],
-        "steps": {"total": total_steps, "per_epoch": steps_per_epoch, "ramp_end": ramp_end},
-        "train_examples": len(train_set),
-        "eval_examples": {name: len(ds) for name, ds in eval_sets.items()},
-        "params": params,
-        "sparsity_achieved": _measured_sparsity(layers),
-        "wall_time_s": round(time.time() - started, 2),
-        "device": str(accelerator.device), "num_processes": accelerator.num_processes,
-        "versions": library_versions(),
-        "git": git_state(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        **finished,
-        "checkpoint_dir": str(run_ckpt_dir),
-        "export_dir": None,
-        "export_compressed": None,
-    }
+    record = build_record(
+        cfg, rid=rid, metric=runner.main_name, history=progress["history"], final=final, best=best,
+        steps={"total": total_steps, "per_epoch": steps_per_epoch, "ramp_end": ramp_end},
+        train_examples=len(train_set), eval_examples={name: len(ds) for name, ds in eval_sets.items()},
+        params=params, sparsity_achieved=_measured_sparsity(layers), wall_time_s=time.time() - started,
+        device=str(accelerator.device), num_processes=accelerator.num_processes,
+        checkpoint_dir=str(run_ckpt_dir), extra=finished)
     if accelerator.is_main_process:
         record["artifacts"] = save_artifacts(cfg, layers, results_dir, rid)
         if cfg.export:
