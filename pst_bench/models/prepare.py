@@ -9,6 +9,7 @@ from ..errors import ConfigError
 from ..sparsity.conv1d import linearize_conv1d
 from ..sparsity.inject import METHOD_KINDS, SPARSE_KINDS, configure_trainable, sparsify
 from ..sparsity.layers import SparseLinear
+from ..tasks import runner_class, task_kind
 
 
 def _check(condition: bool, message: str) -> None:
@@ -47,13 +48,11 @@ def validate_config(cfg: DictConfig) -> None:
     compressed = cfg.get("export_compressed")
     _check(compressed in (None, False, *VALUE_DTYPES),
            f"export_compressed={compressed!r}: choose {', '.join(VALUE_DTYPES)} or null (off)")
-    task_kind = cfg.task.get("kind", "glue")
-    needed = {"glue": "sequence_classification", "nlg": "causal_lm"}.get(task_kind)
-    _check(needed is not None, f"task.kind={task_kind!r} is unknown; choose glue or nlg")
-    _check(cfg.model.architecture == needed,
+    runner = runner_class(task_kind(cfg.task))
+    _check(cfg.model.architecture == runner.architecture,
            f"model={cfg.model.name} is a {cfg.model.architecture} model but task={cfg.task.name} needs a "
-           f"{needed} model ({'bert-base, roberta-*, minilm-l6' if task_kind == 'glue' else 'gpt2, gpt2-medium'})")
-    if task_kind == "glue":
+           f"{runner.architecture} model ({runner.example_models})")
+    if runner.architecture == "sequence_classification":
         _check(cfg.task.num_labels >= 1, f"task.num_labels={cfg.task.num_labels} must be >= 1")
 
 

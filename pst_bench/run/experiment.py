@@ -62,10 +62,7 @@ def param_groups(model, layers, cfg):
     score_ids = set()
     if cfg.method.get("score_lr") is not None:
         for layer in layers.values():
-            for name in ("mask_scores", "A", "B", "R", "C"):
-                tensor = getattr(layer, name, None)
-                if isinstance(tensor, torch.nn.Parameter):
-                    score_ids.add(id(tensor))
+            score_ids.update(id(getattr(layer, name)) for name in layer.score_param_names)
     groups: dict[tuple, list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:

@@ -30,6 +30,8 @@ class SparseLinear(nn.Module):
     method: str = ""
     #: Parameters this wrapper adds next to ``base_layer`` (the only ones PST trains there).
     added_param_names: tuple[str, ...] = ()
+    #: The added parameters that only shape the importance score (``method.score_lr`` applies to them).
+    score_param_names: tuple[str, ...] = ()
 
     def __init__(self, base_layer: nn.Linear):
         super().__init__()
@@ -165,6 +167,7 @@ class MovementSparseLinear(SparseLinear):
 
     method = "mvp"
     added_param_names = ("mask_scores",)
+    score_param_names = ("mask_scores",)
 
     def __init__(self, base_layer: nn.Linear):
         super().__init__(base_layer)
@@ -322,6 +325,7 @@ class PSTSparseLinear(SparseLinear):
         else:
             self.R = self.C = None
         self.added_param_names = tuple(names)
+        self.score_param_names = tuple(name for name in names if name not in ("U", "V"))
         base_layer.weight.requires_grad_(False)
 
     @property

@@ -10,6 +10,10 @@ class TaskRunner:
 
     #: whether a larger per-epoch ``main`` value is better (accuracy) or worse (loss)
     higher_is_better: bool = True
+    #: the ``model.architecture`` this task family needs (a transformers head)
+    architecture: str = ""
+    #: models of that architecture that ship with pst-bench, for error messages
+    example_models: str = ""
 
     def __init__(self, cfg):
         self.cfg = cfg

@@ -12,6 +12,8 @@ from .base import TaskRunner
 
 class GlueRunner(TaskRunner):
     higher_is_better = True
+    architecture = "sequence_classification"
+    example_models = "bert-base, roberta-*, minilm-l6"
 
     def _tokenize(self, dataset, tokenizer):
         task = self.cfg.task

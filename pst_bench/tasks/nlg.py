@@ -33,6 +33,8 @@ def eos_id(tokenizer) -> int:
 
 class NlgRunner(TaskRunner):
     higher_is_better = False
+    architecture = "causal_lm"
+    example_models = "gpt2, gpt2-medium"
 
     @property
     def main_name(self) -> str:
