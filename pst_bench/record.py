@@ -318,22 +318,23 @@ class RunRecord:
         entry = self.chosen_epoch
         return None if entry is None else _finite_number(entry.get("main"))
 
-    def dev_metric(self, metric: str, split: str | None = None) -> float | None:
-        """A named dev metric at the chosen epoch (``main`` stands in when it is the record's metric)."""
+    def raw_dev_metric(self, metric: str, split: str | None = None):
+        """A named dev metric at the chosen epoch as stored (NaN included), or None when absent.
+
+        ``main`` stands in when the named metric is the record's main metric on its main split.
+        """
         entry = self.chosen_epoch or {}
         split = split or self.main_split
         scores = (entry.get("eval") or {}).get(split) or {}
         if metric in scores:
-            return _finite_number(scores[metric])
+            return scores[metric]
         if self.metric == metric and split == self.main_split:
-            return _finite_number(entry.get("main"))
+            return entry.get("main")
         return None
 
-    def has_dev_metric(self, metric: str, split: str | None = None) -> bool:
-        """Whether the record holds the metric at all (finite or not)."""
-        entry = self.chosen_epoch or {}
-        scores = (entry.get("eval") or {}).get(split or self.main_split) or {}
-        return metric in scores or (self.metric == metric and "main" in entry)
+    def dev_metric(self, metric: str, split: str | None = None) -> float | None:
+        """``raw_dev_metric`` as a float; None when absent or not finite."""
+        return _finite_number(self.raw_dev_metric(metric, split))
 
     @property
     def test_metrics(self) -> dict | None:
@@ -357,12 +358,12 @@ class RunRecord:
 def validate(data: Any) -> None:
     """Raise RecordError saying why ``data`` is not a usable finished record."""
     if not isinstance(data, dict):
-        raise RecordError("not a JSON object")
+        raise RecordError("not a results record (not a JSON object)")
+    if data.get("status") not in (None, FINISHED):  # a run still going (or failed): say so first
+        raise RecordError(f"status is {data['status']!r}, not {FINISHED!r}")
     missing = [key for key in REQUIRED_KEYS if data.get(key) is None]
     if missing:
         raise RecordError(f"missing key(s): {', '.join(missing)}")
-    if data["status"] != FINISHED:
-        raise RecordError(f"status is {data['status']!r}, not {FINISHED!r}")
     schema = data.get("schema", SCHEMA_VERSION)
     if schema not in READABLE_SCHEMAS:
         raise RecordError(f"schema {schema!r} is not one this version reads ({READABLE_SCHEMAS})")

@@ -49,3 +49,32 @@ def tiny_run_overrides(data_dir: Path, method: str = "pst", *extra: str) -> list
     return [f"method={method}", "model=tiny-bert", "task=sst2", f"data.dir={data_dir}",
             "train.epochs=2", "train.batch_size=16", "train.lr=1e-3", "method.sparsity=0.5"
             if method != "finetune" else "method.sparsity=0.0", *extra]
+
+
+def fake_record(overrides=(), *, dev: float, final: float | None = None, params: dict | None = None,
+                extra: dict | None = None) -> dict:
+    """A results record built by the real builder (pst_bench.record.build_record) without training.
+
+    The config is what `pst-bench <overrides>` composes; two epochs are recorded: epoch 2 (the best
+    in the final window) with main dev value `dev`, epoch 3 (the final one) with `final` (default
+    `dev`). GLUE records carry the task's metric, NLG records the dev loss; `extra` is what a task
+    runner adds (NLG: {"generation": ...}).
+    """
+    from pst_bench.record import build_record, run_id
+    from pst_bench.tasks import runner_class, task_kind
+
+    cfg = compose_cfg(list(overrides))
+    split = str(cfg.task.main_split)
+    metric = "loss" if runner_class(task_kind(cfg.task)).architecture == "causal_lm" else str(cfg.task.metric)
+
+    def epoch(number: int, value: float) -> dict:
+        return {"epoch": number, "step": 10 * number, "sparsity_target": float(cfg.method.sparsity),
+                "train_loss": 0.5, "lr": 0.0, "eval": {split: {metric: value, "main": value}},
+                "in_final_window": number >= 2}
+
+    best, last = epoch(2, dev), epoch(3, dev if final is None else final)
+    return build_record(
+        cfg, rid=run_id(cfg), metric=metric, history=[best, last], final=last, best=best,
+        steps={"total": 30, "per_epoch": 10, "ramp_end": 20}, train_examples=100, eval_examples={split: 10},
+        params=params or {}, sparsity_achieved={"overall": float(cfg.method.sparsity), "per_matrix": {}},
+        wall_time_s=1.0, device="cpu", num_processes=1, checkpoint_dir="checkpoints", extra=extra)

@@ -8,11 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import compose_cfg, tiny_run_overrides, write_synthetic_sst2
+from helpers import compose_cfg, fake_record, tiny_run_overrides, write_synthetic_sst2
 
 pytest.importorskip("matplotlib")
 
 from pst_bench.report import figures  # noqa: E402
+from pst_bench.record import RecordSkipped  # noqa: E402
 from pst_bench.run.artifacts import load_masks  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -118,11 +119,12 @@ def test_metric_vs_sparsity_series(runs):
     series = figures.metric_vs_sparsity(list(records.values()))
     assert list(series) == [("tiny-bert", "sst2")]
     methods = series["tiny-bert", "sst2"]
-    assert sorted(methods) == ["map", "mvp", "pst"]
-    assert [p["sparsity"] for p in methods["pst"]] == [50, 90]
-    assert [p["sparsity"] for p in methods["map"]] == [90]
+    assert sorted(methods) == ["MaP", "MvP", "PST"]
+    assert [p["sparsity"] for p in methods["PST"]] == [50, 90]
+    assert [p["sparsity"] for p in methods["MaP"]] == [90]
+    labels = {"map": "MaP", "mvp": "MvP", "pst": "PST"}
     for (method, sparsity), record in records.items():
-        point = next(p for p in methods[method] if p["sparsity"] == round(sparsity * 100))
+        point = next(p for p in methods[labels[method]] if p["sparsity"] == round(sparsity * 100))
         expected = (record["best_in_final_window"] or record["final"])["main"]
         assert point["median"] == point["min"] == point["max"] == pytest.approx(expected)
         assert point["seeds"] == [42]
@@ -130,22 +132,25 @@ def test_metric_vs_sparsity_series(runs):
 
 
 def test_metric_vs_sparsity_median_and_range_over_seeds():
-    def record(seed, value, best=True, **extra):
-        entry = {"epoch": 1, "main": value}
-        return {"status": "finished", "task": "rte", "model": "m", "method": "pst", "paper_label": "PST",
-                "sparsity": 0.9, "seed": seed, "metric": "accuracy", "final": {"epoch": 2, "main": 0.0},
-                "best_in_final_window": entry if best else None, **extra}
+    def record(seed, value, *extra):
+        return fake_record(["task=rte", "model=tiny-bert", "method=pst", f"train.seed={seed}", *extra], dev=value,
+                           final=0.0)
 
+    no_window = {**record(4, 0.65), "best_in_final_window": None}   # no window: the final epoch (0.0)
     records = [record(1, 0.6), record(2, 0.7), record(3, 0.9),
-               record(3, 0.5, run_id="same seed, worse lr"),          # the best record of a seed counts
-               record(4, 0.65, best=False),                           # no window: the final epoch (0.0)
-               record(5, 1.0, generation={"bleu": 1}),                # NLG: not in Figure 3
-               {"status": "running", "task": "rte"}]                  # partial: ignored
-    points = figures.metric_vs_sparsity(records)["m", "rte"]["pst"]
+               record(3, 0.5),                                      # the same run again: counted once
+               no_window,
+               fake_record(["task=e2e", "model=tiny-gpt2", "method=pst"], dev=1.0),  # NLG: not in Figure 3
+               {"status": "running", "task": "rte"}]                # partial: ignored
+    points = figures.metric_vs_sparsity(records)["tiny-bert", "rte"]["PST"]
     assert len(points) == 1
     assert points[0]["seeds"] == [1, 2, 3, 4]
     assert points[0]["median"] == pytest.approx(0.65)
     assert points[0]["min"] == 0.0 and points[0]["max"] == pytest.approx(0.9)
+    # A learning-rate grid on top: the setting with the best median dev value is the point.
+    better = [record(seed, 0.8, "train.lr=3e-4") for seed in (1, 2)]
+    points = figures.metric_vs_sparsity(records + better)["tiny-bert", "rte"]["PST"]
+    assert points[0]["seeds"] == [1, 2] and points[0]["median"] == pytest.approx(0.8)
 
 
 def test_pick_layer():
@@ -215,11 +220,12 @@ def test_corrupt_records_and_artifacts_are_skipped_with_a_warning(runs, tmp_path
     # MvP's masks file is damaged: Figure 5 keeps MaP-PST only, Figure 2 shows MaP and PST
     mvp_masks = copy / records["mvp", 0.9]["artifacts"]["masks"]
     mvp_masks.write_bytes(mvp_masks.read_bytes()[:100])
-    with pytest.warns(figures.FigureWarning) as caught:
+    with pytest.warns((figures.FigureWarning, RecordSkipped)) as caught:
         written, skipped = figures.make_figures(copy, tmp_path / "out")
-    messages = [str(w.message) for w in caught if issubclass(w.category, figures.FigureWarning)]
-    for name in ("truncated.json", "partial.json", "no_seed.json"):
-        assert any(str(copy / name) in m for m in messages), (name, messages)
+    messages = [str(w.message) for w in caught if issubclass(w.category, (figures.FigureWarning, RecordSkipped))]
+    for name, why in (("truncated.json", "not readable JSON"), ("partial.json", "status is 'running'"),
+                      ("no_seed.json", "missing key(s): seed, main_split, final")):
+        assert any(str(copy / name) in m and why in m for m in messages), (name, messages)
     assert any(str(mvp_masks) in m for m in messages)
     assert sum(str(mvp_masks) in m for m in messages) == 1, messages  # warned once, not per figure
     assert sorted(p.name for p in written) == EXPECTED
@@ -228,11 +234,9 @@ def test_corrupt_records_and_artifacts_are_skipped_with_a_warning(runs, tmp_path
 
 def test_metric_vs_sparsity_uses_pst_at_the_papers_ranks_only():
     def record(value, r1, r2):
-        return {"status": "finished", "task": "sst2", "model": "m", "method": "pst", "paper_label": "PST",
-                "sparsity": 0.9, "seed": 42, "metric": "accuracy", "final": {"epoch": 2, "main": value},
-                "best_in_final_window": None, "run_id": f"r{r1}x{r2}",
-                "config": {"method": {"kind": "pst", "r1": r1, "r2": r2}}}
+        return fake_record(["task=sst2", "model=tiny-bert", "method=pst", f"method.r1={r1}", f"method.r2={r2}"],
+                           dev=value)
 
     records = [record(0.70, 8, 8), record(0.80, 16, 16), record(0.75, 4, 8)]  # Table 4's grid beside it
-    points = figures.metric_vs_sparsity(records)["m", "sst2"]["pst"]
+    points = figures.metric_vs_sparsity(records)["tiny-bert", "sst2"]["PST"]
     assert [p["median"] for p in points] == [pytest.approx(0.70)]

@@ -12,43 +12,31 @@ import pytest
 from pst_bench.report import tables
 from pst_bench.report.tables import RecordSkipped, make_tables
 
+from helpers import fake_record
+from pst_bench.report.selection import PAPER_RANKS
+
 SHARED_PAPER_CSV = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper_results.csv"
 
 
-def glue_record(task: str, model: str, method: str, label: str, sparsity: float, seed: int,
-                value: float, r1: int | None = 8, r2: int | None = 8, final: float | None = None,
-                **train) -> dict:
-    """The keys of a GLUE results record that the tables read (value: the paper's metric, 0-1)."""
-    metric = tables.GLUE[task][1]
-    split = "validation_matched" if task == "mnli" else "validation"
-    scores = {metric: value, "main": value}
-    final_value = value if final is None else final
-    method_cfg = {"name": method} if r1 is None else {"name": method, "r1": r1, "r2": r2}
-    return {
-        "schema": 1, "status": "finished", "task": task, "model": model, "method": method,
-        "method_kind": method.split("_")[0], "paper_label": label, "sparsity": sparsity, "seed": seed,
-        "metric": metric, "main_split": split,
-        "final": {"epoch": 3, "main": final_value, "eval": {split: {metric: final_value, "main": final_value}}},
-        "best_in_final_window": {"epoch": 2, "main": value, "eval": {split: scores}},
-        "params": {"trainable_total": 2_821_634, "trainable_sparse_added": 2_820_096, "paper_rule_m": 2.82,
-                   "model_params": 109_483_778},
-        "config": {"method": method_cfg, "train": {"max_train_examples": None, "max_steps": None,
-                                                    "max_eval_examples": None, **train}},
-    }
+PARAMS = {"trainable_total": 2_821_634, "trainable_sparse_added": 2_820_096, "paper_rule_m": 2.82,
+          "model_params": 109_483_778}
+
+
+def glue_record(task: str, model: str, method: str, sparsity: float, seed: int, value: float,
+                r1: int = 8, r2: int = 8, final: float | None = None, **train) -> dict:
+    """A GLUE results record from the real builder (value: the paper's metric, 0-1)."""
+    overrides = [f"task={task}", f"model={model}", f"method={method}", f"method.sparsity={sparsity}",
+                 f"train.seed={seed}", *(f"train.{key}={value}" for key, value in train.items())]
+    if method.startswith("pst"):
+        overrides += [f"method.r1={r1}", f"method.r2={r2}"]
+    return fake_record(overrides, dev=value, final=final, params=PARAMS)
 
 
 def nlg_record(task: str, model: str, seed: int, metrics: dict) -> dict:
-    """The keys of an NLG (GPT-2) PST record that Table 3 reads."""
-    return {
-        "schema": 1, "status": "finished", "task": task, "model": model, "method": "pst",
-        "method_kind": "pst", "paper_label": "PST", "sparsity": 0.9, "seed": seed, "metric": "loss",
-        "main_split": "validation",
-        "final": {"epoch": 5, "main": 1.5, "eval": {"validation": {"loss": 1.5, "main": 1.5}}},
-        "best_in_final_window": {"epoch": 5, "main": 1.5, "eval": {"validation": {"loss": 1.5, "main": 1.5}}},
-        "params": {"trainable_total": 7_520_256, "paper_rule_m": 7.52},
-        "config": {"method": {"name": "pst", "r1": 8, "r2": 8}, "train": {}, "nlg": {"max_decode_examples": None}},
-        "generation": {"test": {"metrics": metrics}},
-    }
+    """A GPT-2 PST record from the real builder, with the test metrics Table 3 reads."""
+    return fake_record([f"task={task}", f"model={model}", "method=pst", f"train.seed={seed}"], dev=1.5,
+                       params={"trainable_total": 7_520_256, "paper_rule_m": 7.52},
+                       extra={"generation": {"test": {"metrics": metrics}}})
 
 
 PST_RC_PAPER = {"qnli": 0.8510, "sst2": 0.8727, "cola": 0.3493, "stsb": 0.8150, "mrpc": 0.8512, "rte": 0.6173}
@@ -59,25 +47,25 @@ def write_records(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     records = {
         # Table 2 / 4 / 5: full PST at 90%, r1 = r2 = 8; SST-2 on two seeds (best epoch != final).
-        "sst2_pst_s1.json": glue_record("sst2", "bert-base", "pst", "PST", 0.9, 1, 0.881, final=0.5),
-        "sst2_pst_s2.json": glue_record("sst2", "bert-base", "pst", "PST", 0.9, 2, 0.889),
+        "sst2_pst_s1.json": glue_record("sst2", "bert-base", "pst", 0.9, 1, 0.881, final=0.5),
+        "sst2_pst_s2.json": glue_record("sst2", "bert-base", "pst", 0.9, 2, 0.889),
         # pst_mag_ab_rc is the same method: it joins the PST cells (three seeds on MRPC).
-        "mrpc_pst_s1.json": glue_record("mrpc", "bert-base", "pst", "PST", 0.9, 1, 0.85),
-        "mrpc_pst_s2.json": glue_record("mrpc", "bert-base", "pst", "PST", 0.9, 2, 0.87),
-        "mrpc_pst_s3.json": glue_record("mrpc", "bert-base", "pst_mag_ab_rc", "PST[mag+ab+rc]", 0.9, 3, 0.86),
+        "mrpc_pst_s1.json": glue_record("mrpc", "bert-base", "pst", 0.9, 1, 0.85),
+        "mrpc_pst_s2.json": glue_record("mrpc", "bert-base", "pst", 0.9, 2, 0.87),
+        "mrpc_pst_s3.json": glue_record("mrpc", "bert-base", "pst_mag_ab_rc", 0.9, 3, 0.86),
         # MNLI: the matched dev set; no best_in_final_window -> the final epoch.
-        "mnli_map.json": {**glue_record("mnli", "bert-base", "map", "MaP", 0.5, 42, 0.8, r1=None),
+        "mnli_map.json": {**glue_record("mnli", "bert-base", "map", 0.5, 42, 0.8),
                           "best_in_final_window": None},
         # A model the paper did not run, on a training subset.
-        "sst2_minilm.json": glue_record("sst2", "minilm-l6", "pst", "PST", 0.9, 42, 0.789,
+        "sst2_minilm.json": glue_record("sst2", "minilm-l6", "pst", 0.9, 42, 0.789,
                                         max_train_examples=4000),
         # A paper number quoted from prior work (RoBERTa-base fine-tune).
-        "rte_roberta_ft.json": glue_record("rte", "roberta-base", "finetune", "Fine-tune", 0.0, 42, 0.75, r1=None),
+        "rte_roberta_ft.json": glue_record("rte", "roberta-base", "finetune", 0.0, 42, 0.75),
         # Table 4: another rank setting (not a Table 2 or 5 cell).
-        "mrpc_pst_r4_16.json": glue_record("mrpc", "bert-base", "pst", "PST", 0.9, 42, 0.87, r1=4, r2=16),
+        "mrpc_pst_r4_16.json": glue_record("mrpc", "bert-base", "pst", 0.9, 42, 0.87, r1=4, r2=16),
         # Table 5: a variant on one task, and one on all six tasks with the paper's own numbers.
-        "cola_pst_ab.json": glue_record("cola", "bert-base", "pst_ab", "PST[ab]", 0.9, 42, 0.25),
-        **{f"{task}_pst_rc.json": glue_record(task, "bert-base", "pst_rc", "PST[rc]", 0.9, 42, value)
+        "cola_pst_ab.json": glue_record("cola", "bert-base", "pst_ab", 0.9, 42, 0.25),
+        **{f"{task}_pst_rc.json": glue_record(task, "bert-base", "pst_rc", 0.9, 42, value)
            for task, value in PST_RC_PAPER.items()},
         # Table 3: GPT-2 medium on E2E; a stand-in model on DART.
         "e2e_gpt2.json": nlg_record("e2e", "gpt2-medium", 42, {"bleu": 69.0, "nist": 8.5, "meteor": 0.46,
@@ -85,9 +73,9 @@ def write_records(folder: Path) -> None:
         "dart_tiny.json": nlg_record("dart", "tiny-gpt2", 42, {"bleu": 1.5, "meteor": 0.1, "ter": 50.0,
                                                                "ter_fraction": 0.5}),
         # Unusable: still running, not a record, a record without its task.
-        "running.json": {**glue_record("rte", "bert-base", "pst", "PST", 0.9, 7, 0.6), "status": "running"},
+        "running.json": {**glue_record("rte", "bert-base", "pst", 0.9, 7, 0.6), "status": "running"},
         "list.json": [1, 2, 3],
-        "no_task.json": {k: v for k, v in glue_record("rte", "bert-base", "pst", "PST", 0.9, 8, 0.6).items()
+        "no_task.json": {k: v for k, v in glue_record("rte", "bert-base", "pst", 0.9, 8, 0.6).items()
                          if k != "task"},
     }
     for name, record in records.items():
@@ -276,7 +264,7 @@ def test_glue_metrics_match_the_paper_csv():
         assert (column, column) in paper
         assert set(frame[(frame.table == 2) & (frame.task == column)]["metric"]) == {metric}
     pst = frame[(frame.method == "PST") & frame.table.isin([2, 3])]
-    assert set(zip(pst.r1, pst.r2)) == {tables.PAPER_RANKS}
+    assert set(zip(pst.r1, pst.r2)) == {PAPER_RANKS}
 
 
 @pytest.mark.skipif(not SHARED_PAPER_CSV.is_file(), reason="no ../shared/paper/paper_results.csv here")
@@ -284,28 +272,36 @@ def test_packaged_paper_csv_equals_the_shared_one():
     assert tables.default_paper_csv().read_bytes() == SHARED_PAPER_CSV.read_bytes()
 
 
-def test_shared_seed_and_non_finite_values(tmp_path):
-    """Two settings on one seed are aggregated and noted; a NaN metric skips its record."""
+def test_grid_duplicates_and_non_finite_values(tmp_path):
+    """A learning-rate grid shows its best setting on dev; a same-seed rerun counts once; NaN skips."""
     runs = tmp_path / "runs"
     runs.mkdir()
-    for name, value in (("rte_lr1.json", 0.60), ("rte_lr2.json", 0.64)):
-        (runs / name).write_text(json.dumps(glue_record("rte", "bert-base", "pst", "PST", 0.9, 42, value)))
-    (runs / "stsb_nan.json").write_text(json.dumps(glue_record("stsb", "bert-base", "pst", "PST", 0.9, 1,
+    grid = {("lr1", 1e-4, 1): 0.60, ("lr1", 1e-4, 2): 0.62, ("lr3", 3e-4, 1): 0.66, ("lr3", 3e-4, 2): 0.64}
+    for (name, lr, seed), value in grid.items():
+        record = glue_record("rte", "bert-base", "pst", 0.9, seed, value, lr=lr)
+        (runs / f"rte_{name}_s{seed}.json").write_text(json.dumps(record))
+    rerun = glue_record("rte", "bert-base", "pst_mag_ab_rc", 0.9, 1, 0.99, lr=3e-4)  # same setting, seed 1
+    (runs / "rte_lr3_s1_again.json").write_text(json.dumps(rerun))
+    (runs / "stsb_nan.json").write_text(json.dumps(glue_record("stsb", "bert-base", "pst", 0.9, 1,
                                                                float("nan"))))
-    # `method=pst method.score_terms=[mag,rc]` keeps paper_label PST but is PST[mag+rc].
-    override = glue_record("rte", "bert-base", "pst", "PST", 0.9, 42, 0.62)
-    override["config"]["method"]["score_terms"] = ["rc", "mag"]
-    del override["params"]  # optional: its counts show as a dash
+    # `method=pst method.score_terms=[rc,mag]` keeps paper_label PST but is PST[mag+rc].
+    override = fake_record(["task=rte", "method=pst", "method.score_terms=[rc,mag]"], dev=0.62)
     (runs / "rte_override.json").write_text(json.dumps(override))
     with pytest.warns(RecordSkipped, match="stsb_nan.json: skipped, pearson on validation is nan"):
         make_tables(runs, tmp_path / "out")
     row = row_of(read_csv(tmp_path / "out" / "table2.csv"), Model="bert-base")
-    assert (row["RTE ours"], row["RTE diff"], row["STS-B ours"]) == ("62.00 [60.00–64.00]", "-0.82", "-")
+    assert (row["RTE ours"], row["RTE diff"], row["STS-B ours"]) == ("65.00 [64.00–66.00]", "+2.18", "-")
+    cell = row_of(read_csv(tmp_path / "out" / "table2_cells.csv"), column="RTE")
+    assert (cell["settings"], cell["setting"], cell["seeds"]) == ("2", "train.lr=0.0003", "1;2")
+    assert cell["files"] == "rte_lr3_s1.json;rte_lr3_s2.json"
     md = (tmp_path / "out" / "table2.md").read_text(encoding="utf-8")
-    assert "several records share a seed" in md and "rte_lr1.json;rte_lr2.json" in md
+    assert "Run selection (`--grid best-dev`)" in md and "shown: train.lr=0.0003" in md
+    assert "rte_lr3_s1_again.json repeats rte_lr3_s1.json" in md
     ablation = row_of(read_csv(tmp_path / "out" / "table5.csv"), Method="PST[mag+rc]")
     assert (ablation["RTE ours"], ablation["RTE paper"]) == ("62.00", "62.82")
     assert (ablation["Params exact (M)"], ablation["Params paper rule (M)"]) == ("-", "-")
-    assert tables.pst_label(["mag", "ab", "rc"], "PST") == "PST"
-    assert tables.pst_label(["ab", "mag", "rc"], "PST[mag+ab+rc]") == "PST[mag+ab+rc]"
-    assert tables.pst_label(None, "PST[ab]") == "PST[ab]" and tables.pst_label(["x"], "MaP") == "MaP"
+    # The pool rule shows every setting's runs (still one per setting and seed).
+    make_tables(runs, tmp_path / "pooled", rule="pool")
+    row = row_of(read_csv(tmp_path / "pooled" / "table2.csv"), Model="bert-base")
+    assert row["RTE ours"] == "63.00 [60.00–66.00]"
+    assert "Run selection (`--grid pool`)" in (tmp_path / "pooled" / "table2.md").read_text(encoding="utf-8")

@@ -1,14 +1,15 @@
 """The paper's Figures 2-5 from the saved runs: ``python -m pst_bench.figures`` (``make figures``).
 
-Reads every results record ``<runs>/<id>.json`` and the artifacts next to it (``<id>.masks.npz``,
-``<id>.scores.npz``, see :mod:`pst_bench.artifacts`) and writes PNGs under ``<out>``:
+Reads every results record under ``<runs>`` (sub-folders included, through :mod:`pst_bench.record`)
+and the artifacts next to it (``<id>.masks.npz``, ``<id>.scores.npz``, see :mod:`pst_bench.run.artifacts`)
+and writes PNGs under ``<out>``:
 
 - ``fig2_masks_<model>_<task>_p<P>.png``: one row per method that has masks at sparsity P (default
   90%): left, the histograms of row (orange) and column (blue) sparsity of one matrix (bins of 0.1,
   y = percentage of rows / columns); right, the mask itself (kept = dark). The matrix is the first
   block's query projection unless ``--layer`` names another.
-- ``fig3_metric_vs_sparsity.png``: one panel per (model, task) of the GLUE records: the task's main
-  dev metric (best epoch in the final window, else the final epoch; x100) against sparsity, one line
+- ``fig3_metric_vs_sparsity.png``: one panel per (model, task) of the GLUE records of Table 2's
+  methods: the task's main dev metric (best epoch in the final window, else the final epoch; x100) against sparsity, one line
   per method, the median over seeds with min-max error bars. Dense fine-tuning, when present, is a
   dashed horizontal line.
 - ``fig4_weight_vs_score_<model>_<task>_p<P>.png``: (a) the distribution of the kept weights of MaP,
@@ -21,9 +22,10 @@ Reads every results record ``<runs>/<id>.json`` and the artifacts next to it (``
   The three runs share model, task, sparsity and seed (the smallest seed they all have; otherwise
   each method's own first run).
 
-Run selection: when several records share model, task, method, sparsity and seed (e.g. a
-learning-rate sweep), the one with the best main metric counts (the paper reports the best of its
-search); seeds are then the repeats. Corrupt or partial records and unreadable artifacts are skipped
+Run selection is the tables' (:mod:`pst_bench.report.selection`): a cell is model, task, method
+computation and sparsity (PST at r1 = r2 = 8 only); same-seed duplicates count once; a grid of
+settings shows its best setting on dev (``--grid best-dev``) or all (``--grid pool``). Methods are
+named and coloured by :mod:`pst_bench.report.labels`. Corrupt or partial records and unreadable artifacts are skipped
 with a warning naming the file; a figure with no data is not written, and the reason is printed.
 Output is deterministic: inputs are sorted, nothing is random, and the PNGs carry no software or
 time metadata.
@@ -32,7 +34,7 @@ time metadata.
 from __future__ import annotations
 
 import argparse
-import json
+import io
 import math
 import re
 import sys
@@ -43,16 +45,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write_bytes
+from ..record import RecordError, RecordSkipped, RunRecord, as_record, load_records
 from ..run.artifacts import load_masks
+from .labels import MAIN_LABELS, color_of, label_of
+from .selection import DEFAULT_GRID_RULE, GRID_RULES, at_paper_ranks, describe_rule, select_cells
 
 DEFAULT_SPARSITY = 0.9
-COMPARED = ("map", "mvp", "pst")                       # Figures 4 and 5: the paper's three methods
-PAIRS = (("map", "pst"), ("mvp", "pst"), ("map", "mvp"))
-PAIR_COLORS = {("map", "pst"): "tab:blue", ("mvp", "pst"): "tab:orange", ("map", "mvp"): "tab:green"}
-LABELS = {"map": "MaP", "mvp": "MvP", "pst": "PST", "finetune": "Fine-tune"}
-COLORS = {"map": "tab:green", "mvp": "tab:red", "pst": "tab:blue", "finetune": "black"}
-OTHER_COLORS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:orange",
-                "tab:gray", "gold", "navy", "teal")
+COMPARED = ("MaP", "MvP", "PST")                       # Figures 4 and 5: the paper's three methods
+PAIRS = (("MaP", "PST"), ("MvP", "PST"), ("MaP", "MvP"))
+PAIR_COLORS = {("MaP", "PST"): "tab:blue", ("MvP", "PST"): "tab:orange", ("MaP", "MvP"): "tab:green"}
 ROW_COLOR, COL_COLOR = "tab:orange", "tab:blue"        # the paper's Figure 2: rows orange, columns blue
 KEPT_COLOR, PRUNED_COLOR = "tab:blue", "0.65"          # the paper's Figure 4: kept blue, pruned grey
 QUERY_RE = re.compile(r"(^|\.)(query|q_proj|q)$")
@@ -60,109 +62,54 @@ SAVE_KW = {"format": "png", "dpi": 110, "metadata": {"Software": None}}
 
 
 class FigureWarning(UserWarning):
-    """A record or artifact that could not be used."""
+    """An artifact that could not be used."""
 
 
 def _warn(message: str) -> None:
     warnings.warn(message, FigureWarning, stacklevel=3)
 
 
-# -- records -------------------------------------------------------------------------
+# -- runs --------------------------------------------------------------------------
 @dataclass
 class Run:
-    path: Path
-    record: dict
+    """A results record (read through pst_bench.record) and the artifacts saved beside it."""
+
+    record: RunRecord
     _masks: dict | None = field(default=None, repr=False)
     _bad: set = field(default_factory=set, repr=False)     # artifacts that failed to load (warned once)
 
     @property
     def run_id(self) -> str:
-        return str(self.record.get("run_id") or self.path.stem)
-
-    @property
-    def method(self) -> str:
-        return str(self.record["method"])
+        return self.record.run_id
 
     @property
     def model(self) -> str:
-        return str(self.record["model"])
+        return self.record.model
 
     @property
     def task(self) -> str:
-        return str(self.record["task"])
+        return self.record.task
 
     @property
     def sparsity(self) -> float:
-        return float(self.record["sparsity"])
+        return self.record.sparsity
 
     @property
     def seed(self) -> int:
-        return int(self.record["seed"])
+        return self.record.seed
 
     @property
     def label(self) -> str:
-        return str(self.record.get("paper_label") or LABELS.get(self.method, self.method))
-
-    @property
-    def is_glue(self) -> bool:
-        if "generation" in self.record:
-            return False
-        task_cfg = (self.record.get("config") or {}).get("task") or {}
-        return task_cfg.get("kind", "glue") == "glue"
+        """The paper's label of what the run computes (MaP, MvP, PST, PST[ab], ...)."""
+        return label_of(self.record)
 
     def artifact(self, key: str) -> Path | None:
-        name = (self.record.get("artifacts") or {}).get(key)
-        return self.path.parent / name if name else None
-
-
-_REQUIRED = {"task": str, "model": str, "method": str, "sparsity": (int, float), "seed": int}
-
-
-def main_metric(record: dict) -> float | None:
-    """The task's main metric: the best epoch in the final window, else the final epoch."""
-    for key in ("best_in_final_window", "final"):
-        entry = record.get(key)
-        if isinstance(entry, dict):
-            value = entry.get("main")
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                return float(value)
-    return None
-
-
-def _check_record(record) -> str | None:
-    """Why a record cannot be used, or None."""
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    if record.get("status") != "finished":
-        return f"status is {record.get('status')!r}, not 'finished'"
-    for key, kind in _REQUIRED.items():
-        if key not in record:
-            return f"no {key!r}"
-        if not isinstance(record[key], kind) or isinstance(record[key], bool):
-            return f"{key!r} has the wrong type ({type(record[key]).__name__})"
-    if not 0.0 <= float(record["sparsity"]) < 1.0:
-        return f"sparsity {record['sparsity']} outside [0, 1)"
-    artifacts = record.get("artifacts")
-    if artifacts is not None and not isinstance(artifacts, dict):
-        return "'artifacts' is not an object"
-    return None
+        return self.record.artifact(key)
 
 
 def load_runs(runs_dir: Path) -> list[Run]:
-    """Every usable record under ``runs_dir`` (sorted by file name); the others are warned about."""
-    runs = []
-    for path in sorted(Path(runs_dir).glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            _warn(f"skipping {path}: unreadable record ({exc})")
-            continue
-        problem = _check_record(record)
-        if problem:
-            _warn(f"skipping {path}: {problem}")
-            continue
-        runs.append(Run(path, record))
-    return runs
+    """Every usable record under ``runs_dir`` (sub-folders included); the others warn (RecordSkipped)."""
+    return [Run(record) for record in load_records(Path(runs_dir))]
 
 
 def _check_npz(path: Path) -> None:
@@ -238,35 +185,34 @@ def _same_sparsity(a: float, b: float) -> bool:
     return round(a * 100) == round(b * 100)
 
 
+def _figure_cell(record: RunRecord) -> tuple | None:
+    """A figure's cell: model, task, method computation and sparsity; PST at the paper's ranks only,
+    so that another rank of Table 4's grid is never a candidate (as in Table 2)."""
+    if not at_paper_ranks(record):
+        return None
+    return (record.model, record.task, label_of(record), round(record.sparsity * 100))
+
+
+def select_runs(runs: list[Run], rule: str = DEFAULT_GRID_RULE) -> list[Run]:
+    """The runs the selection policy (pst_bench.report.selection) shows, one per seed and cell."""
+    by_name = {run.record.name: run for run in runs}
+    cells = select_cells([run.record for run in runs], _figure_cell, rule)
+    chosen = [by_name[record.name] for cell in cells.values() for record in cell.runs]
+    return sorted(chosen, key=lambda r: (r.model, r.task, r.label, r.sparsity, r.seed, r.run_id))
+
+
 def _preference(run: Run) -> tuple:
-    metric = main_metric(run.record)
-    return (run.seed, -(metric if metric is not None else -math.inf), run.run_id)
-
-
-def _other_pst_ranks(record: dict) -> bool:
-    """PST at ranks other than the paper's r1 = r2 = 8 (Table 4's grid)."""
-    method_cfg = record.get("config", {}).get("method", {})
-    return method_cfg.get("kind") == "pst" and (method_cfg.get("r1"), method_cfg.get("r2")) != (8, 8)
-
-
-def dedupe(runs: list[Run]) -> list[Run]:
-    """One run per (model, task, method, sparsity %, seed): the one with the best main metric.
-
-    PST counts only at the paper's ranks, as in Table 2, so that another rank of Table 4's grid is
-    never picked as "the best" PST run of a cell.
-    """
-    best: dict[tuple, Run] = {}
-    for run in sorted((r for r in runs if not _other_pst_ranks(r.record)), key=_preference):
-        best.setdefault((run.model, run.task, run.method, round(run.sparsity * 100), run.seed), run)
-    return sorted(best.values(), key=lambda r: (r.model, r.task, r.method, r.sparsity, r.seed, r.run_id))
+    value = run.record.dev_value
+    signed = None if value is None else (value if run.record.higher_is_better else -value)
+    return (run.seed, -(signed if signed is not None else -math.inf), run.run_id)
 
 
 def pick_trio(runs: list[Run], methods=COMPARED) -> dict[str, Run]:
-    """One run per method: the smallest seed that every present method has, else each one's first."""
+    """One run per method label: the smallest seed that every present method has, else each one's first."""
     by_method: dict[str, list[Run]] = {}
     for run in sorted(runs, key=_preference):
-        if run.method in methods:
-            by_method.setdefault(run.method, []).append(run)
+        if run.label in methods:
+            by_method.setdefault(run.label, []).append(run)
     if not by_method:
         return {}
     common = set.intersection(*({r.seed for r in rs} for rs in by_method.values()))
@@ -318,37 +264,36 @@ def similarity_by_layer(first: dict[str, np.ndarray], second: dict[str, np.ndarr
             if name in second and second[name].shape == mask.shape]
 
 
-def metric_vs_sparsity(records: list[dict]) -> dict[tuple[str, str], dict[str, list[dict]]]:
-    """Figure 3's series: {(model, task): {method: [point, ...] by sparsity}} for GLUE records.
+def metric_vs_sparsity(records: list, rule: str = DEFAULT_GRID_RULE) -> dict[tuple[str, str], dict[str, list[dict]]]:
+    """Figure 3's series: {(model, task): {label: [point, ...] by sparsity}} for GLUE records.
 
-    A point is {"sparsity": percent, "median", "min", "max": main metric over seeds, "seeds": [...],
-    "label": paper label, "metric": metric name}. Records of one (model, task, method, sparsity,
-    seed) count once (the best); PST records count only at r1 = r2 = 8.
+    ``records`` are RunRecords or record dicts (invalid ones are left out). A point is
+    {"sparsity": percent, "median", "min", "max": dev value over the cell's seeds, "seeds": [...],
+    "label", "metric"}; the cell's runs are those of the selection policy (PST at r1 = r2 = 8 only),
+    for Table 2's methods (Fine-tune, MaP, MvP, PST).
     """
-    runs = []
-    for record in records:
-        if _check_record(record) is None and main_metric(record) is not None:
-            run = Run(Path(str(record.get("run_id", "?"))), record)
-            if run.is_glue:
-                runs.append(run)
-    series: dict[tuple[str, str], dict[str, dict[int, list[Run]]]] = {}
-    for run in dedupe(runs):
-        percent = round(run.sparsity * 100)
-        series.setdefault((run.model, run.task), {}).setdefault(run.method, {}).setdefault(percent, []).append(run)
+    usable = [r for r in (_as_run_record(r, i) for i, r in enumerate(records)) if r is not None]
+    # Table 2's runs: the main methods only (the PST[...] variants are Table 5's)
+    usable = [r for r in usable if r.family == "glue" and r.dev_value is not None and label_of(r) in MAIN_LABELS]
+    cells = select_cells(usable, _figure_cell, rule)
     out: dict[tuple[str, str], dict[str, list[dict]]] = {}
-    for key in sorted(series):
-        out[key] = {}
-        for method in sorted(series[key]):
-            points = []
-            for percent in sorted(series[key][method]):
-                group = series[key][method][percent]
-                values = np.array([main_metric(r.record) for r in group])
-                points.append({"sparsity": percent, "median": float(np.median(values)),
-                               "min": float(values.min()), "max": float(values.max()),
-                               "seeds": sorted(r.seed for r in group), "label": group[0].label,
-                               "metric": str(group[0].record.get("metric", "metric"))})
-            out[key][method] = points
+    for (model, task, label, percent), cell in sorted(cells.items()):
+        values = np.array([run.dev_value for run in cell.runs])
+        point = {"sparsity": percent, "median": float(np.median(values)), "min": float(values.min()),
+                 "max": float(values.max()), "seeds": sorted(run.seed for run in cell.runs), "label": label,
+                 "metric": cell.runs[0].metric or "metric"}
+        out.setdefault((model, task), {}).setdefault(label, []).append(point)
     return out
+
+
+def _as_run_record(record, index: int) -> RunRecord | None:
+    if isinstance(record, RunRecord):
+        return record
+    try:
+        # in-memory records sort (for the duplicate rule) in the order given
+        return as_record(record, name=f"{index:06d}_{record.get('run_id', 'record')}.json")
+    except (RecordError, AttributeError):
+        return None
 
 
 def pick_layer(names, layer: str | None = None) -> str | None:
@@ -391,19 +336,11 @@ def _style():
 
 def _save(fig, path: Path) -> Path:
     plt = _pyplot()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, **SAVE_KW)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, **SAVE_KW)
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
-
-
-def _color(method: str, order: list[str]) -> str:
-    if method in COLORS:
-        return COLORS[method]
-    others = [m for m in order if m not in COLORS]
-    return OTHER_COLORS[others.index(method) % len(OTHER_COLORS)] if method in others else "0.3"
 
 
 def _tag(sparsity: float) -> str:
@@ -421,7 +358,7 @@ def figure2(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> t
         return [], [f"figure 2: no runs at {round(sparsity * 100)}% sparsity"]
     for (model, task), group in groups.items():
         usable = [r for r in group if run_masks(r) is not None and pick_layer(run_masks(r), layer)]
-        chosen = pick_trio(usable, methods={r.method for r in usable})
+        chosen = pick_trio(usable, methods={r.label for r in usable})
         panels = [(run, pick_layer(run_masks(run), layer)) for _, run in sorted(chosen.items())]
         panels = [(run, matrix, run_masks(run)[matrix]) for run, matrix in panels]
         name = f"fig2_masks_{_slug(model)}_{_slug(task)}_{_tag(sparsity)}.png"
@@ -478,8 +415,8 @@ def figure3(runs: list[Run], out: Path) -> tuple[list[Path], list[str]]:
             for method in methods:
                 points = series[key][method]
                 metric = points[0]["metric"]
-                color = _color(method, methods)
-                if method == "finetune":
+                color = color_of(method, methods)
+                if method == "Fine-tune":
                     ax.axhline(100 * points[0]["median"], color=color, linestyle="--", linewidth=1,
                                label=points[0]["label"] + " (dense)")
                     continue
@@ -505,7 +442,7 @@ def figure4(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> t
         return [], [f"figure 4: no runs at {round(sparsity * 100)}% sparsity"]
     for (model, task), group in groups.items():
         name = f"fig4_weight_vs_score_{_slug(model)}_{_slug(task)}_{_tag(sparsity)}.png"
-        trio = pick_trio([r for r in group if r.method in COMPARED and score_layers(r)])
+        trio = pick_trio([r for r in group if r.label in COMPARED and score_layers(r)])
         names = next((n for n in (score_layers(r) for _, r in sorted(trio.items())) if n), [])
         matrix = pick_layer(names, layer)
         panels = []
@@ -527,7 +464,7 @@ def figure4(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> t
             bins = np.linspace(-lim, lim, 41) if lim > 0 else 40
             for run, sample in panels:
                 ax.hist(sample["weight"][sample["kept"]], bins=bins, histtype="step", linewidth=1.2,
-                        color=COLORS[run.method], label=run.label)
+                        color=color_of(run.label, list(COMPARED)), label=run.label)
             ax.set_title("(a) kept weights")
             ax.set_xlabel("weight value W")
             ax.set_ylabel("count (sampled entries)")
@@ -558,7 +495,7 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
 
     for (model, task), group in groups.items():
         name = f"fig5_mask_similarity_{_slug(model)}_{_slug(task)}_{_tag(sparsity)}.png"
-        with_masks = [r for r in group if r.method in COMPARED and run_masks(r) is not None]
+        with_masks = [r for r in group if r.label in COMPARED and run_masks(r) is not None]
         trio = pick_trio(with_masks)
         curves = []
         for a, b in PAIRS:
@@ -567,7 +504,7 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
                 if sims:
                     curves.append((a, b, sims))
         if not curves:
-            have = ", ".join(LABELS[m] for m in COMPARED if m in trio) or "none"
+            have = ", ".join(m for m in COMPARED if m in trio) or "none"
             skipped.append(f"{name}: needs masks of two of MaP/MvP/PST for {model}/{task} at "
                            f"{round(sparsity * 100)}% (have: {have})")
             continue
@@ -588,7 +525,7 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
             ax = fig.add_subplot(grid[0, :])
             for a, b, sims in curves:
                 ax.plot(range(len(sims)), [s for _, s in sims], marker="o", markersize=2.5, linewidth=1,
-                        color=PAIR_COLORS[a, b], label=f"{LABELS[a]}-{LABELS[b]}")
+                        color=PAIR_COLORS[a, b], label=f"{a}-{b}")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("matrix index (model order)")
             ax.set_ylabel("Hamming similarity")
@@ -600,7 +537,7 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
                     lookup = dict(sims)
                     pts = [(d, lookup[n]) for d, n in sorted(members) if n in lookup]
                     sub.plot([d for d, _ in pts], [s for _, s in pts], marker="o", markersize=3, linewidth=1,
-                             color=PAIR_COLORS[a, b], label=f"{LABELS[a]}-{LABELS[b]}")
+                             color=PAIR_COLORS[a, b], label=f"{a}-{b}")
                 sub.set_title(f"({chr(ord('b') + i)}) {kind.split('.*.', 1)[-1]}", fontsize=8)
                 sub.xaxis.set_major_locator(MaxNLocator(integer=True))
                 sub.set_xlabel("layer")
@@ -613,9 +550,9 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
 
 
 def make_figures(runs_dir: Path, out_dir: Path, sparsity: float = DEFAULT_SPARSITY,
-                 layer: str | None = None) -> tuple[list[Path], list[str]]:
+                 layer: str | None = None, rule: str = DEFAULT_GRID_RULE) -> tuple[list[Path], list[str]]:
     """Write every figure that has data; returns (written paths, 'figure: why skipped' lines)."""
-    runs = dedupe(load_runs(Path(runs_dir)))
+    runs = select_runs(load_runs(Path(runs_dir)), rule)
     out_dir = Path(out_dir)
     written, skipped = [], []
     if not runs:
@@ -636,13 +573,18 @@ def main(argv=None) -> int:
                         help="sparsity of the runs in Figures 2, 4, 5 (default: %(default)s)")
     parser.add_argument("--layer", default=None,
                         help="matrix for Figures 2 and 4 (exact name or substring; default: first query)")
+    parser.add_argument("--grid", choices=GRID_RULES, default=DEFAULT_GRID_RULE,
+                        help="a cell holding several settings: the best on dev (the paper's rule) or all pooled "
+                             "(default: %(default)s)")
     args = parser.parse_args(argv)
     if not 0.0 <= args.sparsity < 1.0:
         parser.error(f"--sparsity {args.sparsity} outside [0, 1)")
     with warnings.catch_warnings():
         warnings.simplefilter("always", FigureWarning)
+        warnings.simplefilter("always", RecordSkipped)
         warnings.showwarning = lambda message, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
-        written, skipped = make_figures(Path(args.runs), Path(args.out), args.sparsity, args.layer)
+        written, skipped = make_figures(Path(args.runs), Path(args.out), args.sparsity, args.layer, args.grid)
+    print(describe_rule(args.grid))
     for path in written:
         print(f"wrote {path}")
     for line in skipped:

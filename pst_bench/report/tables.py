@@ -3,10 +3,12 @@
     python -m pst_bench.tables [--runs results/runs] [--out results/tables] [--paper PATH]
 
 Every ``*.json`` file under ``--runs`` (recursively) is read as a results record
-(see ``pst_bench.train.run_experiment``). Files that are not JSON, not a record,
-miss a key the tables need or are not ``status: finished`` are skipped with a
-warning that names the file; other files (``.npz``, ``.txt``, ``.jsonl``) are
-never looked at. The paper's numbers come from the packaged
+through :mod:`pst_bench.record`. Files that are not JSON, not a record, miss a
+key the tables need or are not ``status: finished`` are skipped with a warning
+that names the file (and the missing keys); other files (``.npz``, ``.txt``,
+``.jsonl``) are never looked at. Which records a cell shows is decided by the
+one selection policy of every report (:mod:`pst_bench.report.selection`,
+``--grid best-dev|pool``), named in each table's notes. The paper's numbers come from the packaged
 ``pst_bench/paper/paper_results.csv`` (or ``--paper``).
 
 For each table N in 2..5, ``--out`` receives:
@@ -16,7 +18,8 @@ For each table N in 2..5, ``--out`` receives:
 - ``tableN.csv``: the same table, each value column split into ``<col> ours``,
   ``<col> paper`` and ``<col> diff`` (the same strings as the Markdown).
 - ``tableN_cells.csv``: one line per cell we have, numeric: runs, seeds, median, min,
-  max, paper, diff and the record files, for plotting and auditing.
+  max, paper, diff and the record files, for plotting and auditing; ``settings`` is how many
+  settings the cell held and ``setting`` the one shown (empty when there was one).
 - ``tableN_missing.csv``: one line per missing paper cell, with the command that fills it.
 
 Cell strings: ``78.90`` for one run, ``88.10 [87.50–88.90]`` (median [min–max]) for
@@ -30,7 +33,6 @@ records writes byte-identical files.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import warnings
@@ -40,6 +42,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import pandas as pd
+
+from ..files import atomic_write_text
+from ..record import RecordSkipped, RunRecord, load_records
+from .labels import FULL_PST, MAIN_LABELS, label_of, method_of_label
+from .selection import DEFAULT_GRID_RULE, GRID_RULES, Cell, at_paper_ranks, describe_rule, select_cells
 
 DASH = "-"
 RANGE_DASH = "\u2013"  # en dash: a hyphen would be ambiguous next to negative numbers (CoLA)
@@ -65,20 +72,8 @@ TABLE3_CELLS = (("e2e", "bleu"), ("e2e", "meteor"), ("e2e", "nist"),
                 ("dart", "bleu"), ("dart", "meteor"), ("dart", "ter"),
                 ("webnlg", "bleu"), ("webnlg", "meteor"), ("webnlg", "ter"))
 
-# The paper's Table 2/3 PST rows use r1 = r2 = 8 (the CSV's r1, r2 columns); its Table 5
-# PST[mag+ab+rc] row repeats those numbers, and Table 4's (8, 8) cell too.
-PAPER_RANKS = (8, 8)
-FULL_PST = "PST[mag+ab+rc]"
-SCORE_TERMS = ("mag", "ab", "rc")  # the order of the paper's labels
-MAIN_LABELS = ("Fine-tune", "MaP", "MvP", "PST")
-# Paper labels pst-bench can run (L0-regu is quoted from prior work and not implemented).
-METHOD_OF_LABEL = {"Fine-tune": "finetune", "MaP": "map", "MvP": "mvp", "PST": "pst"}
-TRAIN_SUBSET_KEYS = ("max_train_examples", "max_eval_examples", "max_steps")
-REQUIRED_KEYS = ("status", "task", "model", "method", "sparsity", "seed")
-
-
-class RecordSkipped(UserWarning):
-    """A file under the runs folder that no table uses (unreadable, not finished, incomplete)."""
+# The paper's Table 2/3 PST rows use r1 = r2 = 8 (the CSV's r1, r2 columns, selection.PAPER_RANKS);
+# its Table 5 PST[mag+ab+rc] row repeats those numbers, and Table 4's (8, 8) cell too.
 
 
 class _Skip(Exception):
@@ -86,15 +81,6 @@ class _Skip(Exception):
 
 
 # --------------------------------------------------------------------------- reading records
-
-
-def method_of_label(label: str) -> str | None:
-    """The method config that produces a paper label (PST[mag+ab] -> pst_mag_ab), or None."""
-    if label in METHOD_OF_LABEL:
-        return METHOD_OF_LABEL[label]
-    if label.startswith("PST[") and label.endswith("]"):
-        return "pst_" + label[4:-1].replace("+", "_")
-    return None
 
 
 def _finite(value, what: str) -> float:
@@ -105,26 +91,19 @@ def _finite(value, what: str) -> float:
     return number
 
 
-def glue_values(record: dict) -> dict[str, float]:
+def glue_values(record: RunRecord) -> dict[str, float]:
     """{paper column: value x 100} of a GLUE record.
 
     The value is the paper's metric of the task on its main dev set (MNLI: matched) at
-    the best epoch of the final window (the authors' selection rule), else the final epoch.
+    the record's chosen epoch (``RunRecord.chosen_epoch``: the authors' selection rule).
     """
-    task = record["task"]
-    column, metric = GLUE[task]
-    chosen = record.get("best_in_final_window") or record.get("final")
-    if not isinstance(chosen, dict):
-        raise _Skip("missing key(s): best_in_final_window and final")
-    split = "validation_matched" if task == "mnli" else record.get("main_split") or "validation"
-    scores = (chosen.get("eval") or {}).get(split) or {}
-    if metric in scores:
-        value = scores[metric]
-    elif record.get("metric") == metric and "main" in chosen:
-        value = chosen["main"]
-    else:
+    column, metric = GLUE[record.task]
+    split = "validation_matched" if record.task == "mnli" else record.main_split
+    raw = record.raw_dev_metric(metric, split)
+    if raw is None:
         raise _Skip(f"no {metric} on {split}")
-    return {column: 100.0 * _finite(value, f"{metric} on {split}")}
+    value = _finite(raw, f"{metric} on {split}")
+    return {column: 100.0 * value}
 
 
 def _nlg_raw(metrics: dict, metric: str):
@@ -136,17 +115,16 @@ def _nlg_raw(metrics: dict, metric: str):
     return metrics.get(metric)
 
 
-def nlg_values(record: dict, warn: Callable[[str], None]) -> dict[str, float]:
+def nlg_values(record: RunRecord, warn: Callable[[str], None]) -> dict[str, float]:
     """{paper column: value} of an NLG record's test metrics, scaled as the paper prints them.
 
     BLEU 0-100 and NIST raw; METEOR x 100 for E2E and a fraction for DART/WebNLG; TER as
     a fraction. A metric the record lacks (e.g. METEOR without WordNet) is just absent.
     """
-    task = record["task"]
-    try:
-        metrics = record["generation"]["test"]["metrics"]
-    except (KeyError, TypeError):
-        raise _Skip("missing key(s): generation.test.metrics") from None
+    task = record.task
+    metrics = record.test_metrics
+    if metrics is None:
+        raise _Skip("missing key(s): generation.test.metrics")
     values = {}
     for cell_task, metric in TABLE3_CELLS:
         raw = _nlg_raw(metrics, metric) if cell_task == task else None
@@ -164,57 +142,24 @@ def nlg_values(record: dict, warn: Callable[[str], None]) -> dict[str, float]:
     return values
 
 
-def pst_label(score_terms, label: str) -> str:
-    """A PST record's label from the score terms it ran with, else its paper_label.
-
-    A command-line override such as `method=pst method.score_terms=[mag]` keeps the
-    config's paper_label (PST) but is the PST[mag] ablation.
-    """
-    if not label.startswith("PST") or not isinstance(score_terms, list) or not score_terms:
-        return label
-    terms = [term for term in SCORE_TERMS if term in score_terms]
-    return "PST" if label == "PST" and terms == list(SCORE_TERMS) else f"PST[{'+'.join(terms)}]"
-
-
-def _is_short(config: dict) -> bool:
-    """True when the run trained, evaluated or decoded on a subset (not comparable to the paper)."""
-    train = config.get("train") or {}
-    nlg = config.get("nlg") or {}
-    return (any(train.get(key) is not None for key in TRAIN_SUBSET_KEYS)
-            or nlg.get("max_decode_examples") is not None)
-
-
-def parse_record(record, name: str, warn: Callable[[str], None]) -> dict:
+def parse_record(record: RunRecord, warn: Callable[[str], None]) -> dict:
     """One results record as a flat run: keys, ranks, parameter counts and values by paper column."""
-    if not isinstance(record, dict) or "status" not in record:
-        raise _Skip("not a results record")
-    absent = [key for key in REQUIRED_KEYS if record.get(key) is None]
-    if absent:
-        raise _Skip(f"missing key(s): {', '.join(absent)}")
-    if record["status"] != "finished":
-        raise _Skip(f"status is {record['status']!r}, not 'finished'")
-    task = record["task"]
+    task = record.task
     if task in GLUE:
-        family, values = "glue", glue_values(record)
+        values = glue_values(record)
     elif task in NLG_TASKS:
-        family, values = "nlg", nlg_values(record, warn)
+        values = nlg_values(record, warn)
     else:
         raise _Skip(f"unknown task {task!r}")
-    config = record.get("config") or {}
-    method_cfg = config.get("method") or {}
-    label = pst_label(method_cfg.get("score_terms"), str(record.get("paper_label") or record["method"]))
-    r1, r2 = method_cfg.get("r1"), method_cfg.get("r2")
-    if label.startswith("PST") and (r1 is None or r2 is None):
-        raise _Skip("missing key(s): config.method.r1, config.method.r2")
-    params = record.get("params") or {}
+    r1, r2 = record.ranks
+    params = record.params
     exact = params.get("trainable_total")
     rule = params.get("paper_rule_m")
     return {
-        "file": name, "family": family, "task": task, "model": str(record["model"]),
-        "method": str(record["method"]), "label": label,
-        "sparsity": round(100.0 * float(record["sparsity"]), 4), "seed": int(record["seed"]),
-        "r1": None if r1 is None else int(r1), "r2": None if r2 is None else int(r2),
-        "short": _is_short(config),
+        "record": record, "file": record.name, "family": record.family, "task": task,
+        "model": record.model, "method": record.method, "label": label_of(record),
+        "sparsity": record.sparsity_pct, "seed": record.seed, "r1": r1, "r2": r2,
+        "short": record.is_short,
         "params_exact": None if exact is None else float(exact) / 1e6,
         "params_rule": None if rule is None else float(rule),
         "values": values,
@@ -224,24 +169,15 @@ def parse_record(record, name: str, warn: Callable[[str], None]) -> dict:
 def load_runs(runs_dir: Path) -> list[dict]:
     """Every usable record under runs_dir, in path order; each unusable .json warns (RecordSkipped)."""
     runs = []
-    for path in sorted(runs_dir.rglob("*.json")):
-        if not path.is_file():
-            continue
+    for record in load_records(runs_dir):
 
-        def warn(reason: str, path=path) -> None:
+        def warn(reason: str, path=record.path) -> None:
             warnings.warn(f"{path}: {reason}", RecordSkipped, stacklevel=3)
 
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as err:
-            warn(f"skipped, not readable JSON ({err})")
-            continue
-        try:
-            runs.append(parse_record(record, path.relative_to(runs_dir).as_posix(), warn))
+            runs.append(parse_record(record, warn))
         except _Skip as why:
             warn(f"skipped, {why}")
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            warn(f"skipped, malformed record ({type(err).__name__}: {err})")
     return runs
 
 
@@ -296,6 +232,9 @@ class Spec:
     params: bool                  # trainable-parameter columns
     notes: tuple[str, ...]
     select: Callable[[dict], list[dict]]  # run -> observations (row key fields, column, value)
+    # run fields that, with the row and the task, make one cell of the selection policy (Table 4: r1,
+    # its column: each rank pair is its own cell, not a grid to choose from)
+    cell_fields: tuple[str, ...] = ()
 
 
 def _observations(run: dict, label: str, **key) -> list[dict]:
@@ -309,7 +248,7 @@ def _main_label(run: dict) -> str | None:
     label = "PST" if run["label"] == FULL_PST else run["label"]
     if label not in MAIN_LABELS:
         return None
-    if label == "PST" and (run["r1"], run["r2"]) != PAPER_RANKS:
+    if not at_paper_ranks(run["record"]):
         return None  # other ranks are Table 4 cells, not the paper's PST row
     return label
 
@@ -344,7 +283,7 @@ def select_table5(run: dict) -> list[dict]:
     label = FULL_PST if run["label"] == "PST" else run["label"]
     if run["family"] != "glue" or not label.startswith("PST[") or run["sparsity"] != 90.0:
         return []
-    if label == FULL_PST and (run["r1"], run["r2"]) != PAPER_RANKS:
+    if label == FULL_PST and not at_paper_ranks(run["record"]):
         return []
     return _observations(run, label, r1=run["r1"], r2=run["r2"])
 
@@ -375,7 +314,7 @@ SPECS = (
          ("task", "r2"), ("task", "r2"), ("task", "r2"), ("r1=4", "r1=8", "r1=16"), False, False,
          ("Rows r2 (rank of U·V), columns r1 (rank of A·B), from `config.method.r1/r2` of `pst` "
           "(= `pst_mag_ab_rc`) runs at 90%; MRPC F1 and SST-2 accuracy ×100 as in Table 2.",),
-         select_table4),
+         select_table4, cell_fields=("r1",)),
     Spec(5, "Importance-score ablation at 90% sparsity (the paper's Table 5)", "glue", "bert-base",
          ("label", "r1", "r2"), ("label", "r1", "r2"), ("label",), TABLE5_COLUMNS, True, True,
          ("PST[mag+ab+rc] is `pst` (or `pst_mag_ab_rc`) at r1 = r2 = 8, the paper's Table 2 row; "
@@ -490,7 +429,8 @@ def aggregate(obs: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
     grouped = obs.groupby([*fields, "column"], sort=True, dropna=False)
     cells = grouped.agg(runs=("value", "size"), median=("value", "median"), low=("value", "min"),
                         high=("value", "max"), short=("short", "any"),
-                        distinct_seeds=("seed", "nunique")).reset_index()
+                        distinct_seeds=("seed", "nunique"), settings=("settings", "max"),
+                        setting=("setting", "first")).reset_index()
     cells["seeds"] = grouped["seed"].agg(lambda s: ";".join(str(x) for x in sorted(s))).to_numpy()
     cells["files"] = grouped["file"].agg(lambda s: ";".join(sorted(s))).to_numpy()
     return cells
@@ -509,17 +449,20 @@ class Built:
     cells: pd.DataFrame           # tableN_cells.csv
     missing: pd.DataFrame         # tableN_missing.csv
     stand_ins: list[str]          # models compared against the reference model
-    repeated_seeds: list[str]     # cells with several records on one seed
+    repeated_seeds: list[str]     # cells with several records on one seed (the pool rule only)
     has_short: bool
+    rule: str                     # the grid rule of the selection policy
+    selection: list[str]          # what the policy did: grids resolved, duplicates left out
 
 
 KEY_HEADERS = {"label": "Method", "sparsity": "Sparsity", "task": "Task", "r1": "r1", "r2": "r2"}
 PARAM_HEADERS = ["Params exact (M)", "Params paper rule (M)", "Params paper (M)"]
-OBS_COLUMNS = ["label", "column", "value", "seed", "file", "short", "params_exact", "params_rule"]
+OBS_COLUMNS = ["label", "column", "value", "seed", "file", "short", "params_exact", "params_rule", "setting",
+               "settings"]
 MISSING_COLUMNS = ["table", "model", "paper_model", "method", "sparsity", "task", "r1", "r2",
                    "column", "paper", "published_elsewhere", "command"]
 CELL_COLUMNS = ["model", "paper_model", "method", "sparsity", "task", "r1", "r2", "column", "runs",
-                "seeds", "median", "min", "max", "paper", "diff", "short_run", "files"]
+                "seeds", "median", "min", "max", "paper", "diff", "short_run", "files", "settings", "setting"]
 
 
 def _key_text(field: str, value) -> str:
@@ -527,16 +470,37 @@ def _key_text(field: str, value) -> str:
     return fmt_sparsity(value) if field == "sparsity" else str(value)
 
 
-def observations(spec: Spec, runs: list[dict]) -> pd.DataFrame:
-    """One line per (run, value column) that enters the table, with the row key fields."""
+def _selected(spec: Spec, runs: list[dict], rule: str) -> tuple[list[tuple[dict, list[dict]]], list[Cell]]:
+    """(run, its observations) for the runs the selection policy keeps, and every cell of the table.
+
+    A cell of the policy is one row of the table and one task (a run's columns all come from
+    its one task), so a grid or a duplicate is resolved per task, as the paper does.
+    """
+    entering = [(run, spec.select(run)) for run in runs]
+    entering = [(run, obs) for run, obs in entering if obs]
+    cell_of_file = {run["file"]: (run["model"], *(obs[0][f] for f in spec.keys), run["task"],
+                                  *(run[f] for f in spec.cell_fields))
+                    for run, obs in entering}
+    cells = select_cells([run["record"] for run, _ in entering], lambda rec: cell_of_file[rec.name], rule)
+    kept = {rec.name: cell for cell in cells.values() for rec in cell.runs}
+    chosen = [(run, obs) for run, obs in entering if run["file"] in kept]
+    return [(run, [{**ob, "cell": kept[run["file"]]} for ob in obs]) for run, obs in chosen], \
+        sorted(cells.values(), key=lambda cell: tuple(str(part) for part in cell.key))
+
+
+def observations(spec: Spec, runs: list[dict], rule: str = DEFAULT_GRID_RULE) -> tuple[pd.DataFrame, list[Cell]]:
+    """One line per (selected run, value column) that enters the table, with the row key fields."""
     fields = ["model", *spec.keys]
     lines = []
-    for run in runs:
-        for ob in spec.select(run):
+    chosen, cells = _selected(spec, runs, rule)
+    for run, obs in chosen:
+        for ob in obs:
+            cell = ob.pop("cell")
             lines.append({"model": run["model"], **ob, "seed": run["seed"], "file": run["file"],
                           "short": run["short"], "params_exact": run["params_exact"],
-                          "params_rule": run["params_rule"]})
-    return pd.DataFrame(lines, columns=list(dict.fromkeys([*fields, *OBS_COLUMNS])))
+                          "params_rule": run["params_rule"], "setting": cell.setting,
+                          "settings": len(cell.candidates)})
+    return pd.DataFrame(lines, columns=list(dict.fromkeys([*fields, *OBS_COLUMNS]))), cells
 
 
 class PaperIndex:
@@ -575,11 +539,12 @@ def _row_params(obs: pd.DataFrame, fields: list[str], row: dict) -> pd.DataFrame
     return obs[mask]
 
 
-def build_table(spec: Spec, runs: list[dict], paper: list[dict], orders: Orders) -> Built:
-    """Aggregate the runs that enter `spec`, compare them with the paper and list what is missing."""
+def build_table(spec: Spec, runs: list[dict], paper: list[dict], orders: Orders,
+                rule: str = DEFAULT_GRID_RULE) -> Built:
+    """Select, aggregate the runs that enter `spec`, compare them with the paper and list what is missing."""
     index = PaperIndex(spec, paper)
     fields = ["model", *spec.keys]
-    obs = observations(spec, runs)
+    obs, policy_cells = observations(spec, runs, rule)
     cells = aggregate(obs, fields) if len(obs) else pd.DataFrame(columns=[*fields, "column"])
     by_cell = {tuple(c[f] for f in [*fields, "column"]): c for c in cells.to_dict("records")}
     row_keys = {tuple(r) for r in obs[fields].itertuples(index=False, name=None)}
@@ -610,7 +575,34 @@ def build_table(spec: Spec, runs: list[dict], paper: list[dict], orders: Orders)
     return Built(spec, sorted(set(obs["file"])), scope, key_headers,
                  value_columns + (["Avg."] if spec.average else []), rows,
                  pd.DataFrame(long_rows, columns=CELL_COLUMNS), find_missing(spec, index, obs, scope),
-                 [m for m in scope if m not in index.models], repeated, bool(obs["short"].any()))
+                 [m for m in scope if m not in index.models], repeated, bool(obs["short"].any()), rule,
+                 selection_notes(spec, policy_cells))
+
+
+def _cell_text(spec: Spec, cell: Cell) -> str:
+    """`bert-base PST 90% SST-2`: a policy cell as the notes name it."""
+    model, keys = cell.key[0], cell.key[1:1 + len(spec.keys)]
+    task, extra = cell.key[1 + len(spec.keys)], cell.key[2 + len(spec.keys):]
+    column = GLUE[task][0] if task in GLUE else NLG_TASKS.get(task, task)
+    shown = [_key_text(f, v) if f in ("label", "sparsity", "task") else f"{f}={v}" for f, v in zip(spec.keys, keys)]
+    return " ".join([model, *shown, *([] if "task" in spec.keys else [column]),
+                     *(f"{f}={v}" for f, v in zip(spec.cell_fields, extra))])
+
+
+def selection_notes(spec: Spec, cells: list[Cell]) -> list[str]:
+    """What the selection policy did: grids resolved and duplicates left out, one line per cell."""
+    lines = []
+    for cell in cells:
+        if cell.is_grid:
+            ranked = "; ".join(f"{c.setting}: seeds {c.seeds}, median dev "
+                               f"{'-' if c.median_dev is None else fmt_number(abs(c.median_dev), 4)}"
+                               for c in cell.candidates)
+            shown = "all pooled" if cell.rule == "pool" else f"shown: {cell.chosen.setting}"
+            lines.append(f"{_cell_text(spec, cell)} holds {len(cell.candidates)} settings ({ranked}); {shown}")
+        for counted, left_out in cell.duplicates:
+            lines.append(f"{_cell_text(spec, cell)}: {left_out.name} repeats {counted.name} (same setting, seed "
+                         f"{counted.seed}) and is left out")
+    return lines
 
 
 def missing_scope(spec: Spec, runs: list[dict], obs: pd.DataFrame, index: PaperIndex,
@@ -660,7 +652,8 @@ def _value_cell(spec: Spec, index: PaperIndex, row: dict, column: str, cell: dic
                 "r2": row.get("r2", ""), "column": column, "runs": int(cell["runs"]),
                 "seeds": cell["seeds"], "median": six(median), "min": six(cell["low"]),
                 "max": six(cell["high"]), "paper": six(paper_value), "diff": six(diff),
-                "short_run": bool(cell["short"]), "files": cell["files"]}
+                "short_run": bool(cell["short"]), "files": cell["files"], "settings": int(cell["settings"]),
+                "setting": cell["setting"]}
     return (ours, paper_text, fmt_diff(diff)), median, long_row
 
 
@@ -770,8 +763,11 @@ def _notes(built: Built) -> list[str]:
     quoted = any(row[c][1].endswith(ELSEWHERE_MARK) for row in built.rows for c in built.value_columns)
     if quoted or built.missing["published_elsewhere"].any():
         notes.append(f"`{ELSEWHERE_MARK}` after a paper number: the paper quotes it from prior work.")
+    notes.append(describe_rule(built.rule))
+    if built.selection:
+        notes.append("Selection: " + "; ".join(built.selection) + ".")
     if built.repeated_seeds:
-        notes.append("Cells where several records share a seed (different settings, all aggregated): "
+        notes.append("Cells where several records share a seed (different settings, pooled): "
                      + "; ".join(built.repeated_seeds) + ".")
     notes.append(f"Per-cell numbers (runs, seeds, median, min, max, record files): "
                  f"`table{built.spec.number}_cells.csv`.")
@@ -815,17 +811,18 @@ def write_table(built: Built, out_dir: Path, runs_dir: str) -> list[Path]:
     written = []
     for name, text in contents.items():
         path = out_dir / name
-        path.write_bytes(text.encode("utf-8"))
+        atomic_write_text(path, text)
         written.append(path)
     return written
 
 
-def make_tables(runs_dir: Path, out_dir: Path, paper_csv: Path | None = None) -> tuple[list[dict], list[Built]]:
+def make_tables(runs_dir: Path, out_dir: Path, paper_csv: Path | None = None,
+                rule: str = DEFAULT_GRID_RULE) -> tuple[list[dict], list[Built]]:
     """Build and write Tables 2-5 from the records under runs_dir; returns the runs and the tables."""
     runs = load_runs(runs_dir)
     paper = load_paper(paper_csv or default_paper_csv())
     orders = Orders(paper)
-    built = [build_table(spec, runs, paper, orders) for spec in SPECS]
+    built = [build_table(spec, runs, paper, orders, rule) for spec in SPECS]
     for table in built:
         write_table(table, out_dir, runs_dir.as_posix())
     return runs, built
@@ -839,6 +836,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/tables"), help="output folder")
     parser.add_argument("--paper", type=Path, default=None,
                         help="paper numbers CSV (default: the packaged pst_bench/paper/paper_results.csv)")
+    parser.add_argument("--grid", choices=GRID_RULES, default=DEFAULT_GRID_RULE,
+                        help="a cell holding several settings: show the best on dev (the paper's rule) or pool "
+                             "all (default: %(default)s)")
     args = parser.parse_args(argv)
     if not args.runs.is_dir():
         print(f"pst-bench tables: error: no runs folder {args.runs}", file=sys.stderr)
@@ -850,13 +850,14 @@ def main(argv: list[str] | None = None) -> int:
     # print the warning's source line and drop repeats).
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RecordSkipped)
-        runs, built = make_tables(args.runs, args.out, args.paper)
+        runs, built = make_tables(args.runs, args.out, args.paper, args.grid)
     for item in caught:
         print(f"pst-bench tables: warning: {item.message}", file=sys.stderr)
     used = set().union(*(table.files for table in built))
     for run in runs:
-        if run["file"] not in used:  # e.g. a PST variant at 50%, or PST ranks on a task Table 4 lacks
-            print(f"pst-bench tables: note: {run['file']} is in no table", file=sys.stderr)
+        if run["file"] not in used:  # a PST variant at 50%, PST ranks on a task Table 4 lacks, a duplicate
+            print(f"pst-bench tables: note: {run['file']} is in no table (or left out by the selection)",
+                  file=sys.stderr)
     for table in built:
         print(f"table{table.spec.number}: {len(table.files)} records, {len(table.rows)} rows, "
               f"{len(table.missing)} missing paper cells -> {args.out.as_posix()}/table{table.spec.number}.md")
