@@ -1,6 +1,7 @@
 # pst-bench: two commands on a fresh machine.
 #   make demo   install (once) and run a short real PST job offline
 #   make test   install (once) and run the test suite
+#   make lint   ruff's lint rules and formatting check
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -14,7 +15,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all params clean figures tables sweep bench
+.PHONY: install nltk-data demo test test-all lint params clean figures tables sweep bench
 
 install: $(STAMP)
 
@@ -61,6 +62,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -q
+
+# ruff (settings in pyproject.toml): lint rules, then the formatter in check mode.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Include the slow real-data runs as well.
 test-all: $(STAMP)
