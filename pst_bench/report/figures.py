@@ -79,26 +79,6 @@ class Run:
     _bad: set = field(default_factory=set, repr=False)     # artifacts that failed to load (warned once)
 
     @property
-    def run_id(self) -> str:
-        return self.record.run_id
-
-    @property
-    def model(self) -> str:
-        return self.record.model
-
-    @property
-    def task(self) -> str:
-        return self.record.task
-
-    @property
-    def sparsity(self) -> float:
-        return self.record.sparsity
-
-    @property
-    def seed(self) -> int:
-        return self.record.seed
-
-    @property
     def label(self) -> str:
         """The paper's label of what the run computes (MaP, MvP, PST, PST[ab], ...)."""
         return label_of(self.record)
@@ -198,13 +178,13 @@ def select_runs(runs: list[Run], rule: str = DEFAULT_GRID_RULE) -> list[Run]:
     by_name = {run.record.name: run for run in runs}
     cells = select_cells([run.record for run in runs], _figure_cell, rule)
     chosen = [by_name[record.name] for cell in cells.values() for record in cell.runs]
-    return sorted(chosen, key=lambda r: (r.model, r.task, r.label, r.sparsity, r.seed, r.run_id))
+    return sorted(chosen, key=lambda r: (r.record.model, r.record.task, r.label, r.record.sparsity, r.record.seed, r.record.run_id))
 
 
 def _preference(run: Run) -> tuple:
     value = run.record.dev_value
     signed = None if value is None else (value if run.record.higher_is_better else -value)
-    return (run.seed, -(signed if signed is not None else -math.inf), run.run_id)
+    return (run.record.seed, -(signed if signed is not None else -math.inf), run.record.run_id)
 
 
 def pick_trio(runs: list[Run], methods=COMPARED) -> dict[str, Run]:
@@ -215,18 +195,18 @@ def pick_trio(runs: list[Run], methods=COMPARED) -> dict[str, Run]:
             by_method.setdefault(run.label, []).append(run)
     if not by_method:
         return {}
-    common = set.intersection(*({r.seed for r in rs} for rs in by_method.values()))
+    common = set.intersection(*({r.record.seed for r in rs} for rs in by_method.values()))
     if common:
         seed = min(common)
-        return {m: next(r for r in rs if r.seed == seed) for m, rs in by_method.items()}
+        return {m: next(r for r in rs if r.record.seed == seed) for m, rs in by_method.items()}
     return {m: rs[0] for m, rs in by_method.items()}
 
 
 def _groups(runs: list[Run], sparsity: float) -> dict[tuple[str, str], list[Run]]:
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        if _same_sparsity(run.sparsity, sparsity):
-            groups.setdefault((run.model, run.task), []).append(run)
+        if _same_sparsity(run.record.sparsity, sparsity):
+            groups.setdefault((run.record.model, run.record.task), []).append(run)
     return dict(sorted(groups.items()))
 
 
@@ -476,7 +456,7 @@ def figure4(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> t
                            label="pruned", linewidths=0)
                 ax.scatter(sample["weight"][kept], sample["score"][kept], s=3, color=KEPT_COLOR,
                            label="kept", linewidths=0)
-                ax.set_title(f"({chr(ord('a') + i)}) {run.label} (seed {run.seed})")
+                ax.set_title(f"({chr(ord('a') + i)}) {run.label} (seed {run.record.seed})")
                 ax.set_xlabel("weight value W")
                 ax.set_ylabel("importance score S")
                 ax.legend(frameon=False, fontsize=7, markerscale=3, loc="best")
@@ -508,7 +488,7 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
             skipped.append(f"{name}: needs masks of two of MaP/MvP/PST for {model}/{task} at "
                            f"{round(sparsity * 100)}% (have: {have})")
             continue
-        seeds = sorted({r.seed for r in trio.values()})
+        seeds = sorted({r.record.seed for r in trio.values()})
         order = [n for n, _ in curves[0][2]]
         types: dict[str, list[tuple[int, str]]] = {}
         for n in order:

@@ -1,0 +1,98 @@
+"""The one run-selection policy: tables and figures summarise the same records the same way."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+
+import pytest
+
+from helpers import fake_record
+from pst_bench.record import RecordSkipped, as_record, load_records
+from pst_bench.report import figures
+from pst_bench.report.selection import select_cell, select_cells
+from pst_bench.report.tables import make_tables
+
+
+def sst2(method: str, seed: int, dev: float, *extra: str) -> dict:
+    return fake_record([f"method={method}", "task=sst2", "model=tiny-bert", "method.sparsity=0.9",
+                        f"train.seed={seed}", *extra], dev=dev)
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """Records that made Table 2 and Figure 3 disagree before the policy had one owner."""
+    folder = tmp_path / "runs"
+    (folder / "later").mkdir(parents=True)
+    records = {
+        "a_pst_s1.json": sst2("pst", 1, 0.80),
+        "b_pst_mag_ab_rc_s1.json": sst2("pst_mag_ab_rc", 1, 0.70),      # the same method and seed again
+        "a_pst_s2.json": sst2("pst", 2, 0.82),
+        "later/pst_s3.json": sst2("pst", 3, 0.84),                      # a record in a sub-folder
+        "c_pst_lr_s1.json": sst2("pst", 1, 0.60, "train.lr=1e-3"),      # a grid: a worse learning rate
+        "c_pst_lr_s2.json": sst2("pst", 2, 0.62, "train.lr=1e-3"),
+        "d_map_s1.json": sst2("map", 1, 0.75),
+        "d_map_s1_again.json": sst2("map", 1, 0.55),                    # a rerun: counted once, the first
+    }
+    for name, record in records.items():
+        (folder / name).write_text(json.dumps(record))
+    (folder / "finished_but_empty.json").write_text(json.dumps({"status": "finished"}))
+    return folder
+
+
+def test_tables_and_figure3_show_the_same_runs(runs, tmp_path):
+    with pytest.warns(RecordSkipped, match="finished_but_empty.json: skipped, missing key[(]s[)]: task, model, "
+                                           "method, sparsity, seed, main_split, final"):
+        make_tables(runs, tmp_path / "out")
+    with open(tmp_path / "out" / "table2_cells.csv", encoding="utf-8", newline="") as handle:
+        cells = {row["method"]: row for row in csv.DictReader(handle)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecordSkipped)
+        series = figures.metric_vs_sparsity(load_records(runs))[("tiny-bert", "sst2")]
+    for label in ("PST", "MaP"):
+        (point,) = series[label]
+        assert float(cells[label]["median"]) == pytest.approx(100 * point["median"])
+        assert cells[label]["seeds"] == ";".join(str(seed) for seed in point["seeds"])
+    pst = cells["PST"]
+    assert (pst["seeds"], pst["median"], pst["settings"]) == ("1;2;3", "82.000000", "2")
+    assert pst["files"] == "a_pst_s1.json;a_pst_s2.json;later/pst_s3.json"
+    assert pst["setting"] == "train.lr=5e-05"
+    assert (cells["MaP"]["files"], cells["MaP"]["settings"]) == ("d_map_s1.json", "1")
+    notes = (tmp_path / "out" / "table2.md").read_text(encoding="utf-8")
+    assert "b_pst_mag_ab_rc_s1.json repeats a_pst_s1.json" in notes
+    assert "d_map_s1_again.json repeats d_map_s1.json" in notes
+
+
+def test_figures_draw_from_the_selected_runs(runs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecordSkipped)
+        chosen = figures.select_runs(figures.load_runs(runs))
+    assert sorted(run.record.name for run in chosen) == [
+        "a_pst_s1.json", "a_pst_s2.json", "d_map_s1.json", "later/pst_s3.json"]
+
+
+def test_a_key_older_records_lack_does_not_split_a_cell():
+    old = sst2("pst", 1, 0.8)
+    new = sst2("pst", 2, 0.9)
+    del old["config"]["train"]["lr_warmup_frac"]  # a setting this record predates
+    cell = select_cell("cell", [as_record(old, "old.json"), as_record(new, "new.json")])
+    assert not cell.is_grid and [run.name for run in cell.runs] == ["old.json", "new.json"]
+
+
+def test_generation_cells_prefer_the_lower_dev_loss():
+    def e2e(seed, loss, lr):
+        return as_record(fake_record(["task=e2e", "model=tiny-gpt2", "method=pst", f"train.seed={seed}",
+                                      f"train.lr={lr}"], dev=loss), f"e2e_{lr}_{seed}.json")
+
+    cells = select_cells([e2e(1, 2.0, 1e-4), e2e(1, 1.5, 3e-4)], lambda record: record.task)
+    assert cells["e2e"].chosen.setting == "train.lr=0.0003"
+    assert [candidate.setting for candidate in cells["e2e"].candidates] == ["train.lr=0.0001", "train.lr=0.0003"]
+
+
+def test_the_pool_rule_and_an_unknown_rule():
+    records = [as_record(sst2("pst", 1, 0.8), "a.json"), as_record(sst2("pst", 1, 0.6, "train.lr=1e-3"), "b.json")]
+    pooled = select_cell("cell", records, rule="pool")
+    assert sorted(run.name for run in pooled.runs) == ["a.json", "b.json"] and pooled.setting.startswith("pooled: ")
+    with pytest.raises(ValueError, match="grid rule 'best'"):
+        select_cell("cell", records, rule="best")
