@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import datasets
 
-__all__ = ["configured_dir", "env_says_offline", "folder_listing", "hub_unreachable_errors",
-           "offline_mode_if_requested"]
+from pst_bench.hub import hub_offline
 
-_TRUE_ENV_VALUES = {"1", "ON", "YES", "TRUE"}
+__all__ = ["configured_dir", "folder_listing", "hub_unreachable_errors",
+           "offline_mode_if_requested"]
 
 
 def configured_dir(data_cfg: Any) -> Path | None:
@@ -38,13 +37,6 @@ def folder_listing(folder: Path) -> str:
     return ", ".join(names) if names else "nothing"
 
 
-def env_says_offline() -> bool:
-    return any(
-        os.environ.get(var, "").strip().upper() in _TRUE_ENV_VALUES
-        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    )
-
-
 @contextlib.contextmanager
 def offline_mode_if_requested() -> Iterator[None]:
     """Honour HF_HUB_OFFLINE / HF_DATASETS_OFFLINE even if set after import.
@@ -54,7 +46,7 @@ def offline_mode_if_requested() -> Iterator[None]:
     online and retry an unreachable hub for ~25 s; switching the flags for the
     call makes it fail at once (or read the cache), as the user asked.
     """
-    if not env_says_offline():
+    if not hub_offline():
         yield
         return
     import huggingface_hub.constants as hub_constants

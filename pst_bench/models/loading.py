@@ -11,26 +11,19 @@ Resolution order for pretrained weights:
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from ..errors import ModelLoadError
-
-_TRUE = {"1", "true", "yes", "on"}
+from ..hub import hub_offline
 
 # model.architecture -> the transformers auto class that builds it
 AUTO_CLASSES = {
     "sequence_classification": AutoModelForSequenceClassification,
     "causal_lm": AutoModelForCausalLM,
 }
-
-
-def hub_offline() -> bool:
-    return any(os.environ.get(var, "").strip().lower() in _TRUE
-               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def package_model_dir(package: str) -> Path:
