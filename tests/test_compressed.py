@@ -9,7 +9,8 @@ import torch
 from safetensors import safe_open
 
 from helpers import compose_cfg
-from pst_bench.run.compressed import WEIGHTS_NAME, checkpoint_sizes, load_compressed, main, save_compressed
+from pst_bench.run.compressed import (FORMAT, WEIGHTS_NAME, checkpoint_sizes, load_compressed, main,
+                                    save_compressed)
 from pst_bench.models.loading import load_model
 from pst_bench.models.prepare import prepare_model
 from pst_bench.sparsity.conv1d import restore_conv1d
@@ -109,3 +110,19 @@ def test_refuses_unmerged_models_and_foreign_folders(tmp_path):
         load_compressed(tmp_path)
     with pytest.raises(ValueError, match="value_dtype"):
         save_compressed(merge_sparse_layers(model), tmp_path / "y", value_dtype="int8")
+
+
+def test_refuses_a_v1_file_packed_in_the_old_bit_order(tmp_path):
+    """v1 packed the bitmask little-endian; read with v2's order its masks would be silently wrong."""
+    from safetensors.torch import load_file, save_file
+
+    model, _ = _merged_sparse_model("tiny-bert", "sst2")
+    folder = save_compressed(model, tmp_path / "c32", value_dtype="float32")
+    weights = folder / WEIGHTS_NAME
+    with safe_open(str(weights), framework="pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["format"] == FORMAT == "pst-bench/bitmask-v2"
+    save_file(load_file(str(weights)), str(weights), metadata={**metadata, "format": "pst-bench/bitmask-v1"})
+    with pytest.raises(ValueError, match="pst-bench/bitmask-v1 files .* re-export the model") as refused:
+        load_compressed(folder)
+    assert "\n" not in str(refused.value)

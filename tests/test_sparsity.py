@@ -8,6 +8,8 @@ from torch import nn
 from pst_bench.sparsity.inject import configure_trainable, merge_sparse_layers, sparsify
 from pst_bench.sparsity.layers import MagnitudeSparseLinear, MovementSparseLinear, PSTSparseLinear
 from pst_bench.sparsity.mask import StraightThroughMask, kept_count, topv_mask
+from pst_bench.sparsity.modules import matching_module_names, replace_module
+from pst_bench.sparsity.pst_autograd import reference_pst_linear
 from pst_bench.sparsity.schedule import cubic_sparsity, schedule_knots
 
 
@@ -102,9 +104,10 @@ def test_pst_gradients_match_hand_derived_formulas(terms):
 @pytest.mark.parametrize("terms", [("mag", "ab", "rc"), ("mag",), ("ab", "rc")])
 @pytest.mark.parametrize("path", ["fused_linear", "masked_weight"])
 def test_pst_gradients_match_autograd_of_the_papers_formula(terms, path):
-    """Both hand-written backwards (the fused PSTLinear used in training, and PSTMaskedWeight used
-    under autocast) equal autograd through Eq. 7 with a straight-through mask, for the factors, the
-    bias and the input (3-D, as in a transformer)."""
+    """The layer's two paths (the fused PSTLinear used in training, and PSTMaskedWeight used under
+    autocast) equal reference_pst_linear, autograd through Eq. 7 with a straight-through mask, for
+    the factors, the bias and the input (3-D, as in a transformer). tests/test_pst_autograd.py checks
+    the functions themselves for every score-term subset."""
     layer = _pst_layer(terms).double()  # float64: the two computations round differently in float32
     layer.base_layer.bias.requires_grad_(True)
     x = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
@@ -121,14 +124,10 @@ def test_pst_gradients_match_autograd_of_the_papers_formula(terms, path):
               else None for n in names}
     params["x"] = x.detach().clone().requires_grad_()
     params["bias"] = layer.base_layer.bias.detach().clone().requires_grad_()
-    W = layer.base_layer.weight + layer.beta * params["U"] @ params["V"]
-    S = W.abs() if "mag" in terms else torch.zeros_like(W)
-    if "ab" in terms:
-        S = S + layer.alpha1 * params["A"] @ params["B"]
-    if "rc" in terms:
-        S = S + layer.alpha2 * (params["R"].unsqueeze(1) + params["C"].unsqueeze(0))
-    M = StraightThroughMask.apply(S, topv_mask(S, layer.kept))
-    torch.nn.functional.linear(params["x"], W * M, params["bias"]).pow(2).sum().backward()
+    reference = reference_pst_linear(params["x"], layer.base_layer.weight, params["bias"],
+                                     *(params[n] for n in names), layer.kept, layer.beta, layer.alpha1,
+                                     layer.alpha2, layer.use_magnitude)
+    reference.pow(2).sum().backward()
     for name, grad in fused.items():
         torch.testing.assert_close(grad, params[name].grad, msg=lambda m: f"{name}: {m}")
 
@@ -201,6 +200,25 @@ def _method(kind, **kw):
     base = dict(kind=kind, r1=2, r2=2, alpha1=1.0, alpha2=1.0, beta=1.0,
                 score_terms=["mag", "ab", "rc"], train_bias_and_norm=False)
     return OmegaConf.create({**base, **kw})
+
+
+def test_matching_module_names_matches_whole_names_leaves_and_kinds():
+    model = _Toy()
+    assert matching_module_names(model, [r"encoder\..*"]) == ["encoder.q", "encoder.ffn"]
+    assert matching_module_names(model, ["q", "encoder.f"]) == []  # whole names only, never a prefix
+    assert matching_module_names(model, ["encoder", "norm"]) == ["encoder", "norm"]
+    assert matching_module_names(model, ["encoder", "norm"], leaves_only=True) == ["norm"]
+    assert matching_module_names(model, [".*"], kind=nn.Linear) == ["encoder.q", "encoder.ffn", "classifier"]
+    assert matching_module_names(model, [".*"], kind=(nn.LayerNorm, nn.ModuleDict)) == ["encoder", "norm"]
+
+
+def test_replace_module_at_the_top_and_deeper_down():
+    model = _Toy()
+    head, query = nn.Linear(16, 3), nn.Identity()
+    replace_module(model, "classifier", head)
+    replace_module(model, "encoder.q", query)
+    assert model.classifier is head and model.encoder["q"] is query
+    assert model(torch.randn(2, 8)).shape == (2, 3)
 
 
 def test_sparsify_fails_when_no_module_matches():

@@ -241,3 +241,48 @@ def test_atomic_write_gives_normal_file_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
+
+
+def test_loop_state_round_trips_through_a_checkpoint(tmp_path):
+    from transformers import get_scheduler
+
+    import pst_bench.run.checkpoint as ckpt
+    from pst_bench.run.loop import LoopState
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=1, num_training_steps=10)
+    history = [{"epoch": 1, "step": 6, "train_loss": 0.5, "eval": {"validation": {"main": 0.75}}}]
+    state = LoopState(global_step=8, epoch=1, batches_done_in_epoch=2, history=history,
+                      epoch_loss_sum=1.25, epoch_loss_count=2, elapsed_s=3.5)
+    folder = ckpt.save_checkpoint(tmp_path, model, optimizer, scheduler, state.to_dict())
+    assert folder.name == "step-8" and not list(tmp_path.glob(".partial-*"))
+    # progress.json keeps the keys resumable checkpoints have always had
+    assert set(json.loads((folder / "progress.json").read_text())) == {
+        "global_step", "epoch", "batches_done_in_epoch", "history", "epoch_loss_sum", "epoch_loss_count",
+        "elapsed_s"}
+    restored = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path), model, optimizer, scheduler)
+    assert LoopState.from_dict(restored) == state
+    with pytest.raises(ValueError, match="global_step"):
+        LoopState.from_dict({k: v for k, v in state.to_dict().items() if k != "global_step"})
+
+
+@pytest.mark.parametrize("method, scores", [("mvp", {"mask_scores"}), ("pst", {"A", "B", "R", "C"})])
+def test_score_lr_goes_to_exactly_the_score_parameters(method, scores):
+    from pst_bench.models.loading import load_model
+    from pst_bench.models.prepare import prepare_model
+    from pst_bench.run.optim import param_groups
+
+    cfg = compose_cfg(["model=tiny-bert", "task=sst2", f"method={method}", "method.score_lr=0.5"])
+    model = load_model(cfg.model, cfg.task, 0)
+    layers = prepare_model(model, cfg.model, cfg.method)
+    groups = param_groups(model, layers, cfg)
+    with_score_lr = {id(p) for g in groups if g.get("lr") == 0.5 for p in g["params"]}
+    expected = {id(getattr(layer, name)) for layer in layers.values() for name in scores}
+    assert with_score_lr == expected and len(expected) == len(layers) * len(scores)
+    # every trainable parameter is in exactly one group; U, V (PST) and the rest keep train.lr
+    grouped = [id(p) for g in groups for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+    assert all("lr" not in g for g in groups if not {id(p) for p in g["params"]} & expected)
+    no_score_lr = compose_cfg(["model=tiny-bert", "task=sst2", f"method={method}"])
+    assert all("lr" not in g for g in param_groups(model, layers, no_score_lr))

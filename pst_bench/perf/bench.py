@@ -32,12 +32,14 @@ import torch
 from ..run.compressed import checkpoint_sizes, save_compressed
 from .memory import PeakTensorMemory
 from ..models.loading import load_model
-from ..models.prepare import prepare_model, validate_config
+from ..models.prepare import prepare_model
+from ..schema.validate import validate_config
 from ..files import atomic_write_text
 from ..record import library_versions
 from ..sparsity.conv1d import restore_conv1d
 from ..sparsity.inject import matching_module_names, merge_sparse_layers, set_sparsity
-from ..run.experiment import param_groups
+from ..run.optim import param_groups
+from ..tasks import runner_class, task_kind
 
 METHODS = ("finetune", "lora", "map", "mvp", "pst")
 DEFAULT_GROUPS = {"model": "bert-base", "task": "sst2"}
@@ -117,17 +119,34 @@ def compose_config(method: str, overrides: list[str]):
     return cfg
 
 
+def _architecture(cfg) -> str:
+    """The model head the task trains, as its task runner names it (validate_config checks the model)."""
+    return runner_class(task_kind(cfg.task)).architecture
+
+
+def _lm_labels(cfg, input_ids: torch.Tensor, generator) -> torch.Tensor:
+    return input_ids.clone()  # a causal LM predicts its own input (shifted inside the model)
+
+
+def _classification_labels(cfg, input_ids: torch.Tensor, generator) -> torch.Tensor:
+    batch_size = input_ids.shape[0]
+    if cfg.task.is_regression:  # STS-B: one score per example
+        return torch.randn(batch_size, generator=generator)
+    return torch.randint(0, int(cfg.task.num_labels), (batch_size,), generator=generator)
+
+
+#: model architecture -> (random labels for a batch, peft's task type for LoRA)
+HEADS = {"causal_lm": (_lm_labels, "CAUSAL_LM"),
+         "sequence_classification": (_classification_labels, "SEQ_CLS")}
+
+
 def make_batch(cfg, batch_size: int, seq_length: int, vocab_size: int, device) -> dict:
     """Random token ids of exactly seq_length (no padding) and matching labels."""
     generator = torch.Generator().manual_seed(0)
     input_ids = torch.randint(0, vocab_size, (batch_size, seq_length), generator=generator)
-    batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
-    if cfg.model.architecture == "causal_lm":
-        batch["labels"] = input_ids.clone()
-    elif cfg.task.is_regression:
-        batch["labels"] = torch.randn(batch_size, generator=generator)
-    else:
-        batch["labels"] = torch.randint(0, int(cfg.task.num_labels), (batch_size,), generator=generator)
+    make_labels, _ = HEADS[_architecture(cfg)]
+    batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
+             "labels": make_labels(cfg, input_ids, generator)}
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -135,7 +154,7 @@ def make_batch(cfg, batch_size: int, seq_length: int, vocab_size: int, device) -
 def _lora(model, cfg, rank: int):
     from peft import LoraConfig, get_peft_model
 
-    task_type = "CAUSAL_LM" if cfg.model.architecture == "causal_lm" else "SEQ_CLS"
+    _, task_type = HEADS[_architecture(cfg)]
     # The same matrices the sparse methods wrap (leaves only: GPT-2's split q/k/v, not their container).
     targets = matching_module_names(model, cfg.model.sparse_targets, leaves_only=True)
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets,

@@ -1,7 +1,7 @@
 """What a run saves for the paper's figures besides its record: masks and a score sample.
 
 ``<id>.masks.npz`` (numpy, compressed) holds, for every sparsified matrix, its
-final mask as a bit array (``np.packbits`` of the row-major mask) under
+final mask as a bit array (``pst_bench.sparsity.bits.pack_bits``) under
 ``<name>`` and its shape under ``<name>.shape``. Figure 2 (one layer's mask and
 its row/column sparsity) and Figure 5 (Hamming similarity between methods'
 masks) are drawn from it.
@@ -20,15 +20,7 @@ import numpy as np
 import torch
 
 from ..files import atomic_write_bytes
-
-
-def pack_mask(mask: torch.Tensor) -> np.ndarray:
-    return np.packbits(mask.detach().cpu().numpy().astype(bool).reshape(-1))
-
-
-def unpack_mask(bits: np.ndarray, shape) -> np.ndarray:
-    shape = tuple(int(s) for s in shape)
-    return np.unpackbits(bits, count=int(np.prod(shape))).astype(bool).reshape(shape)
+from ..sparsity.bits import pack_bits, unpack_bits
 
 
 def _npz_bytes(arrays: dict) -> bytes:
@@ -42,7 +34,7 @@ def save_masks(layers: dict, path: Path) -> Path:
     arrays = {}
     for name, layer in layers.items():
         mask = layer.current_mask()
-        arrays[name] = pack_mask(mask)
+        arrays[name] = pack_bits(mask)
         arrays[f"{name}.shape"] = np.asarray(mask.shape)
     atomic_write_bytes(path, _npz_bytes(arrays))
     return path
@@ -51,7 +43,7 @@ def save_masks(layers: dict, path: Path) -> Path:
 def load_masks(path: Path) -> dict[str, np.ndarray]:
     """{matrix name: boolean mask} from a ``.masks.npz`` file."""
     with np.load(path) as data:
-        return {key: unpack_mask(data[key], data[f"{key}.shape"]) for key in data.files
+        return {key: unpack_bits(data[key], data[f"{key}.shape"]) for key in data.files
                 if not key.endswith(".shape")}
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..files import atomic_write_text
+from ..files import atomic_folder, atomic_write_text
 
 
 def rng_state() -> dict:
@@ -43,23 +43,25 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(run_dir: Path, model, optimizer, scheduler, progress: dict) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``step-<N>`` completely, point ``latest`` at it, drop older steps; ``progress``
+    is the loop's state as JSON (``pst_bench.run.loop.LoopState.to_dict``)."""
+    run_dir = Path(run_dir)
     folder = run_dir / f"step-{progress['global_step']}"
-    partial = run_dir / f".partial-{folder.name}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    save_file(trainable_state(model), str(partial / "trainable.safetensors"))
-    torch.save(optimizer.state_dict(), partial / "optimizer.pt")
-    torch.save(scheduler.state_dict(), partial / "scheduler.pt")
-    torch.save(rng_state(), partial / "rng.pt")
-    (partial / "progress.json").write_text(json.dumps(progress, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
+    with atomic_folder(folder) as partial:
+        save_file(trainable_state(model), str(partial / "trainable.safetensors"))
+        torch.save(optimizer.state_dict(), partial / "optimizer.pt")
+        torch.save(scheduler.state_dict(), partial / "scheduler.pt")
+        torch.save(rng_state(), partial / "rng.pt")
+        (partial / "progress.json").write_text(json.dumps(progress, indent=2))
     atomic_write_text(run_dir / "latest", folder.name + "\n")
-    for old in run_dir.glob("step-*"):
-        if old != folder:
-            shutil.rmtree(old, ignore_errors=True)
+    _remove_other_steps(run_dir, keep=folder)
     return folder
+
+
+def _remove_other_steps(run_dir: Path, keep: Path) -> None:
+    for old in run_dir.glob("step-*"):
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -4,7 +4,7 @@
 floating matrix whose compressed form is smaller than its dense form is stored
 as two tensors:
 
-    <name>.bitmask   uint8, the nonzero pattern packed 8 entries per byte (row-major, little bit order)
+    <name>.bitmask   uint8, the nonzero pattern packed 8 entries per byte (pst_bench.sparsity.bits)
     <name>.values    the nonzero entries in row-major order, in the chosen value dtype
 
 and everything else (embeddings, biases, LayerNorm) densely in the value dtype.
@@ -26,24 +26,17 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
 import transformers
 from safetensors.torch import load_file, save_file
 
-FORMAT = "pst-bench/bitmask-v1"
+from ..sparsity.bits import pack_bits, unpack_bits
+
+# v2: big bit order, as the saved run masks (v1 packed little-endian; its bits read as v2 would be wrong).
+FORMAT = "pst-bench/bitmask-v2"
+RETIRED_FORMATS = ("pst-bench/bitmask-v1",)
 WEIGHTS_NAME = "model.sparse.safetensors"
 VALUE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-
-
-def _pack(mask: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(np.packbits(mask.reshape(-1).cpu().numpy(), bitorder="little"))
-
-
-def _unpack(bits: torch.Tensor, shape) -> torch.Tensor:
-    numel = int(np.prod(shape))
-    flat = np.unpackbits(bits.numpy(), count=numel, bitorder="little").astype(bool)
-    return torch.from_numpy(flat).view(*shape)
 
 
 def _bitmask_is_smaller(tensor: torch.Tensor, nonzero: int, value_bytes: int) -> bool:
@@ -69,7 +62,7 @@ def compress_state_dict(state_dict: dict, value_dtype: str = "float16") -> tuple
         if tensor.is_floating_point():
             nonzero = tensor != 0
             if _bitmask_is_smaller(tensor, int(nonzero.sum()), value_bytes):
-                tensors[f"{name}.bitmask"] = _pack(nonzero)
+                tensors[f"{name}.bitmask"] = torch.from_numpy(pack_bits(nonzero))
                 tensors[f"{name}.values"] = tensor[nonzero].to(dtype).contiguous()
                 entry["kind"] = "bitmask"
             else:
@@ -85,13 +78,17 @@ def compress_state_dict(state_dict: dict, value_dtype: str = "float16") -> tuple
 
 
 def decompress_state_dict(tensors: dict, metadata: dict) -> dict:
-    if metadata.get("format") != FORMAT:
-        raise ValueError(f"not a {FORMAT} file (format={metadata.get('format')!r})")
+    found = (metadata or {}).get("format")
+    if found in RETIRED_FORMATS:
+        raise ValueError(f"{found} files (little bit order) are no longer read: re-export the model with "
+                         f"save_compressed ({FORMAT})")
+    if found != FORMAT:
+        raise ValueError(f"not a {FORMAT} file (format={found!r})")
     state = {}
     for name, entry in json.loads(metadata["entries"]).items():
         dtype = getattr(torch, entry["dtype"])
         if entry["kind"] == "bitmask":
-            mask = _unpack(tensors[f"{name}.bitmask"], entry["shape"])
+            mask = torch.from_numpy(unpack_bits(tensors[f"{name}.bitmask"], entry["shape"]))
             dense = torch.zeros(entry["shape"], dtype=dtype)
             dense[mask] = tensors[f"{name}.values"].to(dtype)
             state[name] = dense
@@ -107,23 +104,20 @@ def save_compressed(model, folder: Path, value_dtype: str = "float16", tokenizer
 
     ``model`` is a plain transformers model, i.e. after merge_sparse_layers (and restore_conv1d).
     """
+    from ..files import atomic_folder
     from ..sparsity.inject import sparse_layers
 
     if sparse_layers(model):
         raise ValueError("merge the sparse layers first (pst_bench.sparsity.inject.merge_sparse_layers)")
     folder = Path(folder)
-    partial = folder.with_name(f".partial-{folder.name}-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     tensors, metadata = compress_state_dict(model.state_dict(), value_dtype)
-    save_file(tensors, str(partial / WEIGHTS_NAME), metadata=metadata)
     config = copy.deepcopy(model.config)
     config.architectures = [type(model).__name__]  # what load_compressed instantiates
-    config.save_pretrained(partial)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(partial)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
+    with atomic_folder(folder) as partial:
+        save_file(tensors, str(partial / WEIGHTS_NAME), metadata=metadata)
+        config.save_pretrained(partial)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(partial)
     return folder
 
 

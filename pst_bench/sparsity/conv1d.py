@@ -14,7 +14,6 @@ computes exactly what ``c_attn`` did.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import torch
@@ -22,6 +21,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from ..errors import ConfigError
+from .modules import matching_module_names, replace_module
 
 _LINEARIZED_ATTR = "_pst_linearized_conv1d"
 
@@ -79,22 +79,17 @@ def fuse_qkv(qkv: QKVProjection) -> Conv1D:
     return linear_to_conv1d(fused)
 
 
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
-
-
-def linearize_conv1d(model: nn.Module, patterns: Iterable[str], qkv_patterns: Iterable[str] = ()) -> list[str]:
+def linearize_conv1d(model: nn.Module, patterns: Iterable[str],
+                     qkv_patterns: Iterable[str] = ()) -> list[str]:
     """Replace matching Conv1D modules by nn.Linear (or QKVProjection for ``qkv_patterns``)."""
-    conv_re = [re.compile(p) for p in patterns]
-    qkv_re = [re.compile(p) for p in qkv_patterns]
-    names = [n for n, m in model.named_modules() if isinstance(m, Conv1D) and any(r.fullmatch(n) for r in conv_re)]
-    if conv_re and not names:
-        raise ConfigError(f"no Conv1D module of {type(model).__name__} matches {list(patterns)}")
+    patterns = list(patterns)
+    names = matching_module_names(model, patterns, kind=Conv1D)
+    if patterns and not names:
+        raise ConfigError(f"no Conv1D module of {type(model).__name__} matches {patterns}")
+    fused_qkv = set(matching_module_names(model, qkv_patterns, kind=Conv1D))
     for name in names:
         conv = model.get_submodule(name)
-        split = any(r.fullmatch(name) for r in qkv_re)
-        _set(model, name, split_qkv(conv) if split else conv1d_to_linear(conv))
+        replace_module(model, name, split_qkv(conv) if name in fused_qkv else conv1d_to_linear(conv))
     setattr(model, _LINEARIZED_ATTR, names)
     return names
 
@@ -104,9 +99,9 @@ def restore_conv1d(model: nn.Module) -> None:
     for name in getattr(model, _LINEARIZED_ATTR, []):
         module = model.get_submodule(name)
         if isinstance(module, QKVProjection):
-            _set(model, name, fuse_qkv(module))
+            replace_module(model, name, fuse_qkv(module))
         elif isinstance(module, nn.Linear):
-            _set(model, name, linear_to_conv1d(module))
+            replace_module(model, name, linear_to_conv1d(module))
         else:
             raise TypeError(f"{name} is a {type(module).__name__}: merge the sparse layers before restoring")
     setattr(model, _LINEARIZED_ATTR, [])

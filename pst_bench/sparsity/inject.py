@@ -1,31 +1,22 @@
 """Putting sparse layers into a model, choosing what trains, and merging them out.
 
 Target modules are chosen by regular expressions matched against the full
-module name (``re.fullmatch``); a pattern list that matches nothing is an error,
-never a silent dense run.
+module name (``re.fullmatch``, see ``modules``); a pattern list that matches
+nothing is an error, never a silent dense run.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from torch import nn
 
 from ..errors import ConfigError
 from .layers import MagnitudeSparseLinear, MovementSparseLinear, PSTSparseLinear, SparseLinear
+from .modules import matching_module_names, replace_module
 
 SPARSE_KINDS = ("map", "mvp", "pst")
 METHOD_KINDS = ("finetune",) + SPARSE_KINDS
-
-
-def matching_module_names(model: nn.Module, patterns: Iterable[str], leaves_only: bool = False) -> list[str]:
-    """Full module names matching any pattern; ``leaves_only`` skips modules with children
-    (a split q/k/v container, or a layer that is already wrapped)."""
-    compiled = [re.compile(p) for p in patterns]
-    return [name for name, module in model.named_modules()
-            if any(c.fullmatch(name) for c in compiled)
-            and not (leaves_only and next(module.children(), None) is not None)]
 
 
 def _make_sparse_layer(base: nn.Linear, method_cfg) -> SparseLinear:
@@ -37,12 +28,6 @@ def _make_sparse_layer(base: nn.Linear, method_cfg) -> SparseLinear:
     return PSTSparseLinear(base, r1=method_cfg.r1, r2=method_cfg.r2, alpha1=method_cfg.alpha1,
                            alpha2=method_cfg.alpha2, beta=method_cfg.beta,
                            score_terms=tuple(method_cfg.score_terms))
-
-
-def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
 
 
 def sparsify(model: nn.Module, target_patterns: Iterable[str], method_cfg) -> dict[str, SparseLinear]:
@@ -59,7 +44,7 @@ def sparsify(model: nn.Module, target_patterns: Iterable[str], method_cfg) -> di
         if not isinstance(module, nn.Linear):
             raise ConfigError(f"sparse target {name!r} is a {type(module).__name__}, not nn.Linear")
         layer = _make_sparse_layer(module, method_cfg)
-        _replace_module(model, name, layer)
+        replace_module(model, name, layer)
         layers[name] = layer
     return layers
 
@@ -108,5 +93,5 @@ def configure_trainable(model: nn.Module, method_cfg, head_patterns: Iterable[st
 def merge_sparse_layers(model: nn.Module) -> nn.Module:
     """Replace every sparse layer by a plain nn.Linear holding W* = M ⊙ W (in place)."""
     for name, layer in sparse_layers(model).items():
-        _replace_module(model, name, layer.merge())
+        replace_module(model, name, layer.merge())
     return model

@@ -10,6 +10,9 @@ every optimizer step bumps) or when the target sparsity changes. So the mask
 is computed once per optimizer step, shared by every micro-batch of that step,
 and reused by a whole evaluation pass. Under ``torch.no_grad`` the masked
 weight itself is cached as well, so evaluation costs a dense linear layer.
+
+PST's hand-written forward and backward (and the plain Eq. 7 they are tested
+against) live in ``pst_autograd``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .mask import StraightThroughMask, kept_count, topv_mask
+from .pst_autograd import PSTLinear, PSTMaskedWeight
 
 
 class SparseLinear(nn.Module):
@@ -66,8 +70,8 @@ class SparseLinear(nn.Module):
         raise NotImplementedError
 
     def weight_inputs(self) -> list[torch.Tensor]:
-        """Tensors the effective weight depends on besides the mask."""
-        raise NotImplementedError
+        """Tensors the effective weight depends on besides the mask (by default the base weight alone)."""
+        return [self.base_layer.weight]
 
     def masked_weight(self, mask: torch.Tensor) -> torch.Tensor:
         """W ⊙ M with the autograd path this method trains through."""
@@ -75,8 +79,8 @@ class SparseLinear(nn.Module):
 
     @torch.no_grad()
     def dense_weight(self) -> torch.Tensor:
-        """The unmasked weight W the mask is applied to."""
-        raise NotImplementedError
+        """The unmasked weight W the mask is applied to (by default the base layer's own)."""
+        return self.base_layer.weight.detach()
 
     # -- mask caching -----------------------------------------------------------
     @staticmethod
@@ -147,15 +151,8 @@ class MagnitudeSparseLinear(SparseLinear):
     def score_inputs(self) -> list[torch.Tensor]:
         return [self.base_layer.weight]
 
-    def weight_inputs(self) -> list[torch.Tensor]:
-        return [self.base_layer.weight]
-
     def masked_weight(self, mask: torch.Tensor) -> torch.Tensor:
         return self.base_layer.weight * mask
-
-    @torch.no_grad()
-    def dense_weight(self) -> torch.Tensor:
-        return self.base_layer.weight.detach()
 
 
 class MovementSparseLinear(SparseLinear):
@@ -179,112 +176,8 @@ class MovementSparseLinear(SparseLinear):
     def score_inputs(self) -> list[torch.Tensor]:
         return [self.mask_scores]
 
-    def weight_inputs(self) -> list[torch.Tensor]:
-        return [self.base_layer.weight]
-
     def masked_weight(self, mask: torch.Tensor) -> torch.Tensor:
         return self.base_layer.weight * StraightThroughMask.apply(self.mask_scores, mask)
-
-    @torch.no_grad()
-    def dense_weight(self) -> torch.Tensor:
-        return self.base_layer.weight.detach()
-
-
-def _pst_factor_grads(ctx, factors, grad_masked, weight=None):
-    """Gradients of U, V, A, B, R, C from G = dL/dW', the gradient of the masked weight.
-
-    With W = W0 + β·U·V, the straight-through estimator gives the score gradient
-    G_S = G ⊙ W, and S = |W| + α1·A·B + α2·(R + C) yields
-
-        dA = α1·G_S·Bᵀ      dB = α1·Aᵀ·G_S
-        dR = α2·G_S·1       dC = α2·1ᵀ·G_S          (row / column sums)
-        dW = G ⊙ M + G_S ⊙ sign(W) = G ⊙ (M + |W|)   (the |W| term only with the magnitude score)
-        dU = β·dW·Vᵀ        dV = β·Uᵀ·dW
-
-    W is recomputed here rather than saved: W0 is resident anyway and U·V is a
-    rank-r2 product, so nothing n x k has to live from the forward to the backward
-    pass besides the boolean mask.
-    """
-    w0, U, V, A, B, mask = factors
-    beta, alpha1, alpha2, use_magnitude = ctx.scalars
-    if weight is None:
-        weight = torch.addmm(w0, U, V, alpha=beta)
-    score_grad = grad_masked * weight
-    grad_A = grad_B = grad_R = grad_C = None
-    if ctx.has_low_rank:
-        grad_A = (score_grad @ B.t()).mul_(alpha1)
-        grad_B = (A.t() @ score_grad).mul_(alpha1)
-    if ctx.has_structure:
-        grad_R = score_grad.sum(dim=1).mul_(alpha2)
-        grad_C = score_grad.sum(dim=0).mul_(alpha2)
-    del score_grad
-    # Reuse the weight buffer for dW: one n x k temporary fewer.
-    if use_magnitude:
-        grad_weight = weight.abs_().add_(mask).mul_(grad_masked)
-    else:
-        grad_weight = weight.copy_(grad_masked).mul_(mask)
-    grad_U = (grad_weight @ V.t()).mul_(beta)
-    grad_V = (U.t() @ grad_weight).mul_(beta)
-    return grad_U, grad_V, grad_A, grad_B, grad_R, grad_C
-
-
-class PSTMaskedWeight(torch.autograd.Function):
-    """W' = (W0 + β·U·V) ⊙ M with the PST gradients computed by hand (_pst_factor_grads).
-
-    Used where the masked weight itself is needed (evaluation cache, export, and
-    training under autocast); plain fp32 training goes through PSTLinear.
-    """
-
-    @staticmethod
-    def forward(ctx, w0, U, V, A, B, R, C, mask, beta, alpha1, alpha2, use_magnitude):
-        weight = torch.addmm(w0, U, V, alpha=beta)
-        ctx.save_for_backward(w0, U, V, A, B, mask)
-        ctx.scalars = (beta, alpha1, alpha2, use_magnitude)
-        ctx.has_low_rank, ctx.has_structure = A is not None, R is not None
-        return weight.mul_(mask)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        grads = _pst_factor_grads(ctx, ctx.saved_tensors, grad_out)
-        return (None, *grads, None, None, None, None, None)
-
-
-class PSTLinear(torch.autograd.Function):
-    """y = x·W'ᵀ + b with W' = (W0 + β·U·V) ⊙ M, fused so the backward needs no saved W'.
-
-    An unfused ``F.linear(x, masked_weight)`` keeps W' (n x k) alive from the
-    forward to the backward pass of every layer, a full extra copy of the frozen
-    model during training. Here only x (which any linear layer keeps), the small
-    factors and the boolean mask are saved; W' is rebuilt in the backward.
-    """
-
-    @staticmethod
-    def forward(ctx, inputs, w0, bias, U, V, A, B, R, C, mask, beta, alpha1, alpha2, use_magnitude):
-        weight = torch.addmm(w0, U, V, alpha=beta).mul_(mask)
-        output = F.linear(inputs, weight, bias)
-        del weight
-        ctx.save_for_backward(inputs, w0, U, V, A, B, mask)
-        ctx.scalars = (beta, alpha1, alpha2, use_magnitude)
-        ctx.has_low_rank, ctx.has_structure = A is not None, R is not None
-        ctx.has_bias = bias is not None
-        return output
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        inputs, *factors = ctx.saved_tensors
-        w0, U, V, _, _, mask = factors
-        beta = ctx.scalars[0]
-        n, k = w0.shape
-        grad_2d = grad_output.reshape(-1, n)
-        weight = torch.addmm(w0, U, V, alpha=beta)  # W, reused by _pst_factor_grads
-        grad_input = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_input = (grad_2d @ (weight * mask)).view(inputs.shape)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad_2d.sum(dim=0)
-        grad_masked = grad_2d.t() @ inputs.reshape(-1, k)  # dL/dW', n x k
-        grads = _pst_factor_grads(ctx, factors, grad_masked, weight)
-        return (grad_input, None, grad_bias, *grads, None, None, None, None, None)
 
 
 class PSTSparseLinear(SparseLinear):
@@ -302,7 +195,8 @@ class PSTSparseLinear(SparseLinear):
         super().__init__(base_layer)
         unknown = set(score_terms) - {"mag", "ab", "rc"}
         if unknown or not score_terms:
-            raise ValueError(f"score_terms must be a non-empty subset of mag, ab, rc; got {list(score_terms)}")
+            raise ValueError("score_terms must be a non-empty subset of mag, ab, rc; "
+                             f"got {list(score_terms)}")
         n, k = self.weight_shape
         weight = base_layer.weight
         factory = {"device": weight.device, "dtype": weight.dtype}
@@ -360,14 +254,15 @@ class PSTSparseLinear(SparseLinear):
             return super().forward(inputs)  # cached eval weight / autocast's own casting of F.linear
         mask = self.current_mask()
         self._eval_weight = None
-        return PSTLinear.apply(inputs, self.base_layer.weight, self.base_layer.bias, self.U, self.V, self.A,
-                               self.B, self.R, self.C, mask, self.beta, self.alpha1, self.alpha2,
-                               self.use_magnitude)
+        return PSTLinear.apply(inputs, self.base_layer.weight, self.base_layer.bias, *self._factor_args(mask))
 
     def masked_weight(self, mask: torch.Tensor) -> torch.Tensor:
-        return PSTMaskedWeight.apply(self.base_layer.weight, self.U, self.V, self.A, self.B, self.R,
-                                     self.C, mask, self.beta, self.alpha1, self.alpha2,
-                                     self.use_magnitude)
+        return PSTMaskedWeight.apply(self.base_layer.weight, *self._factor_args(mask))
+
+    def _factor_args(self, mask: torch.Tensor) -> tuple:
+        """The arguments that follow W0 (and the bias) in every function of pst_autograd."""
+        return (self.U, self.V, self.A, self.B, self.R, self.C, mask, self.beta, self.alpha1, self.alpha2,
+                self.use_magnitude)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", r1={self.r1}, r2={self.r2}, alpha1={self.alpha1}, "

@@ -1,0 +1,60 @@
+"""The one bit packing of masks on disk: round trip, bit order, and the committed run masks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pst_bench.run.artifacts import load_masks
+from pst_bench.sparsity.bits import pack_bits, unpack_bits
+
+RUNS = Path(__file__).resolve().parents[1] / "results" / "runs"
+COMMITTED_RECORDS = sorted(RUNS.glob("sst2_minilm-l6_pst_p90_s42_*.json"))
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (8,), (3, 5), (64, 48), (2, 3, 7)])
+def test_round_trip_from_a_tensor_and_from_an_array(shape):
+    mask = torch.rand(shape, generator=torch.Generator().manual_seed(0)) < 0.3
+    bits = pack_bits(mask)
+    assert bits.dtype == np.uint8 and bits.shape == ((mask.numel() + 7) // 8,)
+    assert np.array_equal(unpack_bits(bits, shape), mask.numpy())
+    assert np.array_equal(unpack_bits(torch.from_numpy(bits), shape), mask.numpy())  # as safetensors holds it
+    assert np.array_equal(pack_bits(mask.numpy()), bits)
+
+
+def test_first_entry_is_the_most_significant_bit():
+    mask = np.array([1, 0, 0, 0, 0, 0, 0, 0, 0, 1], dtype=bool)
+    assert pack_bits(mask).tolist() == [0b10000000, 0b01000000]
+
+
+@pytest.mark.skipif(not COMMITTED_RECORDS, reason="no committed sst2_minilm-l6_pst_p90 runs in results/runs")
+@pytest.mark.parametrize("record_path", COMMITTED_RECORDS, ids=lambda path: path.stem)
+def test_committed_masks_still_load_identically(record_path):
+    """Each mask's pruned fraction is the record's, and its entries at the sampled positions of the
+    run's score file are that file's ``kept`` flags. The second check is the one a changed bit order
+    fails (a permutation within each byte keeps the counts)."""
+    record = json.loads(record_path.read_text())
+    masks_path = RUNS / record["artifacts"]["masks"]
+    if not masks_path.is_file():
+        pytest.skip(f"{masks_path.name} not found")
+    masks = load_masks(masks_path)
+    per_matrix = record["sparsity_achieved"]["per_matrix"]
+    assert set(masks) == set(per_matrix)
+    for name, mask in masks.items():
+        assert round(1.0 - float(mask.mean()), 6) == per_matrix[name], name
+    _check_against_the_score_sample(record, masks)
+
+
+def _check_against_the_score_sample(record: dict, masks: dict) -> None:
+    """Redraw the positions save_score_sample drew (its seeded randperm) and compare the kept flags."""
+    sample = np.load(RUNS / record["artifacts"]["scores"])
+    settings = record["config"]["artifacts"]
+    generator = torch.Generator().manual_seed(int(record["config"]["train"]["seed"]))
+    for name in list(masks)[:int(settings["score_sample_layers"])]:
+        flat = masks[name].reshape(-1)
+        index = torch.randperm(flat.size, generator=generator)[:int(settings["score_sample"])].numpy()
+        assert np.array_equal(flat[index], sample[f"{name}.kept"]), name
