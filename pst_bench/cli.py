@@ -30,7 +30,7 @@ def _quiet_libraries() -> None:
     datasets.disable_progress_bars()
 
 
-CHECKED_GROUPS = ("model", "task", "method", "experiment")
+CHECKED_GROUPS = ("model", "task", "method", "scale", "experiment", "sweep")
 _GROUP_OVERRIDE = re.compile(r"^(?P<group>[a-z_]+)=(?P<value>[\w.,-]+)$")
 
 
@@ -77,12 +77,17 @@ def with_task_default_model(args: list[str]) -> list[str]:
 
 
 def main() -> None:
-    """Console entry point: catch unknown model/task/method names before Hydra composes."""
+    """Console entry point: refuse unknown config names and overrides Hydra would refuse, in one line,
+    before Hydra's app starts (it would print a report of several lines)."""
+    from .schema.precheck import composition_error
+
     message = unknown_choice_message(sys.argv[1:])
+    if message is None:
+        sys.argv[1:] = with_task_default_model(sys.argv[1:])
+        message = composition_error(sys.argv[1:])
     if message:
         print(f"pst-bench: error: {message}", file=sys.stderr)
         sys.exit(2)
-    sys.argv[1:] = with_task_default_model(sys.argv[1:])
     hydra_main()
 
 
@@ -91,7 +96,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     try:
         if cfg.info == "params":
             from .models.params import format_report, parameter_report_for_config
-            from .models.prepare import validate_config
+            from .schema.validate import validate_config
 
             validate_config(cfg)
             print(format_report(cfg, parameter_report_for_config(cfg)))

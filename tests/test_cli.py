@@ -65,6 +65,36 @@ def test_impossible_settings_fail_with_one_line(tmp_path, override, message):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["method.sparsity=abc"], "method.sparsity=abc: Value 'abc' of type 'str' could not be converted to"),
+    (["method.sparsityy=0.5"], "Could not override 'method.sparsityy': Key 'sparsityy' not in 'PstMethod"),
+    (["-m", "method.sparsity=0.5,abc"], "method.sparsity=abc: Value 'abc'"),  # before any job runs
+])
+def test_an_override_hydra_refuses_fails_with_one_line(tmp_path, args, message):
+    out = run_cli(*args, "model=tiny-bert", cwd=tmp_path)
+    assert out.returncode == 2
+    line = out.stderr.strip()
+    assert "\n" not in line and line.startswith("pst-bench: error:") and message in line, out.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_composition_errors_are_one_line_and_only_for_what_hydra_refuses():
+    from pst_bench.schema.precheck import _trials, composition_error
+
+    assert composition_error([]) is None
+    assert composition_error(["-m", "method=map,pst", "method.sparsity=0.5,0.9", "hydra/launcher=joblib",
+                              "hydra.launcher.n_jobs=2"]) is None
+    assert composition_error(["--cfg", "job", "task=e2e", "model=gpt2", "nlg.num_beams=4"]) is None
+    assert "Key 'r1' not in 'MethodConfig'" in composition_error(["method=map", "method.r1=4"])
+    assert "+method.r1" not in composition_error(["method=map", "method.r1=4"])  # typed: no new key
+    missing = composition_error(["sweep=nope"])
+    assert "Could not find 'sweep/nope'; Available options in 'sweep': figure3, figure3_cpu," in missing
+    assert composition_error(["method.sparsity=0.5,0.9"]).startswith("Ambiguous value")  # a sweep without -m
+    # under -m every value of every axis is composed once: as many trials as the longest axis has values
+    assert _trials(["a=1,2,3", "b=x,y"], True) == [["a=1", "b=x"], ["a=2", "b=y"], ["a=3", "b=x"]]
+    assert _trials(["a=1,2,3"], False) == [["a=1,2,3"]]
+
+
 def test_missing_data_offline_says_where_it_looked(tmp_path):
     out = run_cli("model=tiny-bert", "task=rte", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -26,7 +26,7 @@ def test_every_model_task_method_combination_composes_and_validates():
     from hydra import compose, initialize_config_module
 
     from pst_bench.errors import ConfigError
-    from pst_bench.models.prepare import validate_config
+    from pst_bench.schema.validate import validate_config
 
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
         for model, task, method in itertools.product(MODELS, TASKS, METHODS):
@@ -90,3 +90,92 @@ def test_dense_methods_train_the_whole_model():
     report = _counts("model=bert-base", "method=map")
     assert report["trainable_total"] == report["model_params"] == 109_483_778
     assert report["paper_rule_m"] == pytest.approx(110.0)
+
+
+# --------------------------------------------------------------------------- the schema
+
+
+def test_each_group_is_typed_by_its_schema():
+    from omegaconf import OmegaConf
+
+    from pst_bench.schema import structured as schema
+
+    types = {"": schema.Config, "method": schema.PstMethodConfig, "task": schema.GlueTaskConfig,
+             "model": schema.ModelConfig, "train": schema.TrainConfig, "nlg": schema.NlgConfig}
+    cfg = compose_cfg()
+    assert {key: OmegaConf.get_type(OmegaConf.select(cfg, key) if key else cfg) for key in types} == types
+    assert OmegaConf.get_type(compose_cfg(["method=map"]).method) is schema.MethodConfig
+    assert OmegaConf.get_type(compose_cfg(["method=pst_ab"]).method) is schema.PstMethodConfig
+    nlg = {task: OmegaConf.get_type(compose_cfg([f"task={task}", "model=gpt2"]).task)
+           for task in ("e2e", "webnlg", "dart")}
+    assert nlg == {"e2e": schema.E2eTaskConfig, "webnlg": schema.WebnlgTaskConfig,
+                   "dart": schema.DartTaskConfig}
+    gpt2, bert = compose_cfg(["model=gpt2", "task=e2e"]).model, compose_cfg().model
+    assert gpt2.split_qkv and gpt2.conv1d_modules and not bert.split_qkv and list(bert.conv1d_modules) == []
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["method.sparsity=abc"], "Value 'abc' of type 'str' could not be converted to Float"),
+    (["train.batch_size=1.5"], "could not be converted to Integer"),
+    (["method.lr.cpu=fast"], "could not be converted to Float"),
+    (["method.sparsityy=0.5"], "Key 'sparsityy' not in 'PstMethodConfig'"),
+    (["method=map", "method.r1=4"], "Key 'r1' not in 'MethodConfig'"),              # PST's keys are PST's
+    (["task=webnlg", "model=gpt2", "task.e2e_format=lora"], "Key 'e2e_format' not in"),  # E2E's are E2E's
+])
+def test_a_wrong_type_or_an_unknown_key_is_refused_while_composing(overrides, message):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as caught:
+        compose_cfg(overrides)
+    assert message in str(caught.value.__cause__)
+
+
+def test_every_way_of_composing_finds_the_schema_without_registering_it(tmp_path):
+    """Hydra reads the configs through the package pst_bench.conf, which registers the schema: a fresh
+    process that only composes (as tests/helpers.py and pst_bench.perf.bench do) gets typed configs."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom hydra import compose, initialize_config_module\n"
+            "from omegaconf import OmegaConf\n"
+            "assert 'pst_bench.schema' not in sys.modules\n"
+            "with initialize_config_module(config_module='pst_bench.conf', version_base='1.3'):\n"
+            "    cfg = compose(config_name='config', overrides=['method=mvp'])\n"
+            "print(OmegaConf.get_type(cfg).__name__, OmegaConf.get_type(cfg.method).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Config", "MethodConfig"]
+
+
+# --------------------------------------------------------------------------- learning rate per scale
+
+
+def test_each_method_names_its_learning_rate_per_scale():
+    """Paper scale: train.lr for every method (5e-5; the NLG tasks' 1e-4). CPU scale: the method's own."""
+    from omegaconf import OmegaConf
+
+    for method in METHODS:
+        paper, cpu = compose_cfg([f"method={method}"]), compose_cfg([f"method={method}", "scale=cpu"])
+        assert paper.train.lr == 5e-5
+        assert cpu.train.lr == cpu.method.lr.cpu == (3e-4 if cpu.method.kind == "pst" else 1e-4), method
+        assert (cpu.train.epochs, cpu.train.max_train_examples, cpu.export) == (3, 1000, False)
+    assert compose_cfg(["task=e2e", "model=gpt2", "method=map"]).train.lr == 1e-4
+    assert compose_cfg(["scale=cpu", "train.lr=2e-4"]).train.lr == 2e-4  # the command line wins
+    assert compose_cfg(["experiment=demo"]).train.lr == 3e-4               # as the demo's file says
+    # what a record stores (the resolved config) holds the effective learning rate
+    resolved = OmegaConf.to_container(compose_cfg(["scale=cpu", "method=mvp"]), resolve=True)
+    assert resolved["train"]["lr"] == 1e-4
+
+
+def test_a_method_without_a_learning_rate_for_the_scale_is_one_config_error():
+    from omegaconf import open_dict
+
+    from pst_bench.errors import ConfigError
+    from pst_bench.schema.validate import validate_config
+
+    cfg = compose_cfg(["scale=cpu"])
+    with open_dict(cfg):  # a method file that names no CPU-scale learning rate
+        del cfg.method.lr["cpu"]
+    with pytest.raises(ConfigError, match=r"train.lr=\$\{method.lr.cpu\} cannot be .*method.lr.<scale>"):
+        validate_config(cfg)

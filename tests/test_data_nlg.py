@@ -56,7 +56,7 @@ def test_task_configs(name):
     cfg = task(name)
     assert (cfg.name, cfg.kind, cfg.local_dir, cfg.metric) == (name, "nlg", name, "bleu")
     assert list(cfg.eval_splits) == ["validation"]
-    assert (cfg.main_split, cfg.test_split) == ("validation", "test")
+    assert cfg.main_split == "validation"
     assert cfg.hub_dataset and cfg.max_source_length > 0 and cfg.max_target_length > 0
 
 

@@ -10,22 +10,47 @@ SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 EXPECTED_JOBS = {
     "table2_bert": 8 * 3 * 2, "table2_roberta": 2 * 8 * 3, "table2_finetune": 3 * 8,
     "table3": 3 * 3, "table3_finetune": 3, "table4": 2 * 3 * 3, "table5": 6 * 7, "figure3": 6 * 3 * 5,
-    "table2_cpu": 5 * 2 * 2, "table2_cpu_pst": 5 * 2, "table2_cpu_finetune": 5, "table4_cpu": 2 * 3 * 3,
-    "table5_cpu": 5 * 7, "figure3_cpu": 2 * 2 * 5, "figure3_cpu_pst": 2 * 5,
+    "table2_cpu": 5 * 3 * 2, "table2_cpu_finetune": 5, "table4_cpu": 2 * 3 * 3,
+    "table5_cpu": 5 * 7, "figure3_cpu": 2 * 3 * 5,
 }
+
+# The CPU sweeps as they were when each learning rate had its own file (table2_cpu + table2_cpu_pst,
+# figure3_cpu + figure3_cpu_pst, ...): their grids and the train.lr each file set. The sweep that
+# replaced them must run the same jobs with the same effective settings.
+GLUE_HERE = "sst2,cola,stsb,mrpc,rte"
+VARIANTS = "pst_mag,pst_ab,pst_rc,pst_mag_ab,pst_mag_rc,pst_ab_rc,pst_mag_ab_rc"
+FIVE_SPARSITIES = "0.5,0.6,0.7,0.8,0.9"
+OLD_CPU_SWEEPS = {
+    "table2_cpu": [({"task": GLUE_HERE, "method": "map,mvp", "method.sparsity": "0.5,0.9"}, 1e-4),
+                   ({"task": GLUE_HERE, "method": "pst", "method.sparsity": "0.5,0.9"}, 3e-4)],
+    "table2_cpu_finetune": [({"task": GLUE_HERE, "method": "finetune"}, 1e-4)],
+    "figure3_cpu": [({"task": "sst2,mrpc", "method": "map,mvp", "method.sparsity": FIVE_SPARSITIES}, 1e-4),
+                    ({"task": "sst2,mrpc", "method": "pst", "method.sparsity": FIVE_SPARSITIES}, 3e-4)],
+    "table4_cpu": [({"task": "mrpc,sst2", "method": "pst", "method.sparsity": "0.9", "method.r1": "4,8,16",
+                     "method.r2": "4,8,16"}, 3e-4)],
+    "table5_cpu": [({"task": GLUE_HERE, "method": VARIANTS, "method.sparsity": "0.9"}, 3e-4)],
+}
+#: What conf/cpu_scale.yaml set for every job of those files.
+OLD_CPU_SCALE = {"model.name": "minilm-l6", "train.max_train_examples": 1000, "train.epochs": 3,
+                 "train.batch_size": 32, "export": False}
 
 
 def expand(sweep: str) -> list[list[str]]:
     """The job override lists Hydra's basic sweeper makes of `-m sweep=<sweep>`."""
     from hydra import compose, initialize_config_module
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
-    params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
-    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
-    return batches[0]
+    return expand_params(cfg.hydra.sweeper.params)
+
+
+def expand_params(params) -> list[list[str]]:
+    """The jobs of one grid ({key: "a,b"}), as Hydra's basic sweeper makes them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()])
+    return BasicSweeper.split_arguments(overrides, None)[0]
 
 
 def test_every_sweep_has_an_expected_size():
@@ -36,8 +61,8 @@ def test_every_sweep_has_an_expected_size():
 def test_sweep_expands_to_the_expected_jobs_and_each_validates(sweep):
     from hydra import compose, initialize_config_module
 
-    from pst_bench.models.prepare import validate_config
     from pst_bench.record import run_id
+    from pst_bench.schema.validate import validate_config
 
     jobs = expand(sweep)
     assert len(jobs) == EXPECTED_JOBS[sweep]
@@ -47,9 +72,38 @@ def test_sweep_expands_to_the_expected_jobs_and_each_validates(sweep):
             cfg = compose(config_name="config", overrides=[f"sweep={sweep}", *job])
             validate_config(cfg)
             ids.add(run_id(cfg))
-            if sweep.endswith(("_cpu", "_cpu_pst", "_cpu_finetune")):
+            if sweep.endswith(("_cpu", "_cpu_finetune")):
                 assert cfg.model.name == "minilm-l6" and cfg.train.max_train_examples == 1000
     assert len(ids) == len(jobs), "two jobs of one sweep would share a run id (and a results record)"
+
+
+@pytest.mark.parametrize("sweep", sorted(OLD_CPU_SWEEPS))
+def test_a_cpu_sweep_runs_what_its_old_pair_of_files_ran(sweep):
+    """One file per artefact now that each method names its CPU-scale learning rate (method.lr.cpu):
+    the same jobs as the files it replaced, each with the same train.lr, epochs, subset, batch, export."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    old_lr = {}
+    for grid, lr in OLD_CPU_SWEEPS[sweep]:
+        for job in expand_params({"model": "minilm-l6", **grid}):
+            old_lr[frozenset(job)] = lr
+    jobs = expand(sweep)
+    assert {frozenset(job) for job in jobs} == set(old_lr)
+    with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
+        for job in jobs:
+            cfg = compose(config_name="config", overrides=[f"sweep={sweep}", *job])
+            settings = {key: OmegaConf.select(cfg, key) for key in OLD_CPU_SCALE}
+            assert (cfg.train.lr, settings) == (old_lr[frozenset(job)], OLD_CPU_SCALE), job
+
+
+def test_a_train_lr_given_with_a_cpu_sweep_replaces_every_methods_own():
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
+        for method in ("map", "pst"):
+            overrides = ["sweep=table2_cpu", f"method={method}", "train.lr=5e-4"]
+            assert compose(config_name="config", overrides=overrides).train.lr == 5e-4
 
 
 def test_a_sweep_file_runs_through_the_cli_with_seeds_as_an_extra_axis(tmp_path):
@@ -69,3 +123,4 @@ def test_a_sweep_file_runs_through_the_cli_with_seeds_as_an_extra_axis(tmp_path)
     grid = sorted((r["config"]["method"]["r2"], r["seed"]) for r in records)
     assert grid == [(4, 1), (4, 2), (8, 1), (8, 2), (16, 1), (16, 2)]
     assert all(r["config"]["method"]["r1"] == 4 and r["sparsity"] == 0.9 for r in records)
+    assert {r["config"]["train"]["lr"] for r in records} == {3e-4}  # PST's CPU-scale lr, resolved

@@ -1,0 +1,225 @@
+"""The types of every config key: Hydra structured configs that the YAML files in pst_bench/conf extend.
+
+The YAML files own the values (and say what each one means); these dataclasses own the types. Hydra
+merges every YAML file into its schema, so `method.sparsity=abc` is refused while the config is
+composed (not as a TypeError deep inside a run) and a misspelt key is refused as an unknown field.
+Value ranges are checked by ``pst_bench.schema.validate``.
+
+Fields that every file of a group sets are ``MISSING`` here; fields that only some files set (GPT-2's
+Conv1D layout, an NLG reader option) have their default here. Families with keys of their own are
+subclasses: the top-level ``Config`` types ``method`` as ``MethodConfig`` and a PST file
+(``defaults: [base_pst_method, _self_]``) narrows it to ``PstMethodConfig``; tasks likewise.
+
+``register()`` stores the schemas in Hydra's ConfigStore. It runs when ``pst_bench.conf`` is
+imported, which every composition does first (the CLI's ``pkg://pst_bench.conf``,
+``initialize_config_module("pst_bench.conf")``), so no caller has to remember it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Union
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+# --------------------------------------------------------------------------- model/
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    pretrained: Optional[str] = None  # hub id
+    local_dir: Optional[str] = None
+    package: Optional[str] = None
+    tokenizer: Optional[str] = None
+    random_init: bool = False
+    architecture: str = MISSING  # sequence_classification | causal_lm
+    nominal_params_m: Optional[float] = None
+    sparse_targets: List[str] = MISSING
+    head_modules: List[str] = field(default_factory=list)
+    # GPT-2 only: transformers' Conv1D projections, turned into nn.Linear before sparsification.
+    conv1d_modules: List[str] = field(default_factory=list)
+    qkv_modules: List[str] = field(default_factory=list)
+    split_qkv: bool = False
+    # transformers config kwargs (model_type, sizes, ...): free-form by nature.
+    arch: Dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- method/
+
+
+@dataclass
+class MethodConfig:
+    name: str = MISSING
+    kind: str = MISSING  # finetune | map | mvp | pst
+    sparsity: float = MISSING
+    initial_sparsity: float = 0.0
+    warmup_frac: float = MISSING
+    cooldown_frac: float = MISSING
+    train_bias_and_norm: bool = MISSING
+    score_lr: Optional[float] = None
+    paper_label: Optional[str] = None
+    # The learning rate the method wants at a scale (conf/scale/) where it differs from train.lr.
+    lr: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PstMethodConfig(MethodConfig):
+    r1: int = MISSING
+    r2: int = MISSING
+    alpha1: float = MISSING
+    alpha2: float = MISSING
+    beta: float = MISSING
+    score_terms: List[str] = MISSING
+
+
+# --------------------------------------------------------------------------- task/
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING
+    kind: str = MISSING  # glue | nlg: the task runner (pst_bench.tasks)
+    local_dir: str = MISSING
+    metric: str = MISSING
+    eval_splits: List[str] = MISSING
+    main_split: str = MISSING
+
+
+@dataclass
+class GlueTaskConfig(TaskConfig):
+    kind: str = "glue"
+    glue_config: str = MISSING
+    text_fields: List[str] = MISSING
+    num_labels: int = MISSING
+    is_regression: bool = False
+    max_length: int = MISSING
+
+
+@dataclass
+class NlgTaskConfig(TaskConfig):
+    kind: str = "nlg"
+    default_model: Optional[str] = None  # read by the CLI from the task file (pst_bench.cli)
+    hub_dataset: Optional[str] = None
+    hub_config: Optional[str] = None
+    hub_revision: Optional[str] = None
+    max_source_length: int = MISSING
+    max_target_length: int = MISSING
+
+
+@dataclass
+class E2eTaskConfig(NlgTaskConfig):
+    e2e_format: str = "official"
+
+
+@dataclass
+class WebnlgTaskConfig(NlgTaskConfig):
+    test_references: str = MISSING
+    only_good_lex: bool = False
+
+
+@dataclass
+class DartTaskConfig(NlgTaskConfig):
+    test_references: str = MISSING
+
+
+# --------------------------------------------------------------------------- train/, data/, paths/, nlg/
+
+
+@dataclass
+class TrainConfig:
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    adam_epsilon: float = MISSING
+    max_grad_norm: Optional[float] = MISSING
+    lr_schedule: str = MISSING
+    lr_warmup_frac: float = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: int = MISSING
+    grad_accum_steps: int = MISSING
+    epochs: int = MISSING
+    max_steps: Optional[int] = None
+    max_train_examples: Optional[int] = None
+    max_eval_examples: Optional[int] = None
+    seed: int = MISSING
+    device: str = MISSING  # auto | cpu | cuda
+    mixed_precision: str = MISSING  # no | fp16 | bf16
+    checkpoint_every_steps: Optional[int] = None
+    resume: bool = MISSING
+    num_workers: int = MISSING
+    progress_bar: bool = MISSING
+
+
+@dataclass
+class DataConfig:
+    dir: Optional[str] = None
+    hub_dataset: str = MISSING
+
+
+@dataclass
+class PathsConfig:
+    results_dir: str = MISSING
+    checkpoint_dir: str = MISSING
+    export_dir: str = MISSING
+
+
+@dataclass
+class NlgConfig:
+    prompt_separator: str = MISSING
+    label_smoothing: float = MISSING
+    num_beams: int = MISSING
+    length_penalty: float = MISSING
+    no_repeat_ngram_size: int = MISSING
+    max_new_tokens: int = MISSING
+    decode_batch_size: int = MISSING
+    decode_splits: List[str] = MISSING
+    max_decode_examples: Optional[int] = None
+    metrics: List[str] = MISSING
+    lowercase: bool = MISSING
+
+
+@dataclass
+class ArtifactsConfig:
+    save_masks: bool = MISSING
+    score_sample: int = MISSING
+    score_sample_layers: int = MISSING
+
+
+# --------------------------------------------------------------------------- config.yaml
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    nlg: NlgConfig = field(default_factory=NlgConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
+    info: Optional[str] = None
+    export: bool = MISSING
+    # float16 | bfloat16 | float32, or null / false (off): the names are checked by validate_config.
+    export_compressed: Optional[Union[bool, str]] = MISSING
+    run_name: Optional[str] = None
+
+
+#: (group, name, schema, package): what register() stores. A package is given where a `_global_`
+#: task file names its schema, so that the schema still lands under `task`.
+SCHEMAS = (
+    (None, "base_config", Config, None),
+    ("method", "base_pst_method", PstMethodConfig, None),
+    ("task", "base_glue_task", GlueTaskConfig, None),
+    ("task", "base_e2e_task", E2eTaskConfig, "task"),
+    ("task", "base_webnlg_task", WebnlgTaskConfig, "task"),
+    ("task", "base_dart_task", DartTaskConfig, "task"),
+)
+
+
+def register() -> None:
+    """Store the schemas in Hydra's ConfigStore (idempotent: storing again replaces the same nodes)."""
+    store = ConfigStore.instance()
+    for group, name, node, package in SCHEMAS:
+        store.store(group=group, name=name, node=node, package=package)

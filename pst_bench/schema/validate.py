@@ -1,0 +1,86 @@
+"""Value checks of a composed config: ranges, choices and combinations, each a one-line ConfigError.
+
+Types are not checked here: the structured configs (``pst_bench.schema.structured``) refuse a value
+of the wrong type, or an unknown key, while Hydra composes.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+from omegaconf.errors import InterpolationResolutionError
+
+from ..errors import ConfigError
+from ..record import SCORE_TERMS
+from ..run.compressed import VALUE_DTYPES
+from ..sparsity.inject import METHOD_KINDS
+from ..tasks import runner_class, task_kind
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Reject impossible settings with one line that says which key and why."""
+    _check_method(cfg.method)
+    _check_train(cfg.train)
+    compressed = cfg.export_compressed
+    _check(compressed in (None, False, *VALUE_DTYPES),
+           f"export_compressed={compressed!r}: choose {', '.join(VALUE_DTYPES)} or null (off)")
+    _check_model_fits_task(cfg)
+
+
+def _check_method(method: DictConfig) -> None:
+    _check(method.kind in METHOD_KINDS,
+           f"method.kind={method.kind!r} is unknown; choose one of {', '.join(METHOD_KINDS)}")
+    _check(0.0 <= method.sparsity < 1.0, f"method.sparsity={method.sparsity} must be in [0, 1)")
+    _check(0.0 <= method.initial_sparsity < 1.0,
+           f"method.initial_sparsity={method.initial_sparsity} must be in [0, 1)")
+    _check(method.initial_sparsity <= method.sparsity or method.kind == "finetune",
+           f"method.initial_sparsity={method.initial_sparsity} exceeds method.sparsity={method.sparsity}")
+    _check(method.kind != "finetune" or method.sparsity == 0.0,
+           "method=finetune is dense: use method=map, mvp or pst for a sparsity above 0")
+    fractions = (method.warmup_frac, method.cooldown_frac)
+    _check(all(0.0 <= f <= 1.0 for f in fractions) and sum(fractions) <= 1.0,
+           f"method.warmup_frac + method.cooldown_frac = {sum(fractions)} must be within [0, 1]")
+    if method.kind == "pst":
+        _check_pst(method)
+
+
+def _check_pst(method: DictConfig) -> None:
+    for key in ("r1", "r2"):
+        _check(method[key] >= 1, f"method.{key}={method[key]} must be an integer >= 1")
+    terms = list(method.score_terms)
+    _check(bool(terms) and set(terms) <= set(SCORE_TERMS) and len(set(terms)) == len(terms),
+           f"method.score_terms={terms} must be a non-empty subset of [{', '.join(SCORE_TERMS)}]")
+
+
+def _check_train(train: DictConfig) -> None:
+    for key in ("batch_size", "eval_batch_size", "grad_accum_steps", "epochs"):
+        _check(train[key] >= 1, f"train.{key}={train[key]} must be >= 1")
+    lr = _learning_rate(train)
+    _check(lr > 0, f"train.lr={lr} must be > 0")
+    for key in ("max_steps", "max_train_examples", "max_eval_examples"):
+        _check(train[key] is None or train[key] >= 1, f"train.{key}={train[key]} must be >= 1 or null")
+
+
+def _learning_rate(train: DictConfig) -> float:
+    """train.lr, which a scale may point at the method's own (``${method.lr.cpu}``): a method that names
+    none for that scale is a config error here, not an interpolation traceback later."""
+    try:
+        return train.lr
+    except InterpolationResolutionError as err:
+        raw = train._get_node("lr")._value()  # the interpolation as written
+        reason = str(err).splitlines()[0]
+        raise ConfigError(f"train.lr={raw} cannot be resolved ({reason}): give the method a learning rate "
+                          f"for this scale in its method file (method.lr.<scale>) or set train.lr") from None
+
+
+def _check_model_fits_task(cfg: DictConfig) -> None:
+    runner = runner_class(task_kind(cfg.task))
+    _check(cfg.model.architecture == runner.architecture,
+           f"model={cfg.model.name} is a {cfg.model.architecture} model but task={cfg.task.name} needs a "
+           f"{runner.architecture} model ({runner.example_models})")
+    if runner.architecture == "sequence_classification":
+        _check(cfg.task.num_labels >= 1, f"task.num_labels={cfg.task.num_labels} must be >= 1")
