@@ -1,8 +1,8 @@
 """The `pst-bench` command (a Hydra app).
 
-    pst-bench method=pst task=sst2 model=bert-base
-    pst-bench info=params model=roberta-large method=mvp
-    pst-bench -m method=map,mvp,pst task=mrpc,rte        # Hydra multirun
+pst-bench method=pst task=sst2 model=bert-base
+pst-bench info=params model=roberta-large method=mvp
+pst-bench -m method=map,mvp,pst task=mrpc,rte        # Hydra multirun
 """
 
 from __future__ import annotations
@@ -109,9 +109,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
         record = run_experiment(cfg)
         final = record["final"]
         if int(os.environ.get("RANK", "0")) == 0:  # one summary line per run, not one per process
-            print(f"{record['run_id']}: {record['main_split']} {record['metric']} = {final['main']:.4f} "
-                  f"(epoch {final['epoch']}), sparsity {record['sparsity_achieved']['overall']:.4f}, "
-                  f"{record['params']['trainable_total']:,} trainable parameters")
+            print(
+                f"{record['run_id']}: {record['main_split']} {record['metric']} = {final['main']:.4f} "
+                f"(epoch {final['epoch']}), sparsity {record['sparsity_achieved']['overall']:.4f}, "
+                f"{record['params']['trainable_total']:,} trainable parameters"
+            )
         return float(final["main"])
     except PstBenchError as err:
         print(f"pst-bench: error: {err}", file=sys.stderr)

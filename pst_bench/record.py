@@ -44,17 +44,32 @@ REQUIRED_KEYS = ("status", "task", "model", "method", "sparsity", "seed", "main_
 SCORE_TERMS = ("mag", "ab", "rc")
 #: Settings that say where/how a run executes, not what it computes: not part of its identity.
 _NON_IDENTITY_KEYS = {
-    "paths": None, "data": ["dir"], "info": None, "export": None, "export_compressed": None, "run_name": None,
+    "paths": None,
+    "data": ["dir"],
+    "info": None,
+    "export": None,
+    "export_compressed": None,
+    "run_name": None,
     "artifacts": None,
     "train": ["resume", "progress_bar", "device", "num_workers", "checkpoint_every_steps", "eval_batch_size"],
 }
 #: Settings that name a run or repeat it, not what it is: left out of ``RunRecord.setting``.
 _NOT_A_SETTING = ("train.seed", "method.name", "method.paper_label")
 #: Subset settings: a run with any of them set is not comparable to the paper (``is_short``).
-SUBSET_KEYS = ("train.max_train_examples", "train.max_eval_examples", "train.max_steps",
-               "nlg.max_decode_examples")
-_VERSIONED = ("torch", "transformers", "datasets", "accelerate", "evaluate", "hydra-core",
-              "omegaconf", "scikit-learn", "scipy", "numpy", "pst-bench")
+SUBSET_KEYS = ("train.max_train_examples", "train.max_eval_examples", "train.max_steps", "nlg.max_decode_examples")
+_VERSIONED = (
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "evaluate",
+    "hydra-core",
+    "omegaconf",
+    "scikit-learn",
+    "scipy",
+    "numpy",
+    "pst-bench",
+)
 
 
 class RecordSkipped(UserWarning):
@@ -70,8 +85,11 @@ class RecordError(ValueError):
 
 def identity_config(cfg) -> dict:
     """The resolved config minus the keys that do not change the results."""
-    plain = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else json.loads(
-        json.dumps(cfg, default=str))
+    plain = (
+        OmegaConf.to_container(cfg, resolve=True)
+        if not isinstance(cfg, dict)
+        else json.loads(json.dumps(cfg, default=str))
+    )
     for key, sub in _NON_IDENTITY_KEYS.items():
         if sub is None:
             plain.pop(key, None)
@@ -91,8 +109,7 @@ def run_id(cfg) -> str:
     if cfg.get("run_name"):
         return str(cfg.run_name)
     sparsity = round(float(cfg.method.sparsity) * 100)
-    return (f"{cfg.task.name}_{cfg.model.name}_{cfg.method.name}_p{sparsity}_"
-            f"s{cfg.train.seed}_{config_hash(cfg)}")
+    return f"{cfg.task.name}_{cfg.model.name}_{cfg.method.name}_p{sparsity}_s{cfg.train.seed}_{config_hash(cfg)}"
 
 
 # --------------------------------------------------------------------------- writing
@@ -112,10 +129,19 @@ def git_state() -> dict:
     """Commit of the checkout pst-bench runs from (the current folder, else the package's)."""
     for where in (Path.cwd(), Path(__file__).resolve().parent):
         try:
-            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
-                                    text=True, timeout=10, check=True).stdout.strip()
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                                   capture_output=True, text=True, timeout=10).stdout.strip() != ""
+            commit = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+            dirty = (
+                subprocess.run(
+                    ["git", "status", "--porcelain", "--untracked-files=no"],
+                    cwd=where,
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout.strip()
+                != ""
+            )
             return {"commit": commit, "dirty": dirty}
         except (OSError, subprocess.SubprocessError):
             continue
@@ -128,10 +154,25 @@ def _epoch_summary(entry: dict | None, main_split: str) -> dict | None:
     return {"epoch": entry["epoch"], "main": entry["eval"][main_split]["main"], "eval": entry["eval"]}
 
 
-def build_record(cfg, *, rid: str, metric: str, history: list[dict], final: dict, best: dict | None,
-                 steps: dict, train_examples: int, eval_examples: dict, params: dict,
-                 sparsity_achieved: dict, wall_time_s: float, device: str, num_processes: int,
-                 checkpoint_dir: str, extra: dict | None = None) -> dict:
+def build_record(
+    cfg,
+    *,
+    rid: str,
+    metric: str,
+    history: list[dict],
+    final: dict,
+    best: dict | None,
+    steps: dict,
+    train_examples: int,
+    eval_examples: dict,
+    params: dict,
+    sparsity_achieved: dict,
+    wall_time_s: float,
+    device: str,
+    num_processes: int,
+    checkpoint_dir: str,
+    extra: dict | None = None,
+) -> dict:
     """The record of a finished run (schema ``SCHEMA_VERSION``), before exports are added.
 
     ``final`` and ``best`` are entries of ``history`` (``best``: the best epoch in the
@@ -142,10 +183,15 @@ def build_record(cfg, *, rid: str, metric: str, history: list[dict], final: dict
         "schema": SCHEMA_VERSION,
         "status": FINISHED,
         "run_id": rid,
-        "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
-        "method_kind": cfg.method.kind, "paper_label": cfg.method.get("paper_label"),
-        "sparsity": float(cfg.method.sparsity), "seed": int(cfg.train.seed),
-        "metric": metric, "main_split": main_split,
+        "task": cfg.task.name,
+        "model": cfg.model.name,
+        "method": cfg.method.name,
+        "method_kind": cfg.method.kind,
+        "paper_label": cfg.method.get("paper_label"),
+        "sparsity": float(cfg.method.sparsity),
+        "seed": int(cfg.train.seed),
+        "metric": metric,
+        "main_split": main_split,
         "final": _epoch_summary(final, main_split),
         "best_in_final_window": _epoch_summary(best, main_split),
         "epochs": history,
@@ -155,7 +201,8 @@ def build_record(cfg, *, rid: str, metric: str, history: list[dict], final: dict
         "params": params,
         "sparsity_achieved": sparsity_achieved,
         "wall_time_s": round(wall_time_s, 2),
-        "device": device, "num_processes": num_processes,
+        "device": device,
+        "num_processes": num_processes,
         "versions": library_versions(),
         "git": git_state(),
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -367,8 +414,15 @@ def validate(data: Any) -> None:
     schema = data.get("schema", SCHEMA_VERSION)
     if schema not in READABLE_SCHEMAS:
         raise RecordError(f"schema {schema!r} is not one this version reads ({READABLE_SCHEMAS})")
-    for key, kind in (("task", str), ("model", str), ("method", str), ("main_split", str), ("seed", int),
-                      ("sparsity", (int, float)), ("final", dict)):
+    for key, kind in (
+        ("task", str),
+        ("model", str),
+        ("method", str),
+        ("main_split", str),
+        ("seed", int),
+        ("sparsity", (int, float)),
+        ("final", dict),
+    ):
         if not isinstance(data[key], kind) or isinstance(data[key], bool):
             raise RecordError(f"{key!r} has the wrong type ({type(data[key]).__name__})")
     if not 0.0 <= float(data["sparsity"]) < 1.0:

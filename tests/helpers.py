@@ -18,8 +18,12 @@ def compose_cfg(overrides=(), tmp_path: Path | None = None):
 
     extra = []
     if tmp_path is not None:
-        extra = [f"paths.results_dir={tmp_path}/results/runs", f"paths.checkpoint_dir={tmp_path}/checkpoints",
-                 f"paths.export_dir={tmp_path}/exports", "train.progress_bar=false"]
+        extra = [
+            f"paths.results_dir={tmp_path}/results/runs",
+            f"paths.checkpoint_dir={tmp_path}/checkpoints",
+            f"paths.export_dir={tmp_path}/exports",
+            "train.progress_bar=false",
+        ]
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
         return compose(config_name="config", overrides=[*overrides, *extra])
 
@@ -44,15 +48,23 @@ def write_synthetic_sst2(folder: Path, n_train: int = 96, n_dev: int = 32) -> Pa
     return folder
 
 
-
 def tiny_run_overrides(data_dir: Path, method: str = "pst", *extra: str) -> list[str]:
-    return [f"method={method}", "model=tiny-bert", "task=sst2", f"data.dir={data_dir}",
-            "train.epochs=2", "train.batch_size=16", "train.lr=1e-3", "method.sparsity=0.5"
-            if method != "finetune" else "method.sparsity=0.0", *extra]
+    return [
+        f"method={method}",
+        "model=tiny-bert",
+        "task=sst2",
+        f"data.dir={data_dir}",
+        "train.epochs=2",
+        "train.batch_size=16",
+        "train.lr=1e-3",
+        "method.sparsity=0.5" if method != "finetune" else "method.sparsity=0.0",
+        *extra,
+    ]
 
 
-def fake_record(overrides=(), *, dev: float, final: float | None = None, params: dict | None = None,
-                extra: dict | None = None) -> dict:
+def fake_record(
+    overrides=(), *, dev: float, final: float | None = None, params: dict | None = None, extra: dict | None = None
+) -> dict:
     """A results record built by the real builder (pst_bench.record.build_record) without training.
 
     The config is what `pst-bench <overrides>` composes; two epochs are recorded: epoch 2 (the best
@@ -68,13 +80,32 @@ def fake_record(overrides=(), *, dev: float, final: float | None = None, params:
     metric = "loss" if runner_class(task_kind(cfg.task)).architecture == "causal_lm" else str(cfg.task.metric)
 
     def epoch(number: int, value: float) -> dict:
-        return {"epoch": number, "step": 10 * number, "sparsity_target": float(cfg.method.sparsity),
-                "train_loss": 0.5, "lr": 0.0, "eval": {split: {metric: value, "main": value}},
-                "in_final_window": number >= 2}
+        return {
+            "epoch": number,
+            "step": 10 * number,
+            "sparsity_target": float(cfg.method.sparsity),
+            "train_loss": 0.5,
+            "lr": 0.0,
+            "eval": {split: {metric: value, "main": value}},
+            "in_final_window": number >= 2,
+        }
 
     best, last = epoch(2, dev), epoch(3, dev if final is None else final)
     return build_record(
-        cfg, rid=run_id(cfg), metric=metric, history=[best, last], final=last, best=best,
-        steps={"total": 30, "per_epoch": 10, "ramp_end": 20}, train_examples=100, eval_examples={split: 10},
-        params=params or {}, sparsity_achieved={"overall": float(cfg.method.sparsity), "per_matrix": {}},
-        wall_time_s=1.0, device="cpu", num_processes=1, checkpoint_dir="checkpoints", extra=extra)
+        cfg,
+        rid=run_id(cfg),
+        metric=metric,
+        history=[best, last],
+        final=last,
+        best=best,
+        steps={"total": 30, "per_epoch": 10, "ramp_end": 20},
+        train_examples=100,
+        eval_examples={split: 10},
+        params=params or {},
+        sparsity_achieved={"overall": float(cfg.method.sparsity), "per_matrix": {}},
+        wall_time_s=1.0,
+        device="cpu",
+        num_processes=1,
+        checkpoint_dir="checkpoints",
+        extra=extra,
+    )

@@ -18,9 +18,26 @@ from pst_bench.sparsity.layers import PSTSparseLinear
 
 
 def test_bench_on_the_tiny_model_writes_markdown_and_json(tmp_path):
-    report = run(["model=tiny-bert", "--batch-size", "2", "--seq-length", "8", "--warmup", "1",
-                  "--repeats", "2", "--eval-repeats", "2", "--out", str(tmp_path), "--name", "tiny",
-                  "--quiet"])
+    report = run(
+        [
+            "model=tiny-bert",
+            "--batch-size",
+            "2",
+            "--seq-length",
+            "8",
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--eval-repeats",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "tiny",
+            "--quiet",
+        ]
+    )
     on_disk = json.loads((tmp_path / "tiny.json").read_text())
     assert on_disk["methods"] == report["methods"]
     assert list(on_disk["methods"]) == list(METHODS)
@@ -45,9 +62,31 @@ def test_bench_on_the_tiny_model_writes_markdown_and_json(tmp_path):
 
 def test_bench_on_a_causal_lm_with_split_qkv(tmp_path):
     """GPT-2's fused c_attn becomes q, k, v: LoRA targets those leaves, like the sparse methods."""
-    report = run(["model=tiny-gpt2", "task=e2e", "--methods", "lora,pst", "--batch-size", "2",
-                  "--seq-length", "8", "--warmup", "0", "--repeats", "1", "--eval-repeats", "1",
-                  "--no-memory", "--no-export", "--out", str(tmp_path), "--name", "gpt2", "--quiet"])
+    report = run(
+        [
+            "model=tiny-gpt2",
+            "task=e2e",
+            "--methods",
+            "lora,pst",
+            "--batch-size",
+            "2",
+            "--seq-length",
+            "8",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--eval-repeats",
+            "1",
+            "--no-memory",
+            "--no-export",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "gpt2",
+            "--quiet",
+        ]
+    )
     assert set(report["methods"]) == {"lora", "pst"} and (tmp_path / "gpt2.md").is_file()
     # same matrices: LoRA's r(n + k) per matrix is below PST's (r1 + r2 + 1)(n + k)
     assert 0 < report["methods"]["lora"]["trainable_params"] < report["methods"]["pst"]["trainable_params"]

@@ -54,7 +54,7 @@ def _check_against_the_score_sample(record: dict, masks: dict) -> None:
     sample = np.load(RUNS / record["artifacts"]["scores"])
     settings = record["config"]["artifacts"]
     generator = torch.Generator().manual_seed(int(record["config"]["train"]["seed"]))
-    for name in list(masks)[:int(settings["score_sample_layers"])]:
+    for name in list(masks)[: int(settings["score_sample_layers"])]:
         flat = masks[name].reshape(-1)
-        index = torch.randperm(flat.size, generator=generator)[:int(settings["score_sample"])].numpy()
+        index = torch.randperm(flat.size, generator=generator)[: int(settings["score_sample"])].numpy()
         assert np.array_equal(flat[index], sample[f"{name}.kept"]), name

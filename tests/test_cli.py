@@ -31,9 +31,14 @@ def test_info_params_prints_counts_without_weights(tmp_path):
     assert "2,820,096" in out.stdout and "2.82" in out.stdout
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("model=bert-huge", "bert-base"), ("task=squad", "sst2"), ("method=prune", "pst"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model=bert-huge", "bert-base"),
+        ("task=squad", "sst2"),
+        ("method=prune", "pst"),
+    ],
+)
 def test_unknown_choices_fail_with_one_line_listing_the_options(tmp_path, override, expected):
     out = run_cli(override, cwd=tmp_path)
     assert out.returncode == 2
@@ -50,13 +55,16 @@ def test_unknown_choice_inside_a_multirun_list_is_caught():
     assert unknown_choice_message(["method.sparsity=0.5", "train.lr=1e-4"]) is None
 
 
-@pytest.mark.parametrize("override, message", [
-    ("method.sparsity=1.0", "method.sparsity=1.0 must be in [0, 1)"),
-    ("method.sparsity=-0.1", "must be in [0, 1)"),
-    ("method.r1=0", "method.r1=0 must be an integer >= 1"),
-    ("method.r2=0", "method.r2=0 must be an integer >= 1"),
-    ("export_compressed=int8", "export_compressed='int8': choose float16, bfloat16, float32 or null"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("method.sparsity=1.0", "method.sparsity=1.0 must be in [0, 1)"),
+        ("method.sparsity=-0.1", "must be in [0, 1)"),
+        ("method.r1=0", "method.r1=0 must be an integer >= 1"),
+        ("method.r2=0", "method.r2=0 must be an integer >= 1"),
+        ("export_compressed=int8", "export_compressed='int8': choose float16, bfloat16, float32 or null"),
+    ],
+)
 def test_impossible_settings_fail_with_one_line(tmp_path, override, message):
     out = run_cli("model=tiny-bert", override, cwd=tmp_path)
     assert out.returncode == 2
@@ -65,11 +73,14 @@ def test_impossible_settings_fail_with_one_line(tmp_path, override, message):
     assert "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["method.sparsity=abc"], "method.sparsity=abc: Value 'abc' of type 'str' could not be converted to"),
-    (["method.sparsityy=0.5"], "Could not override 'method.sparsityy': Key 'sparsityy' not in 'PstMethod"),
-    (["-m", "method.sparsity=0.5,abc"], "method.sparsity=abc: Value 'abc'"),  # before any job runs
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["method.sparsity=abc"], "method.sparsity=abc: Value 'abc' of type 'str' could not be converted to"),
+        (["method.sparsityy=0.5"], "Could not override 'method.sparsityy': Key 'sparsityy' not in 'PstMethod"),
+        (["-m", "method.sparsity=0.5,abc"], "method.sparsity=abc: Value 'abc'"),  # before any job runs
+    ],
+)
 def test_an_override_hydra_refuses_fails_with_one_line(tmp_path, args, message):
     out = run_cli(*args, "model=tiny-bert", cwd=tmp_path)
     assert out.returncode == 2
@@ -82,8 +93,12 @@ def test_composition_errors_are_one_line_and_only_for_what_hydra_refuses():
     from pst_bench.schema.precheck import _trials, composition_error
 
     assert composition_error([]) is None
-    assert composition_error(["-m", "method=map,pst", "method.sparsity=0.5,0.9", "hydra/launcher=joblib",
-                              "hydra.launcher.n_jobs=2"]) is None
+    assert (
+        composition_error(
+            ["-m", "method=map,pst", "method.sparsity=0.5,0.9", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+        )
+        is None
+    )
     assert composition_error(["--cfg", "job", "task=e2e", "model=gpt2", "nlg.num_beams=4"]) is None
     assert "Key 'r1' not in 'MethodConfig'" in composition_error(["method=map", "method.r1=4"])
     assert "+method.r1" not in composition_error(["method=map", "method.r1=4"])  # typed: no new key
@@ -114,8 +129,14 @@ def test_malformed_data_line_names_file_and_line(tmp_path):
 
 def test_end_to_end_through_the_script(tmp_path):
     data = write_synthetic_sst2(tmp_path / "data")
-    out = run_cli("model=tiny-bert", f"data.dir={data}", "train.epochs=1", "method.sparsity=0.5",
-                  "train.progress_bar=false", cwd=tmp_path)
+    out = run_cli(
+        "model=tiny-bert",
+        f"data.dir={data}",
+        "train.epochs=1",
+        "method.sparsity=0.5",
+        "train.progress_bar=false",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "validation accuracy" in out.stdout
     records = list((tmp_path / "results" / "runs").glob("*.json"))
@@ -124,8 +145,15 @@ def test_end_to_end_through_the_script(tmp_path):
 
 def test_a_failing_multirun_job_does_not_stop_the_others(tmp_path):
     data = write_synthetic_sst2(tmp_path / "data")
-    out = run_cli("-m", "model=tiny-bert", f"data.dir={data}", "train.epochs=1", "train.progress_bar=false",
-                  "method.sparsity=1.0,0.5", cwd=tmp_path)
+    out = run_cli(
+        "-m",
+        "model=tiny-bert",
+        f"data.dir={data}",
+        "train.epochs=1",
+        "train.progress_bar=false",
+        "method.sparsity=1.0,0.5",
+        cwd=tmp_path,
+    )
     assert out.returncode != 0
     assert "method.sparsity=1.0 must be in [0, 1)" in out.stderr
     records = list((tmp_path / "results" / "runs").glob("*.json"))

@@ -49,9 +49,19 @@ def test_defaults_follow_the_paper():
     assert list(m.score_terms) == ["mag", "ab", "rc"]
     assert list(compose_cfg(["method=pst_ab_rc"]).method.score_terms) == ["ab", "rc"]
     metrics = {t: compose_cfg([f"task={t}"]).task.metric for t in TASKS}
-    assert metrics == {"cola": "matthews", "stsb": "pearson", "mrpc": "f1", "qqp": "f1", "mnli": "accuracy",
-                       "qnli": "accuracy", "sst2": "accuracy", "rte": "accuracy",
-                       "e2e": "bleu", "webnlg": "bleu", "dart": "bleu"}
+    assert metrics == {
+        "cola": "matthews",
+        "stsb": "pearson",
+        "mrpc": "f1",
+        "qqp": "f1",
+        "mnli": "accuracy",
+        "qnli": "accuracy",
+        "sst2": "accuracy",
+        "rte": "accuracy",
+        "e2e": "bleu",
+        "webnlg": "bleu",
+        "dart": "bleu",
+    }
     e2e = compose_cfg(["task=e2e", "model=gpt2-medium"])
     assert (e2e.train.lr, e2e.train.batch_size, e2e.train.epochs) == (1e-4, 8, 5)  # section 4.1
     assert (e2e.nlg.num_beams, e2e.nlg.length_penalty, e2e.nlg.no_repeat_ngram_size) == (10, 0.8, 4)
@@ -100,28 +110,37 @@ def test_each_group_is_typed_by_its_schema():
 
     from pst_bench.schema import structured as schema
 
-    types = {"": schema.Config, "method": schema.PstMethodConfig, "task": schema.GlueTaskConfig,
-             "model": schema.ModelConfig, "train": schema.TrainConfig, "nlg": schema.NlgConfig}
+    types = {
+        "": schema.Config,
+        "method": schema.PstMethodConfig,
+        "task": schema.GlueTaskConfig,
+        "model": schema.ModelConfig,
+        "train": schema.TrainConfig,
+        "nlg": schema.NlgConfig,
+    }
     cfg = compose_cfg()
     assert {key: OmegaConf.get_type(OmegaConf.select(cfg, key) if key else cfg) for key in types} == types
     assert OmegaConf.get_type(compose_cfg(["method=map"]).method) is schema.MethodConfig
     assert OmegaConf.get_type(compose_cfg(["method=pst_ab"]).method) is schema.PstMethodConfig
-    nlg = {task: OmegaConf.get_type(compose_cfg([f"task={task}", "model=gpt2"]).task)
-           for task in ("e2e", "webnlg", "dart")}
-    assert nlg == {"e2e": schema.E2eTaskConfig, "webnlg": schema.WebnlgTaskConfig,
-                   "dart": schema.DartTaskConfig}
+    nlg = {
+        task: OmegaConf.get_type(compose_cfg([f"task={task}", "model=gpt2"]).task) for task in ("e2e", "webnlg", "dart")
+    }
+    assert nlg == {"e2e": schema.E2eTaskConfig, "webnlg": schema.WebnlgTaskConfig, "dart": schema.DartTaskConfig}
     gpt2, bert = compose_cfg(["model=gpt2", "task=e2e"]).model, compose_cfg().model
     assert gpt2.split_qkv and gpt2.conv1d_modules and not bert.split_qkv and list(bert.conv1d_modules) == []
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["method.sparsity=abc"], "Value 'abc' of type 'str' could not be converted to Float"),
-    (["train.batch_size=1.5"], "could not be converted to Integer"),
-    (["method.lr.cpu=fast"], "could not be converted to Float"),
-    (["method.sparsityy=0.5"], "Key 'sparsityy' not in 'PstMethodConfig'"),
-    (["method=map", "method.r1=4"], "Key 'r1' not in 'MethodConfig'"),              # PST's keys are PST's
-    (["task=webnlg", "model=gpt2", "task.e2e_format=lora"], "Key 'e2e_format' not in"),  # E2E's are E2E's
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["method.sparsity=abc"], "Value 'abc' of type 'str' could not be converted to Float"),
+        (["train.batch_size=1.5"], "could not be converted to Integer"),
+        (["method.lr.cpu=fast"], "could not be converted to Float"),
+        (["method.sparsityy=0.5"], "Key 'sparsityy' not in 'PstMethodConfig'"),
+        (["method=map", "method.r1=4"], "Key 'r1' not in 'MethodConfig'"),  # PST's keys are PST's
+        (["task=webnlg", "model=gpt2", "task.e2e_format=lora"], "Key 'e2e_format' not in"),  # E2E's are E2E's
+    ],
+)
 def test_a_wrong_type_or_an_unknown_key_is_refused_while_composing(overrides, message):
     from hydra.errors import ConfigCompositionException
 
@@ -136,14 +155,15 @@ def test_every_way_of_composing_finds_the_schema_without_registering_it(tmp_path
     import subprocess
     import sys
 
-    code = ("import sys\nfrom hydra import compose, initialize_config_module\n"
-            "from omegaconf import OmegaConf\n"
-            "assert 'pst_bench.schema' not in sys.modules\n"
-            "with initialize_config_module(config_module='pst_bench.conf', version_base='1.3'):\n"
-            "    cfg = compose(config_name='config', overrides=['method=mvp'])\n"
-            "print(OmegaConf.get_type(cfg).__name__, OmegaConf.get_type(cfg.method).__name__)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                         timeout=120)
+    code = (
+        "import sys\nfrom hydra import compose, initialize_config_module\n"
+        "from omegaconf import OmegaConf\n"
+        "assert 'pst_bench.schema' not in sys.modules\n"
+        "with initialize_config_module(config_module='pst_bench.conf', version_base='1.3'):\n"
+        "    cfg = compose(config_name='config', overrides=['method=mvp'])\n"
+        "print(OmegaConf.get_type(cfg).__name__, OmegaConf.get_type(cfg.method).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["Config", "MethodConfig"]
 
@@ -162,7 +182,7 @@ def test_each_method_names_its_learning_rate_per_scale():
         assert (cpu.train.epochs, cpu.train.max_train_examples, cpu.export) == (3, 1000, False)
     assert compose_cfg(["task=e2e", "model=gpt2", "method=map"]).train.lr == 1e-4
     assert compose_cfg(["scale=cpu", "train.lr=2e-4"]).train.lr == 2e-4  # the command line wins
-    assert compose_cfg(["experiment=demo"]).train.lr == 3e-4               # as the demo's file says
+    assert compose_cfg(["experiment=demo"]).train.lr == 3e-4  # as the demo's file says
     # what a record stores (the resolved config) holds the effective learning rate
     resolved = OmegaConf.to_container(compose_cfg(["scale=cpu", "method=mvp"]), resolve=True)
     assert resolved["train"]["lr"] == 1e-4

@@ -25,18 +25,26 @@ from pst_bench.data.glue import LAYOUTS
 from pst_bench.errors import ConfigError, DataError
 
 TASK_CONF = Path(__file__).resolve().parents[1] / "pst_bench" / "conf" / "task"
-SHARED_DATA = Path(
-    os.environ.get("PST_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
-)
+SHARED_DATA = Path(os.environ.get("PST_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 needs_real_data = pytest.mark.skipif(
     not (SHARED_DATA / "glue").is_dir(),
     reason=f"real GLUE files not found at {SHARED_DATA}/glue (set PST_SHARED_DATA to the shared data folder)",
 )
 
-MNLI_TRAIN_HEADER = (
-    "index promptID pairID genre sentence1_binary_parse sentence2_binary_parse "
-    "sentence1_parse sentence2_parse sentence1 sentence2 label1 gold_label"
-).split()
+MNLI_TRAIN_HEADER = [
+    "index",
+    "promptID",
+    "pairID",
+    "genre",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+    "label1",
+    "gold_label",
+]
 MNLI_DEV_HEADER = MNLI_TRAIN_HEADER[:-1] + ["label2", "label3", "label4", "label5", "gold_label"]
 
 
@@ -151,15 +159,23 @@ def test_default_splits_are_train_plus_eval_splits():
 
 def test_mnli_reads_by_header_name_and_maps_labels(tmp_path):
     folder = tmp_path / "glue" / "MNLI"  # the <dir>/glue/<local_dir> form
-    write_tsv(folder / "train.tsv", [
-        mnli_row(0, '"Quoted premise', "h0", "contradiction", 12),
-        mnli_row(1, "p1", "h1", "entailment", 12),
-    ], MNLI_TRAIN_HEADER)
+    write_tsv(
+        folder / "train.tsv",
+        [
+            mnli_row(0, '"Quoted premise', "h0", "contradiction", 12),
+            mnli_row(1, "p1", "h1", "entailment", 12),
+        ],
+        MNLI_TRAIN_HEADER,
+    )
     write_tsv(folder / "dev_matched.tsv", [mnli_row(0, "pm", "hm", "neutral", 16)], MNLI_DEV_HEADER)
-    write_tsv(folder / "dev_mismatched.tsv", [
-        mnli_row(0, "px", "hx", "entailment", 16),
-        mnli_row(1, "py", "hy", "contradiction", 16),
-    ], MNLI_DEV_HEADER)
+    write_tsv(
+        folder / "dev_mismatched.tsv",
+        [
+            mnli_row(0, "px", "hx", "entailment", 16),
+            mnli_row(1, "py", "hy", "contradiction", 16),
+        ],
+        MNLI_DEV_HEADER,
+    )
 
     splits = load_glue_splits(task("mnli"), local(tmp_path))
 
@@ -175,23 +191,31 @@ def test_mnli_reads_by_header_name_and_maps_labels(tmp_path):
 
 def test_qqp_layout(tmp_path):
     header = ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"]
-    write_tsv(tmp_path / "QQP" / "dev.tsv", [["7", "1", "2", "q a?", "q b?", "1"],
-                                             ["8", "3", "4", "q c?", "q d?", "0"]], header)
+    write_tsv(
+        tmp_path / "QQP" / "dev.tsv",
+        [["7", "1", "2", "q a?", "q b?", "1"], ["8", "3", "4", "q c?", "q d?", "0"]],
+        header,
+    )
     dev = load_glue_splits(task("qqp"), local(tmp_path), ["validation"])["validation"]
     assert dev["question1"] == ["q a?", "q c?"] and dev["label"] == [1, 0] and dev["idx"] == [0, 1]
 
 
 def test_local_schema_matches_the_hub_schema(tmp_path):
-    write_tsv(tmp_path / "RTE" / "dev.tsv", [["0", "s1", "s2", "not_entailment"]],
-              ["index", "sentence1", "sentence2", "label"])
+    write_tsv(
+        tmp_path / "RTE" / "dev.tsv",
+        [["0", "s1", "s2", "not_entailment"]],
+        ["index", "sentence1", "sentence2", "label"],
+    )
     dev = load_glue_splits(task("rte"), local(tmp_path), ["validation"])["validation"]
     # nyu-mll/glue's rte features, as published.
-    assert dev.features == datasets.Features({
-        "sentence1": datasets.Value("string"),
-        "sentence2": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=["entailment", "not_entailment"]),
-        "idx": datasets.Value("int32"),
-    })
+    assert dev.features == datasets.Features(
+        {
+            "sentence1": datasets.Value("string"),
+            "sentence2": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["entailment", "not_entailment"]),
+            "idx": datasets.Value("int32"),
+        }
+    )
     assert dev[0]["label"] == 1
 
 
@@ -223,18 +247,22 @@ def test_wrong_field_count_in_headerless_cola(tmp_path):
 
 def test_unknown_label_names_line(tmp_path):
     path = tmp_path / "RTE" / "dev.tsv"
-    write_tsv(path, [["0", "a", "b", "entailment"], ["1", "c", "d", "entailed"]],
-              ["index", "sentence1", "sentence2", "label"])
+    write_tsv(
+        path, [["0", "a", "b", "entailment"], ["1", "c", "d", "entailed"]], ["index", "sentence1", "sentence2", "label"]
+    )
     with pytest.raises(DataError) as info:
         load_glue_splits(task("rte"), local(tmp_path), ["validation"])
     message = str(info.value)
     assert str(path) in message and "line 3" in message and "'entailed'" in message
 
 
-@pytest.mark.parametrize("name, header, row, bad", [
-    ("sst2", ["sentence", "label"], ["text", "2"], "'2'"),
-    ("stsb", ["index", "sentence1", "sentence2", "score"], ["0", "a", "b", "n/a"], "'n/a'"),
-])
+@pytest.mark.parametrize(
+    "name, header, row, bad",
+    [
+        ("sst2", ["sentence", "label"], ["text", "2"], "'2'"),
+        ("stsb", ["index", "sentence1", "sentence2", "score"], ["0", "a", "b", "n/a"], "'n/a'"),
+    ],
+)
 def test_unparseable_labels(tmp_path, name, header, row, bad):
     write_tsv(tmp_path / task(name).local_dir / "dev.tsv", [row], header)
     with pytest.raises(DataError, match=rf"line 2: .*{bad}"):
@@ -286,18 +314,19 @@ def test_offline_hub_without_folder_fails_fast_with_a_fix(offline_hub_with_empty
 
 @pytest.mark.parametrize("data_dir", [None, ""])
 def test_hub_splits_are_selected_and_conformed(monkeypatch, data_dir):
-    hub_features = datasets.Features({
-        "sentence1": datasets.Value("string"),
-        "sentence2": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=["entailment", "not_entailment"]),
-        "idx": datasets.Value("int32"),
-        "extra": datasets.Value("string"),
-    })
+    hub_features = datasets.Features(
+        {
+            "sentence1": datasets.Value("string"),
+            "sentence2": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["entailment", "not_entailment"]),
+            "idx": datasets.Value("int32"),
+            "extra": datasets.Value("string"),
+        }
+    )
     rows = {"sentence1": ["a"], "sentence2": ["b"], "label": [1], "idx": [0], "extra": ["x"]}
-    fake = datasets.DatasetDict({
-        split: datasets.Dataset.from_dict(rows, features=hub_features)
-        for split in ("train", "validation", "test")
-    })
+    fake = datasets.DatasetDict(
+        {split: datasets.Dataset.from_dict(rows, features=hub_features) for split in ("train", "validation", "test")}
+    )
     calls = []
 
     def fake_load_dataset(path, name):

@@ -74,11 +74,13 @@ def test_bad_options_are_config_errors(tmp_path):
 
 def test_e2e_mr_linearisation_follows_lora():
     assert linearise_e2e_mr("name[Alimentum], area[city centre], familyFriendly[no]") == (
-        "name : Alimentum | area : city centre | family friendly : no")
-    assert linearise_e2e_mr("name[The Vaults], eatType[pub], priceRange[more than £30], "
-                            "customer rating[5 out of 5], near[Café Adriatic]") == (
-        "name : The Vaults | Type : pub | price : more than £30 | customer rating : 5 out of 5 "
-        "| near : Café Adriatic")
+        "name : Alimentum | area : city centre | family friendly : no"
+    )
+    assert linearise_e2e_mr(
+        "name[The Vaults], eatType[pub], priceRange[more than £30], customer rating[5 out of 5], near[Café Adriatic]"
+    ) == (
+        "name : The Vaults | Type : pub | price : more than £30 | customer rating : 5 out of 5 | near : Café Adriatic"
+    )
     for bad in ["", "name[Alimentum], ", "name[Alimentum] area[riverside]", "name Alimentum", "name[Ali[m]entum]"]:
         with pytest.raises(ValueError):
             linearise_e2e_mr(bad)
@@ -88,10 +90,12 @@ def test_triple_linearisation_follows_lora():
     triples = [("Aarhus_Airport", "cityServed", '"Aarhus, Denmark"'), ("Aarhus", "leaderName", "Jacob_Bundsgaard")]
     # WebNLG: properties as written.
     assert linearise_triples(triples, lowercase_relation=False) == (
-        'Aarhus_Airport : cityServed : "Aarhus, Denmark" | Aarhus : leaderName : Jacob_Bundsgaard')
+        'Aarhus_Airport : cityServed : "Aarhus, Denmark" | Aarhus : leaderName : Jacob_Bundsgaard'
+    )
     # DART: relations lowercased, entities untouched.
     assert linearise_triples([("[TABLECONTEXT]", "[TITLE]", "Jeff Daniels")], lowercase_relation=True) == (
-        "[TABLECONTEXT] : [title] : Jeff Daniels")
+        "[TABLECONTEXT] : [title] : Jeff Daniels"
+    )
 
 
 def test_training_pairs_one_per_reference():
@@ -165,8 +169,10 @@ def test_webnlg_test_references_from_the_official_lex_files():
     test = real("webnlg", "test", test_references="lex")
     assert (len(test), n_refs(test)) == (1_862, 4_928)
     assert test.sources[0] == "Abilene_Regional_Airport : cityServed : Abilene,_Texas"
-    assert test.references[0] == ["abilene , texas is served by the abilene regional airport .",
-                                  "abilene regional airport serves the city of abilene in texas ."]
+    assert test.references[0] == [
+        "abilene , texas is served by the abilene regional airport .",
+        "abilene regional airport serves the city of abilene in texas .",
+    ]
     counts = Counter(len(refs) for refs in test.references)
     assert min(counts) == 1 and max(counts) == 8 and counts[8] == 1  # one input uses all 8 files
     as_json = real("webnlg", "test")  # the default: raw text, like the model's outputs
@@ -182,13 +188,17 @@ def test_webnlg_test_references_from_the_official_lex_files():
 def test_dart_dev_json_and_test_xml():
     dev = real("dart", "validation")
     assert (len(dev), n_refs(dev)) == (2_768, 6_980)
-    assert dev.sources[0] == "Mars Hill College : joined : 1973 | Mars Hill College : location : Mars Hill, North Carolina"
+    assert (
+        dev.sources[0] == "Mars Hill College : joined : 1973 | Mars Hill College : location : Mars Hill, North Carolina"
+    )
     assert dev.references[0] == ["A school from Mars Hill, North Carolina, joined in 1973."]
     test = real("dart", "test")
     # 12,552 <lex> elements; one is empty (entry 116, eid Id116) and is not a reference.
     assert (len(test), n_refs(test)) == (5_097, 12_551)
-    assert test.sources[0] == ("Hawaii Five-O : notes : Episode: The Flight of the Jewels | "
-                               "[TABLECONTEXT] : [title] : Jeff Daniels | [TABLECONTEXT] : title : Hawaii Five-O")
+    assert test.sources[0] == (
+        "Hawaii Five-O : notes : Episode: The Flight of the Jewels | "
+        "[TABLECONTEXT] : [title] : Jeff Daniels | [TABLECONTEXT] : title : Hawaii Five-O"
+    )
     assert test.references[0] == ["Jeff Daniels played in the Hawaii Five-O episode The Flight of the Jewels"]
     assert test.references[115] == ["reserved (previously G721) has 1 channel and 8000 Hz clock rate"]
 
@@ -235,8 +245,10 @@ def test_e2e_csv_missing_column(tmp_path):
 
 
 def test_e2e_csv_bad_row_reports_the_line_where_it_starts(tmp_path):
-    text = ('mr,ref\n"name[A], area[riverside]","A is by the river,\nsays line three."\n'
-            '"name[A], area[riverside]",Fine.\n"name[B]"\n')
+    text = (
+        'mr,ref\n"name[A], area[riverside]","A is by the river,\nsays line three."\n'
+        '"name[A], area[riverside]",Fine.\n"name[B]"\n'
+    )
     path = write(tmp_path / "nlg" / "e2e" / "e2e-dataset" / "devset.csv", text, newline="\r\n")
     with pytest.raises(DataError) as info:
         load_nlg_split(task("e2e"), local(tmp_path), "validation")
@@ -247,8 +259,7 @@ def test_e2e_csv_bad_row_reports_the_line_where_it_starts(tmp_path):
 
 
 def test_e2e_csv_groups_multiline_references(tmp_path):
-    text = ('mr,ref\n"name[A], eatType[pub]","Line one,\nline two."\n"name[B]",B.\n'
-            '"name[A], eatType[pub]",Again A.\n')
+    text = 'mr,ref\n"name[A], eatType[pub]","Line one,\nline two."\n"name[B]",B.\n"name[A], eatType[pub]",Again A.\n'
     write(tmp_path / "e2e" / "devset.csv", text)  # also found directly in the e2e folder
     dev = load_nlg_split(task("e2e"), local(tmp_path), "validation")
     assert dev.sources == ["name : A | Type : pub", "name : B"]
@@ -256,16 +267,19 @@ def test_e2e_csv_groups_multiline_references(tmp_path):
 
 
 def test_lora_line_without_separator(tmp_path):
-    path = write(tmp_path / "e2e" / "valid.txt",
-                 "name : A||A is here . \nname : A||A again . \nname : B, B is there .\n")
+    path = write(
+        tmp_path / "e2e" / "valid.txt", "name : A||A is here . \nname : A||A again . \nname : B, B is there .\n"
+    )
     with pytest.raises(DataError) as info:
         load_nlg_split(task("e2e", e2e_format="lora"), local(tmp_path), "validation")
     assert f"{path}, line 3: expected 'source||reference'" in str(info.value)
 
 
 def webnlg_entry(key, lexicalisations=True):
-    entry = {"category": "Airport", "modifiedtripleset": [
-        {"subject": "Aarhus", "property": "leaderName", "object": "Jacob_Bundsgaard"}]}
+    entry = {
+        "category": "Airport",
+        "modifiedtripleset": [{"subject": "Aarhus", "property": "leaderName", "object": "Jacob_Bundsgaard"}],
+    }
     if lexicalisations:
         entry["lexicalisations"] = [{"comment": "good", "lex": "The leader of Aarhus is Jacob Bundsgaard."}]
     return {key: entry}
@@ -326,9 +340,10 @@ def test_dart_xml_entry_without_mtriple(tmp_path):
     with pytest.raises(DataError) as info:
         load_nlg_split(task("dart"), local(tmp_path), "test")
     assert f"{path}, entry 2 (eid Id2): no <mtriple>" in str(info.value)
-    fixed = DART_XML.replace("      </modifiedtripleset>\n      <lex comment=\"x\" lid=\"Id1\">Nothing",
-                             "        <mtriple>A | B</mtriple>\n      </modifiedtripleset>\n"
-                             "      <lex comment=\"x\" lid=\"Id1\">Nothing")
+    fixed = DART_XML.replace(
+        '      </modifiedtripleset>\n      <lex comment="x" lid="Id1">Nothing',
+        '        <mtriple>A | B</mtriple>\n      </modifiedtripleset>\n      <lex comment="x" lid="Id1">Nothing',
+    )
     write(path, fixed, newline="\r\n")
     with pytest.raises(DataError, match=r"entry 2 \(eid Id2\): <mtriple> must be 'subject \| relation \| object'"):
         load_nlg_split(task("dart"), local(tmp_path), "test")
@@ -387,8 +402,10 @@ def test_hub_e2e_rows_are_grouped(monkeypatch):
 
 
 def test_hub_webnlg_dev_split_and_columns(monkeypatch):
-    row = {"modified_triple_sets": {"mtriple_set": [["Aarhus | leaderName | Jacob_Bundsgaard"]]},
-           "lex": {"comment": ["good", "toFix"], "text": ["Leader is JB.", "Leader JB"], "lid": ["Id1", "Id2"]}}
+    row = {
+        "modified_triple_sets": {"mtriple_set": [["Aarhus | leaderName | Jacob_Bundsgaard"]]},
+        "lex": {"comment": ["good", "toFix"], "text": ["Leader is JB.", "Leader JB"], "lid": ["Id1", "Id2"]},
+    }
     calls = fake_hub(monkeypatch, {"train": [row], "dev": [row], "test": [row]})
     split = load_nlg_split(task("webnlg"), OmegaConf.create({"dir": None}), "validation")
     assert calls[0][1]["data_dir"] == "webnlg_challenge_2017"
@@ -399,10 +416,15 @@ def test_hub_webnlg_dev_split_and_columns(monkeypatch):
 
 
 def test_hub_dart_columns(monkeypatch):
-    row = {"tripleset": [["Newberry College", "NICKNAME", "Wolves"]], "subtree_was_extended": False,
-           "annotations": {"source": ["WikiSQL_decl_sents"], "text": ["Newberry College's nickname is the wolves."]}}
+    row = {
+        "tripleset": [["Newberry College", "NICKNAME", "Wolves"]],
+        "subtree_was_extended": False,
+        "annotations": {"source": ["WikiSQL_decl_sents"], "text": ["Newberry College's nickname is the wolves."]},
+    }
     fake_hub(monkeypatch, {"train": [row, row], "validation": [row], "test": [row]})
     train = load_nlg_split(task("dart"), OmegaConf.create({"dir": None}), "train")
     assert train.sources == ["Newberry College : nickname : Wolves"] * 2
-    assert train.training_pairs()[0] == ("Newberry College : nickname : Wolves",
-                                         "Newberry College's nickname is the wolves.")
+    assert train.training_pairs()[0] == (
+        "Newberry College : nickname : Wolves",
+        "Newberry College's nickname is the wolves.",
+    )

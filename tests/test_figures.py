@@ -12,8 +12,8 @@ from helpers import compose_cfg, fake_record, tiny_run_overrides, write_syntheti
 
 pytest.importorskip("matplotlib")
 
-from pst_bench.report import figures  # noqa: E402
 from pst_bench.record import RecordSkipped  # noqa: E402
+from pst_bench.report import figures  # noqa: E402
 from pst_bench.run.artifacts import load_masks  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -69,7 +69,7 @@ def test_sparsity_histograms_of_a_known_mask():
     hist = figures.sparsity_histograms(mask)
     np.testing.assert_allclose(hist["edges"], np.linspace(0, 1, 11))
     expected_rows = np.zeros(10)
-    expected_rows[[0, 3, 9]] = [25.0, 25.0, 50.0]           # 0.3 in [0.3, 0.4); 0.9 and 1.0 in the last bin
+    expected_rows[[0, 3, 9]] = [25.0, 25.0, 50.0]  # 0.3 in [0.3, 0.4); 0.9 and 1.0 in the last bin
     np.testing.assert_allclose(hist["rows"], expected_rows)
     # columns (4 entries each): 0-6 keep rows 0 and 1 -> 0.5; 7, 8 keep row 0 -> 0.75; 9 keeps rows 0, 3 -> 0.5
     expected_cols = np.zeros(10)
@@ -92,14 +92,14 @@ def test_sparsity_histogram_of_a_saved_mask_matches_its_sparsity(runs):
 
 def test_hamming_similarity_hand_values():
     a = np.array([[1, 0, 1, 0], [1, 1, 0, 0]], dtype=bool)
-    b = np.array([[1, 1, 1, 0], [0, 1, 0, 1]], dtype=bool)   # differs in 3 of 8 entries
+    b = np.array([[1, 1, 1, 0], [0, 1, 0, 1]], dtype=bool)  # differs in 3 of 8 entries
     assert figures.hamming_similarity(a, b) == pytest.approx(5 / 8)
     assert figures.hamming_similarity(a, a) == 1.0
     assert figures.hamming_similarity(a, ~a) == 0.0
     with pytest.raises(ValueError):
         figures.hamming_similarity(a, b[:, :2])
     sims = figures.similarity_by_layer({"x": a, "y": a, "z": a}, {"y": ~a, "x": b})
-    assert sims == [("x", pytest.approx(5 / 8)), ("y", 0.0)]      # first's order, only shared names
+    assert sims == [("x", pytest.approx(5 / 8)), ("y", 0.0)]  # first's order, only shared names
 
 
 def test_mask_similarity_of_saved_runs(runs):
@@ -133,15 +133,20 @@ def test_metric_vs_sparsity_series(runs):
 
 def test_metric_vs_sparsity_median_and_range_over_seeds():
     def record(seed, value, *extra):
-        return fake_record(["task=rte", "model=tiny-bert", "method=pst", f"train.seed={seed}", *extra], dev=value,
-                           final=0.0)
+        return fake_record(
+            ["task=rte", "model=tiny-bert", "method=pst", f"train.seed={seed}", *extra], dev=value, final=0.0
+        )
 
-    no_window = {**record(4, 0.65), "best_in_final_window": None}   # no window: the final epoch (0.0)
-    records = [record(1, 0.6), record(2, 0.7), record(3, 0.9),
-               record(3, 0.5),                                      # the same run again: counted once
-               no_window,
-               fake_record(["task=e2e", "model=tiny-gpt2", "method=pst"], dev=1.0),  # NLG: not in Figure 3
-               {"status": "running", "task": "rte"}]                # partial: ignored
+    no_window = {**record(4, 0.65), "best_in_final_window": None}  # no window: the final epoch (0.0)
+    records = [
+        record(1, 0.6),
+        record(2, 0.7),
+        record(3, 0.9),
+        record(3, 0.5),  # the same run again: counted once
+        no_window,
+        fake_record(["task=e2e", "model=tiny-gpt2", "method=pst"], dev=1.0),  # NLG: not in Figure 3
+        {"status": "running", "task": "rte"},
+    ]  # partial: ignored
     points = figures.metric_vs_sparsity(records)["tiny-bert", "rte"]["PST"]
     assert len(points) == 1
     assert points[0]["seeds"] == [1, 2, 3, 4]
@@ -154,18 +159,28 @@ def test_metric_vs_sparsity_median_and_range_over_seeds():
 
 
 def test_pick_layer():
-    names = ["bert.embeddings.x", "bert.encoder.layer.0.attention.self.query", "bert.encoder.layer.0.attention.self.key"]
+    names = [
+        "bert.embeddings.x",
+        "bert.encoder.layer.0.attention.self.query",
+        "bert.encoder.layer.0.attention.self.key",
+    ]
     assert figures.pick_layer(names) == "bert.encoder.layer.0.attention.self.query"
-    assert figures.pick_layer(["transformer.h.0.attn.c_attn.q", "transformer.h.0.attn.c_attn.k"]) \
+    assert (
+        figures.pick_layer(["transformer.h.0.attn.c_attn.q", "transformer.h.0.attn.c_attn.k"])
         == "transformer.h.0.attn.c_attn.q"
+    )
     assert figures.pick_layer(names, "self.key") == "bert.encoder.layer.0.attention.self.key"
     assert figures.pick_layer(names, "nothing") is None
     assert figures.pick_layer(["a", "b"]) == "a"
 
 
 # -- the figures ----------------------------------------------------------------------------
-EXPECTED = ["fig2_masks_tiny-bert_sst2_p90.png", "fig3_metric_vs_sparsity.png",
-            "fig4_weight_vs_score_tiny-bert_sst2_p90.png", "fig5_mask_similarity_tiny-bert_sst2_p90.png"]
+EXPECTED = [
+    "fig2_masks_tiny-bert_sst2_p90.png",
+    "fig3_metric_vs_sparsity.png",
+    "fig4_weight_vs_score_tiny-bert_sst2_p90.png",
+    "fig5_mask_similarity_tiny-bert_sst2_p90.png",
+]
 
 
 def test_make_figures_writes_valid_deterministic_pngs(runs, tmp_path):
@@ -197,8 +212,10 @@ def test_cli_and_skipped_figures(runs, tmp_path, capsys):
     assert figures.main(["--runs", str(runs_dir), "--out", str(out / "p50"), "--sparsity", "0.5"]) == 0
     printed = capsys.readouterr().out
     assert sorted(p.name for p in (out / "p50").iterdir()) == [
-        "fig2_masks_tiny-bert_sst2_p50.png", "fig3_metric_vs_sparsity.png",
-        "fig4_weight_vs_score_tiny-bert_sst2_p50.png"]
+        "fig2_masks_tiny-bert_sst2_p50.png",
+        "fig3_metric_vs_sparsity.png",
+        "fig4_weight_vs_score_tiny-bert_sst2_p50.png",
+    ]
     assert "skipped fig5_mask_similarity_tiny-bert_sst2_p50.png" in printed
 
     # no records at all: nothing written, and it says why
@@ -215,16 +232,20 @@ def test_corrupt_records_and_artifacts_are_skipped_with_a_warning(runs, tmp_path
     shutil.copytree(runs_dir, copy)
     (copy / "truncated.json").write_text('{"status": "finished", "task": "sst2", "mod')
     (copy / "partial.json").write_text(json.dumps({"status": "running", "task": "sst2"}))
-    (copy / "no_seed.json").write_text(json.dumps({"status": "finished", "task": "sst2", "model": "m",
-                                                    "method": "pst", "sparsity": 0.9}))
+    (copy / "no_seed.json").write_text(
+        json.dumps({"status": "finished", "task": "sst2", "model": "m", "method": "pst", "sparsity": 0.9})
+    )
     # MvP's masks file is damaged: Figure 5 keeps MaP-PST only, Figure 2 shows MaP and PST
     mvp_masks = copy / records["mvp", 0.9]["artifacts"]["masks"]
     mvp_masks.write_bytes(mvp_masks.read_bytes()[:100])
     with pytest.warns((figures.FigureWarning, RecordSkipped)) as caught:
         written, skipped = figures.make_figures(copy, tmp_path / "out")
     messages = [str(w.message) for w in caught if issubclass(w.category, (figures.FigureWarning, RecordSkipped))]
-    for name, why in (("truncated.json", "not readable JSON"), ("partial.json", "status is 'running'"),
-                      ("no_seed.json", "missing key(s): seed, main_split, final")):
+    for name, why in (
+        ("truncated.json", "not readable JSON"),
+        ("partial.json", "status is 'running'"),
+        ("no_seed.json", "missing key(s): seed, main_split, final"),
+    ):
         assert any(str(copy / name) in m and why in m for m in messages), (name, messages)
     assert any(str(mvp_masks) in m for m in messages)
     assert sum(str(mvp_masks) in m for m in messages) == 1, messages  # warned once, not per figure
@@ -234,8 +255,9 @@ def test_corrupt_records_and_artifacts_are_skipped_with_a_warning(runs, tmp_path
 
 def test_metric_vs_sparsity_uses_pst_at_the_papers_ranks_only():
     def record(value, r1, r2):
-        return fake_record(["task=sst2", "model=tiny-bert", "method=pst", f"method.r1={r1}", f"method.r2={r2}"],
-                           dev=value)
+        return fake_record(
+            ["task=sst2", "model=tiny-bert", "method=pst", f"method.r1={r1}", f"method.r2={r2}"], dev=value
+        )
 
     records = [record(0.70, 8, 8), record(0.80, 16, 16), record(0.75, 4, 8)]  # Table 4's grid beside it
     points = figures.metric_vs_sparsity(records)["tiny-bert", "sst2"]["PST"]

@@ -6,10 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from test_cli import SCRIPT, run_cli
 
 from helpers import write_synthetic_sst2
-from test_cli import SCRIPT, run_cli
 
 TINY = ["model=tiny-bert", "train.epochs=1", "train.progress_bar=false", "export=false"]
 
@@ -20,23 +19,44 @@ def _records(tmp_path):
 
 def test_joblib_launcher_runs_jobs_in_parallel_and_a_failure_spares_the_others(tmp_path):
     data = write_synthetic_sst2(tmp_path / "data", n_train=32, n_dev=16)
-    out = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, f"data.dir={data}",
-                  "method.sparsity=1.0,0.5,0.8", cwd=tmp_path)
+    out = run_cli(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *TINY,
+        f"data.dir={data}",
+        "method.sparsity=1.0,0.5,0.8",
+        cwd=tmp_path,
+    )
     assert out.returncode != 0 and "method.sparsity=1.0 must be in [0, 1)" in out.stderr
     assert sorted(r["sparsity"] for r in _records(tmp_path)) == [0.5, 0.8]
 
 
 def test_submitit_local_launcher_runs_a_job(tmp_path):
     data = write_synthetic_sst2(tmp_path / "data", n_train=32, n_dev=16)
-    out = run_cli("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *TINY,
-                  f"data.dir={data}", "method.sparsity=0.5", cwd=tmp_path)
+    out = run_cli(
+        "-m",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        *TINY,
+        f"data.dir={data}",
+        "method.sparsity=0.5",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert [r["sparsity"] for r in _records(tmp_path)] == [0.5]
 
 
 def test_submitit_slurm_launcher_composes(tmp_path):
-    out = run_cli("hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",
-                  "hydra.launcher.gpus_per_node=1", "sweep=table4", "--cfg", "hydra", cwd=tmp_path)
+    out = run_cli(
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.gpus_per_node=1",
+        "sweep=table4",
+        "--cfg",
+        "hydra",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "submitit_slurm" in out.stdout and "partition: gpu" in out.stdout
 
@@ -44,8 +64,19 @@ def test_submitit_slurm_launcher_composes(tmp_path):
 def test_torchrun_with_two_cpu_processes_writes_once(tmp_path):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     data = write_synthetic_sst2(tmp_path / "data", n_train=64, n_dev=32)
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29561", SCRIPT, *TINY, f"data.dir={data}",
-           "method.sparsity=0.5", "train.batch_size=16", "train.epochs=2"]
+    cmd = [
+        torchrun,
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29561",
+        SCRIPT,
+        *TINY,
+        f"data.dir={data}",
+        "method.sparsity=0.5",
+        "train.batch_size=16",
+        "train.epochs=2",
+    ]
     env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

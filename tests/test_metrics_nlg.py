@@ -93,8 +93,9 @@ def test_meteor_matches_nltk_doc_example():
 @needs_wordnet
 def test_meteor_is_a_sentence_mean():
     one = compute_nlg_metrics([DOC_HYPOTHESIS], [DOC_REFERENCES], metrics=("meteor",))["meteor"]
-    two = compute_nlg_metrics([DOC_HYPOTHESIS, "no match here"], [DOC_REFERENCES, ["entirely different words"]],
-                              metrics=("meteor",))["meteor"]
+    two = compute_nlg_metrics(
+        [DOC_HYPOTHESIS, "no match here"], [DOC_REFERENCES, ["entirely different words"]], metrics=("meteor",)
+    )["meteor"]
     assert two == pytest.approx(one / 2)  # the second sentence scores 0
 
 

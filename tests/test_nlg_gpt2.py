@@ -25,8 +25,11 @@ def test_linearized_gpt2_computes_the_same_and_restores_to_conv1d():
     ids = torch.randint(0, 64, (2, 7))
     with torch.no_grad():
         reference = model(ids).logits
-        linearize_conv1d(model, [r"transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)"],
-                         [r"transformer\.h\.\d+\.attn\.c_attn"])
+        linearize_conv1d(
+            model,
+            [r"transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)"],
+            [r"transformer\.h\.\d+\.attn\.c_attn"],
+        )
         assert isinstance(model.transformer.h[0].attn.c_attn, QKVProjection)
         assert isinstance(model.transformer.h[0].mlp.c_fc, torch.nn.Linear)
         torch.testing.assert_close(model(ids).logits, reference)
@@ -70,8 +73,16 @@ def test_beam_settings_reach_generate(monkeypatch):
     from pst_bench.models.loading import load_model, load_tokenizer
     from pst_bench.tasks.nlg import NlgRunner
 
-    cfg = compose_cfg([*TINY, "nlg.num_beams=3", "nlg.length_penalty=0.6", "nlg.no_repeat_ngram_size=2",
-                       "nlg.max_new_tokens=5", "nlg.decode_batch_size=2"])
+    cfg = compose_cfg(
+        [
+            *TINY,
+            "nlg.num_beams=3",
+            "nlg.length_penalty=0.6",
+            "nlg.no_repeat_ngram_size=2",
+            "nlg.max_new_tokens=5",
+            "nlg.decode_batch_size=2",
+        ]
+    )
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, cfg.task, 0)
     seen = []
@@ -86,8 +97,12 @@ def test_beam_settings_reach_generate(monkeypatch):
     assert len(out) == 3 and all("\n" not in line for line in out)
     assert len(seen) == 2  # batches of 2
     first = seen[0]
-    assert (first["num_beams"], first["length_penalty"], first["no_repeat_ngram_size"], first["max_new_tokens"]) \
-        == (3, 0.6, 2, 5)
+    assert (first["num_beams"], first["length_penalty"], first["no_repeat_ngram_size"], first["max_new_tokens"]) == (
+        3,
+        0.6,
+        2,
+        5,
+    )
     mask = first["attention_mask"]
     assert mask[:, -1].all() and not mask[:, 0].all(), "prompts must be left-padded"
 
@@ -99,10 +114,23 @@ def test_tiny_gpt2_on_real_e2e_per_method(tmp_path, shared_data, method):
     from pst_bench.run.experiment import run_experiment
 
     sparsity = "method.sparsity=0.0" if method == "finetune" else "method.sparsity=0.6"
-    cfg = compose_cfg([*TINY, f"method={method}", sparsity, f"data.dir={shared_data}",
-                       "train.max_train_examples=96", "train.max_eval_examples=32", "train.epochs=2",
-                       "train.batch_size=8", "train.lr=2e-3", "nlg.max_decode_examples=4", "nlg.num_beams=2",
-                       "nlg.max_new_tokens=8"], tmp_path)
+    cfg = compose_cfg(
+        [
+            *TINY,
+            f"method={method}",
+            sparsity,
+            f"data.dir={shared_data}",
+            "train.max_train_examples=96",
+            "train.max_eval_examples=32",
+            "train.epochs=2",
+            "train.batch_size=8",
+            "train.lr=2e-3",
+            "nlg.max_decode_examples=4",
+            "nlg.num_beams=2",
+            "nlg.max_new_tokens=8",
+        ],
+        tmp_path,
+    )
     record = run_experiment(cfg)
     losses = [e["train_loss"] for e in record["epochs"]]
     assert losses[-1] < losses[0]

@@ -15,8 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from pst_bench.sparsity.mask import kept_count, topv_mask
-from pst_bench.sparsity.pst_autograd import (PSTLinear, PSTMaskedWeight, reference_pst_linear,
-                                             reference_pst_scores, reference_pst_weight)
+from pst_bench.sparsity.pst_autograd import (
+    PSTLinear,
+    PSTMaskedWeight,
+    reference_pst_linear,
+    reference_pst_scores,
+    reference_pst_weight,
+)
 
 TERMS = ("mag", "ab", "rc")
 TERM_SUBSETS = [subset for size in (1, 2, 3) for subset in itertools.combinations(TERMS, size)]
@@ -33,8 +38,13 @@ def _tensors(terms, with_bias: bool, seed: int = 0) -> dict:
     generator = torch.Generator().manual_seed(seed)
     normal = lambda *shape: torch.randn(*shape, generator=generator, dtype=torch.float64)  # noqa: E731
     tensors = dict.fromkeys(FACTOR_NAMES)
-    tensors.update(w0=normal(ROWS, COLS), x=normal(2, 4, COLS), U=normal(ROWS, R2), V=normal(R2, COLS),
-                   bias=normal(ROWS) if with_bias else None)
+    tensors.update(
+        w0=normal(ROWS, COLS),
+        x=normal(2, 4, COLS),
+        U=normal(ROWS, R2),
+        V=normal(R2, COLS),
+        bias=normal(ROWS) if with_bias else None,
+    )
     if "ab" in terms:
         tensors.update(A=normal(ROWS, R1), B=normal(R1, COLS))
     if "rc" in terms:
@@ -44,8 +54,10 @@ def _tensors(terms, with_bias: bool, seed: int = 0) -> dict:
 
 def _trainable_copy(tensors: dict) -> dict:
     """Fresh leaves, so the fused and the reference computations accumulate separate gradients."""
-    return {name: None if tensor is None else tensor.clone().requires_grad_(name != "w0")
-            for name, tensor in tensors.items()}
+    return {
+        name: None if tensor is None else tensor.clone().requires_grad_(name != "w0")
+        for name, tensor in tensors.items()
+    }
 
 
 def _factor_args(leaves: dict, mask_or_keep, terms) -> tuple:
@@ -56,8 +68,9 @@ def _factor_args(leaves: dict, mask_or_keep, terms) -> tuple:
 def _mask(tensors: dict, terms, keep: int) -> torch.Tensor:
     """The top-v mask of the scores, as the layer computes it before calling the fused functions."""
     weight = tensors["w0"] + BETA * tensors["U"] @ tensors["V"]
-    scores = reference_pst_scores(weight, tensors["A"], tensors["B"], tensors["R"], tensors["C"],
-                                  ALPHA1, ALPHA2, "mag" in terms)
+    scores = reference_pst_scores(
+        weight, tensors["A"], tensors["B"], tensors["R"], tensors["C"], ALPHA1, ALPHA2, "mag" in terms
+    )
     return topv_mask(scores, keep)
 
 
@@ -82,8 +95,9 @@ def test_fused_function_equals_the_reference_in_value_and_every_gradient(functio
     keep = kept_count(ROWS * COLS, 0.5)
     fused, reference = _trainable_copy(tensors), _trainable_copy(tensors)
     fused_out = _fused_output(function, fused, _mask(tensors, terms, keep), terms)
-    reference_out = reference_pst_linear(reference["x"], reference["w0"], reference["bias"],
-                                         *_factor_args(reference, keep, terms))
+    reference_out = reference_pst_linear(
+        reference["x"], reference["w0"], reference["bias"], *_factor_args(reference, keep, terms)
+    )
     torch.testing.assert_close(fused_out, reference_out)
 
     upstream = torch.randn(fused_out.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -94,7 +108,7 @@ def test_fused_function_equals_the_reference_in_value_and_every_gradient(functio
     expected_names |= {"R", "C"} if "rc" in terms else set()
     assert set(fused_grads) == set(reference_grads) == expected_names
     for name, grad in fused_grads.items():
-        torch.testing.assert_close(grad, reference_grads[name], msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(grad, reference_grads[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_pst_linear_factor_gradients_without_an_input_gradient():
@@ -107,14 +121,15 @@ def test_pst_linear_factor_gradients_without_an_input_gradient():
     for leaves in (fused, reference):
         leaves["x"].requires_grad_(False)
     fused_out = _fused_output("PSTLinear", fused, _mask(tensors, terms, keep), terms)
-    reference_out = reference_pst_linear(reference["x"], reference["w0"], reference["bias"],
-                                         *_factor_args(reference, keep, terms))
+    reference_out = reference_pst_linear(
+        reference["x"], reference["w0"], reference["bias"], *_factor_args(reference, keep, terms)
+    )
     upstream = torch.ones_like(fused_out)
     fused_grads = _gradients(fused_out, fused, upstream)
     reference_grads = _gradients(reference_out, reference, upstream)
     assert "x" not in fused_grads and set(fused_grads) == set(reference_grads)
     for name, grad in fused_grads.items():
-        torch.testing.assert_close(grad, reference_grads[name], msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(grad, reference_grads[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_reference_masked_weight_keeps_the_top_v_entries_of_w():

@@ -16,8 +16,10 @@ from pst_bench.report.tables import make_tables
 
 
 def sst2(method: str, seed: int, dev: float, *extra: str) -> dict:
-    return fake_record([f"method={method}", "task=sst2", "model=tiny-bert", "method.sparsity=0.9",
-                        f"train.seed={seed}", *extra], dev=dev)
+    return fake_record(
+        [f"method={method}", "task=sst2", "model=tiny-bert", "method.sparsity=0.9", f"train.seed={seed}", *extra],
+        dev=dev,
+    )
 
 
 @pytest.fixture
@@ -27,13 +29,13 @@ def runs(tmp_path):
     (folder / "later").mkdir(parents=True)
     records = {
         "a_pst_s1.json": sst2("pst", 1, 0.80),
-        "b_pst_mag_ab_rc_s1.json": sst2("pst_mag_ab_rc", 1, 0.70),      # the same method and seed again
+        "b_pst_mag_ab_rc_s1.json": sst2("pst_mag_ab_rc", 1, 0.70),  # the same method and seed again
         "a_pst_s2.json": sst2("pst", 2, 0.82),
-        "later/pst_s3.json": sst2("pst", 3, 0.84),                      # a record in a sub-folder
-        "c_pst_lr_s1.json": sst2("pst", 1, 0.60, "train.lr=1e-3"),      # a grid: a worse learning rate
+        "later/pst_s3.json": sst2("pst", 3, 0.84),  # a record in a sub-folder
+        "c_pst_lr_s1.json": sst2("pst", 1, 0.60, "train.lr=1e-3"),  # a grid: a worse learning rate
         "c_pst_lr_s2.json": sst2("pst", 2, 0.62, "train.lr=1e-3"),
         "d_map_s1.json": sst2("map", 1, 0.75),
-        "d_map_s1_again.json": sst2("map", 1, 0.55),                    # a rerun: counted once, the first
+        "d_map_s1_again.json": sst2("map", 1, 0.55),  # a rerun: counted once, the first
     }
     for name, record in records.items():
         (folder / name).write_text(json.dumps(record))
@@ -42,8 +44,11 @@ def runs(tmp_path):
 
 
 def test_tables_and_figure3_show_the_same_runs(runs, tmp_path):
-    with pytest.warns(RecordSkipped, match="finished_but_empty.json: skipped, missing key[(]s[)]: task, model, "
-                                           "method, sparsity, seed, main_split, final"):
+    with pytest.warns(
+        RecordSkipped,
+        match="finished_but_empty.json: skipped, missing key[(]s[)]: task, model, "
+        "method, sparsity, seed, main_split, final",
+    ):
         make_tables(runs, tmp_path / "out")
     with open(tmp_path / "out" / "table2_cells.csv", encoding="utf-8", newline="") as handle:
         cells = {row["method"]: row for row in csv.DictReader(handle)}
@@ -69,7 +74,11 @@ def test_figures_draw_from_the_selected_runs(runs):
         warnings.simplefilter("ignore", RecordSkipped)
         chosen = figures.select_runs(figures.load_runs(runs))
     assert sorted(run.record.name for run in chosen) == [
-        "a_pst_s1.json", "a_pst_s2.json", "d_map_s1.json", "later/pst_s3.json"]
+        "a_pst_s1.json",
+        "a_pst_s2.json",
+        "d_map_s1.json",
+        "later/pst_s3.json",
+    ]
 
 
 def test_a_key_older_records_lack_does_not_split_a_cell():
@@ -82,8 +91,12 @@ def test_a_key_older_records_lack_does_not_split_a_cell():
 
 def test_generation_cells_prefer_the_lower_dev_loss():
     def e2e(seed, loss, lr):
-        return as_record(fake_record(["task=e2e", "model=tiny-gpt2", "method=pst", f"train.seed={seed}",
-                                      f"train.lr={lr}"], dev=loss), f"e2e_{lr}_{seed}.json")
+        return as_record(
+            fake_record(
+                ["task=e2e", "model=tiny-gpt2", "method=pst", f"train.seed={seed}", f"train.lr={lr}"], dev=loss
+            ),
+            f"e2e_{lr}_{seed}.json",
+        )
 
     cells = select_cells([e2e(1, 2.0, 1e-4), e2e(1, 1.5, 3e-4)], lambda record: record.task)
     assert cells["e2e"].chosen.setting == "train.lr=0.0003"

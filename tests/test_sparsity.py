@@ -68,8 +68,7 @@ def test_cubic_schedule_at_its_knots():
 # -- gradients --------------------------------------------------------------------
 def _pst_layer(terms=("mag", "ab", "rc"), n=6, k=5, seed=0):
     torch.manual_seed(seed)
-    layer = PSTSparseLinear(nn.Linear(k, n), r1=2, r2=3, alpha1=0.7, alpha2=1.3, beta=0.9,
-                            score_terms=terms)
+    layer = PSTSparseLinear(nn.Linear(k, n), r1=2, r2=3, alpha1=0.7, alpha2=1.3, beta=0.9, score_terms=terms)
     with torch.no_grad():  # move off the zero init so every gradient is non-trivial
         for name in layer.added_param_names:
             getattr(layer, name).normal_()
@@ -88,7 +87,7 @@ def test_pst_gradients_match_hand_derived_formulas(terms):
     mask = layer.current_mask().float()
     W = w0 + beta * U @ V
     G = upstream.t() @ x  # dL/dW' for y = x W'^T
-    G_S = G * W            # straight-through: dL/dS = dL/dM = G ⊙ W
+    G_S = G * W  # straight-through: dL/dS = dL/dM = G ⊙ W
     dW = G * mask + (G_S * torch.sign(W) if "mag" in terms else 0)
     torch.testing.assert_close(layer.U.grad, beta * dW @ V.t())
     torch.testing.assert_close(layer.V.grad, beta * U.t() @ dW)
@@ -120,16 +119,25 @@ def test_pst_gradients_match_autograd_of_the_papers_formula(terms, path):
     fused["x"], fused["bias"] = x.grad.clone(), layer.base_layer.bias.grad.clone()
 
     names = ("U", "V", "A", "B", "R", "C")
-    params = {n: getattr(layer, n).detach().clone().requires_grad_() if getattr(layer, n) is not None
-              else None for n in names}
+    params = {
+        n: getattr(layer, n).detach().clone().requires_grad_() if getattr(layer, n) is not None else None for n in names
+    }
     params["x"] = x.detach().clone().requires_grad_()
     params["bias"] = layer.base_layer.bias.detach().clone().requires_grad_()
-    reference = reference_pst_linear(params["x"], layer.base_layer.weight, params["bias"],
-                                     *(params[n] for n in names), layer.kept, layer.beta, layer.alpha1,
-                                     layer.alpha2, layer.use_magnitude)
+    reference = reference_pst_linear(
+        params["x"],
+        layer.base_layer.weight,
+        params["bias"],
+        *(params[n] for n in names),
+        layer.kept,
+        layer.beta,
+        layer.alpha1,
+        layer.alpha2,
+        layer.use_magnitude,
+    )
     reference.pow(2).sum().backward()
     for name, grad in fused.items():
-        torch.testing.assert_close(grad, params[name].grad, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(grad, params[name].grad, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_pst_frozen_weight_gets_no_update_from_an_optimizer_step():
@@ -197,8 +205,16 @@ class _Toy(nn.Module):
 
 
 def _method(kind, **kw):
-    base = dict(kind=kind, r1=2, r2=2, alpha1=1.0, alpha2=1.0, beta=1.0,
-                score_terms=["mag", "ab", "rc"], train_bias_and_norm=False)
+    base = dict(
+        kind=kind,
+        r1=2,
+        r2=2,
+        alpha1=1.0,
+        alpha2=1.0,
+        beta=1.0,
+        score_terms=["mag", "ab", "rc"],
+        train_bias_and_norm=False,
+    )
     return OmegaConf.create({**base, **kw})
 
 
@@ -223,6 +239,7 @@ def test_replace_module_at_the_top_and_deeper_down():
 
 def test_sparsify_fails_when_no_module_matches():
     from pst_bench.errors import ConfigError
+
     with pytest.raises(ConfigError, match="no module"):
         sparsify(_Toy(), [r"decoder\..*"], _method("pst"))
 
@@ -233,7 +250,9 @@ def test_pst_trains_only_small_matrices_and_head():
     configure_trainable(model, _method("pst"), ["classifier"])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {f"encoder.{m}.{p}" for m in ("q", "ffn") for p in "UVABRC"} | {
-        "classifier.weight", "classifier.bias"}
+        "classifier.weight",
+        "classifier.bias",
+    }
     configure_trainable(model, _method("pst", train_bias_and_norm=True), ["classifier"])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert {"norm.weight", "encoder.q.base_layer.bias"} <= trainable
@@ -258,7 +277,6 @@ def test_merge_gives_plain_linear_with_same_outputs_and_sparsity():
     assert zeros == pytest.approx(0.75, abs=1 / 64)
 
 
-
 @pytest.mark.parametrize("sparsity", [0.01, 0.9, 0.999])
 def test_mask_on_a_bert_sized_matrix_and_with_heavy_ties(sparsity):
     torch.manual_seed(3)
@@ -276,11 +294,13 @@ def test_kth_smallest_equals_kthvalue_at_every_kind_of_rank(kind):
 
     torch.manual_seed(5)
     n, k = 1024, 768
-    values = {"normal": torch.randn(n * k),
-              "ties": (torch.randn(n * k) * 3).round(),
-              "constant": torch.full((n * k,), 0.5),
-              # PST-like: |W| + row + column terms
-              "structured": (torch.randn(n, k).abs() + torch.randn(n, 1) + torch.randn(1, k)).reshape(-1)}[kind]
+    values = {
+        "normal": torch.randn(n * k),
+        "ties": (torch.randn(n * k) * 3).round(),
+        "constant": torch.full((n * k,), 0.5),
+        # PST-like: |W| + row + column terms
+        "structured": (torch.randn(n, k).abs() + torch.randn(n, 1) + torch.randn(1, k)).reshape(-1),
+    }[kind]
     assert values.numel() >= mask_module._BRACKET_MIN_NUMEL  # the bracketed path, not the small-size one
     for rank in (1, 2, 100, values.numel() // 2, int(0.9 * values.numel()), values.numel() - 1, values.numel()):
         assert mask_module.kth_smallest(values, rank) == torch.kthvalue(values, rank).values, rank

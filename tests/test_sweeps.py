@@ -8,10 +8,19 @@ CONF = Path(__file__).resolve().parents[1] / "pst_bench" / "conf"
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 
 EXPECTED_JOBS = {
-    "table2_bert": 8 * 3 * 2, "table2_roberta": 2 * 8 * 3, "table2_finetune": 3 * 8,
-    "table3": 3 * 3, "table3_finetune": 3, "table4": 2 * 3 * 3, "table5": 6 * 7, "figure3": 6 * 3 * 5,
-    "table2_cpu": 5 * 3 * 2, "table2_cpu_finetune": 5, "table4_cpu": 2 * 3 * 3,
-    "table5_cpu": 5 * 7, "figure3_cpu": 2 * 3 * 5,
+    "table2_bert": 8 * 3 * 2,
+    "table2_roberta": 2 * 8 * 3,
+    "table2_finetune": 3 * 8,
+    "table3": 3 * 3,
+    "table3_finetune": 3,
+    "table4": 2 * 3 * 3,
+    "table5": 6 * 7,
+    "figure3": 6 * 3 * 5,
+    "table2_cpu": 5 * 3 * 2,
+    "table2_cpu_finetune": 5,
+    "table4_cpu": 2 * 3 * 3,
+    "table5_cpu": 5 * 7,
+    "figure3_cpu": 2 * 3 * 5,
 }
 
 # The CPU sweeps as they were when each learning rate had its own file (table2_cpu + table2_cpu_pst,
@@ -21,18 +30,37 @@ GLUE_HERE = "sst2,cola,stsb,mrpc,rte"
 VARIANTS = "pst_mag,pst_ab,pst_rc,pst_mag_ab,pst_mag_rc,pst_ab_rc,pst_mag_ab_rc"
 FIVE_SPARSITIES = "0.5,0.6,0.7,0.8,0.9"
 OLD_CPU_SWEEPS = {
-    "table2_cpu": [({"task": GLUE_HERE, "method": "map,mvp", "method.sparsity": "0.5,0.9"}, 1e-4),
-                   ({"task": GLUE_HERE, "method": "pst", "method.sparsity": "0.5,0.9"}, 3e-4)],
+    "table2_cpu": [
+        ({"task": GLUE_HERE, "method": "map,mvp", "method.sparsity": "0.5,0.9"}, 1e-4),
+        ({"task": GLUE_HERE, "method": "pst", "method.sparsity": "0.5,0.9"}, 3e-4),
+    ],
     "table2_cpu_finetune": [({"task": GLUE_HERE, "method": "finetune"}, 1e-4)],
-    "figure3_cpu": [({"task": "sst2,mrpc", "method": "map,mvp", "method.sparsity": FIVE_SPARSITIES}, 1e-4),
-                    ({"task": "sst2,mrpc", "method": "pst", "method.sparsity": FIVE_SPARSITIES}, 3e-4)],
-    "table4_cpu": [({"task": "mrpc,sst2", "method": "pst", "method.sparsity": "0.9", "method.r1": "4,8,16",
-                     "method.r2": "4,8,16"}, 3e-4)],
+    "figure3_cpu": [
+        ({"task": "sst2,mrpc", "method": "map,mvp", "method.sparsity": FIVE_SPARSITIES}, 1e-4),
+        ({"task": "sst2,mrpc", "method": "pst", "method.sparsity": FIVE_SPARSITIES}, 3e-4),
+    ],
+    "table4_cpu": [
+        (
+            {
+                "task": "mrpc,sst2",
+                "method": "pst",
+                "method.sparsity": "0.9",
+                "method.r1": "4,8,16",
+                "method.r2": "4,8,16",
+            },
+            3e-4,
+        )
+    ],
     "table5_cpu": [({"task": GLUE_HERE, "method": VARIANTS, "method.sparsity": "0.9"}, 3e-4)],
 }
 #: What conf/cpu_scale.yaml set for every job of those files.
-OLD_CPU_SCALE = {"model.name": "minilm-l6", "train.max_train_examples": 1000, "train.epochs": 3,
-                 "train.batch_size": 32, "export": False}
+OLD_CPU_SCALE = {
+    "model.name": "minilm-l6",
+    "train.max_train_examples": 1000,
+    "train.epochs": 3,
+    "train.batch_size": 32,
+    "export": False,
+}
 
 
 def expand(sweep: str) -> list[list[str]]:
@@ -111,13 +139,25 @@ def test_a_sweep_file_runs_through_the_cli_with_seeds_as_an_extra_axis(tmp_path)
     (shrunk to the tiny model: command-line values replace the file's for the same key)."""
     import json
 
-    from helpers import write_synthetic_sst2
     from test_cli import run_cli
 
+    from helpers import write_synthetic_sst2
+
     data = write_synthetic_sst2(tmp_path / "data", n_train=32, n_dev=16)
-    out = run_cli("-m", "sweep=table4_cpu", "model=tiny-bert", "task=sst2", f"data.dir={data}", "method.r1=4",
-                  "train.seed=1,2", "train.epochs=1", "train.max_train_examples=32", "train.progress_bar=false",
-                  cwd=tmp_path, timeout=600)
+    out = run_cli(
+        "-m",
+        "sweep=table4_cpu",
+        "model=tiny-bert",
+        "task=sst2",
+        f"data.dir={data}",
+        "method.r1=4",
+        "train.seed=1,2",
+        "train.epochs=1",
+        "train.max_train_examples=32",
+        "train.progress_bar=false",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*.json")]
     grid = sorted((r["config"]["method"]["r2"], r["seed"]) for r in records)

@@ -9,24 +9,43 @@ from pathlib import Path
 
 import pytest
 
-from pst_bench.report import tables
-from pst_bench.report.tables import RecordSkipped, make_tables
-
 from helpers import fake_record
+from pst_bench.report import tables
 from pst_bench.report.selection import PAPER_RANKS
+from pst_bench.report.tables import RecordSkipped, make_tables
 
 SHARED_PAPER_CSV = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper_results.csv"
 
 
-PARAMS = {"trainable_total": 2_821_634, "trainable_sparse_added": 2_820_096, "paper_rule_m": 2.82,
-          "model_params": 109_483_778}
+PARAMS = {
+    "trainable_total": 2_821_634,
+    "trainable_sparse_added": 2_820_096,
+    "paper_rule_m": 2.82,
+    "model_params": 109_483_778,
+}
 
 
-def glue_record(task: str, model: str, method: str, sparsity: float, seed: int, value: float,
-                r1: int = 8, r2: int = 8, final: float | None = None, **train) -> dict:
+def glue_record(
+    task: str,
+    model: str,
+    method: str,
+    sparsity: float,
+    seed: int,
+    value: float,
+    r1: int = 8,
+    r2: int = 8,
+    final: float | None = None,
+    **train,
+) -> dict:
     """A GLUE results record from the real builder (value: the paper's metric, 0-1)."""
-    overrides = [f"task={task}", f"model={model}", f"method={method}", f"method.sparsity={sparsity}",
-                 f"train.seed={seed}", *(f"train.{key}={value}" for key, value in train.items())]
+    overrides = [
+        f"task={task}",
+        f"model={model}",
+        f"method={method}",
+        f"method.sparsity={sparsity}",
+        f"train.seed={seed}",
+        *(f"train.{key}={value}" for key, value in train.items()),
+    ]
     if method.startswith("pst"):
         overrides += [f"method.r1={r1}", f"method.r2={r2}"]
     return fake_record(overrides, dev=value, final=final, params=PARAMS)
@@ -34,9 +53,12 @@ def glue_record(task: str, model: str, method: str, sparsity: float, seed: int, 
 
 def nlg_record(task: str, model: str, seed: int, metrics: dict) -> dict:
     """A GPT-2 PST record from the real builder, with the test metrics Table 3 reads."""
-    return fake_record([f"task={task}", f"model={model}", "method=pst", f"train.seed={seed}"], dev=1.5,
-                       params={"trainable_total": 7_520_256, "paper_rule_m": 7.52},
-                       extra={"generation": {"test": {"metrics": metrics}}})
+    return fake_record(
+        [f"task={task}", f"model={model}", "method=pst", f"train.seed={seed}"],
+        dev=1.5,
+        params={"trainable_total": 7_520_256, "paper_rule_m": 7.52},
+        extra={"generation": {"test": {"metrics": metrics}}},
+    )
 
 
 PST_RC_PAPER = {"qnli": 0.8510, "sst2": 0.8727, "cola": 0.3493, "stsb": 0.8150, "mrpc": 0.8512, "rte": 0.6173}
@@ -54,29 +76,33 @@ def write_records(folder: Path) -> None:
         "mrpc_pst_s2.json": glue_record("mrpc", "bert-base", "pst", 0.9, 2, 0.87),
         "mrpc_pst_s3.json": glue_record("mrpc", "bert-base", "pst_mag_ab_rc", 0.9, 3, 0.86),
         # MNLI: the matched dev set; no best_in_final_window -> the final epoch.
-        "mnli_map.json": {**glue_record("mnli", "bert-base", "map", 0.5, 42, 0.8),
-                          "best_in_final_window": None},
+        "mnli_map.json": {**glue_record("mnli", "bert-base", "map", 0.5, 42, 0.8), "best_in_final_window": None},
         # A model the paper did not run, on a training subset.
-        "sst2_minilm.json": glue_record("sst2", "minilm-l6", "pst", 0.9, 42, 0.789,
-                                        max_train_examples=4000),
+        "sst2_minilm.json": glue_record("sst2", "minilm-l6", "pst", 0.9, 42, 0.789, max_train_examples=4000),
         # A paper number quoted from prior work (RoBERTa-base fine-tune).
         "rte_roberta_ft.json": glue_record("rte", "roberta-base", "finetune", 0.0, 42, 0.75),
         # Table 4: another rank setting (not a Table 2 or 5 cell).
         "mrpc_pst_r4_16.json": glue_record("mrpc", "bert-base", "pst", 0.9, 42, 0.87, r1=4, r2=16),
         # Table 5: a variant on one task, and one on all six tasks with the paper's own numbers.
         "cola_pst_ab.json": glue_record("cola", "bert-base", "pst_ab", 0.9, 42, 0.25),
-        **{f"{task}_pst_rc.json": glue_record(task, "bert-base", "pst_rc", 0.9, 42, value)
-           for task, value in PST_RC_PAPER.items()},
+        **{
+            f"{task}_pst_rc.json": glue_record(task, "bert-base", "pst_rc", 0.9, 42, value)
+            for task, value in PST_RC_PAPER.items()
+        },
         # Table 3: GPT-2 medium on E2E; a stand-in model on DART.
-        "e2e_gpt2.json": nlg_record("e2e", "gpt2-medium", 42, {"bleu": 69.0, "nist": 8.5, "meteor": 0.46,
-                                                              "ter": 40.0, "ter_fraction": 0.40, "rouge_l": 0.7}),
-        "dart_tiny.json": nlg_record("dart", "tiny-gpt2", 42, {"bleu": 1.5, "meteor": 0.1, "ter": 50.0,
-                                                               "ter_fraction": 0.5}),
+        "e2e_gpt2.json": nlg_record(
+            "e2e",
+            "gpt2-medium",
+            42,
+            {"bleu": 69.0, "nist": 8.5, "meteor": 0.46, "ter": 40.0, "ter_fraction": 0.40, "rouge_l": 0.7},
+        ),
+        "dart_tiny.json": nlg_record(
+            "dart", "tiny-gpt2", 42, {"bleu": 1.5, "meteor": 0.1, "ter": 50.0, "ter_fraction": 0.5}
+        ),
         # Unusable: still running, not a record, a record without its task.
         "running.json": {**glue_record("rte", "bert-base", "pst", 0.9, 7, 0.6), "status": "running"},
         "list.json": [1, 2, 3],
-        "no_task.json": {k: v for k, v in glue_record("rte", "bert-base", "pst", 0.9, 8, 0.6).items()
-                         if k != "task"},
+        "no_task.json": {k: v for k, v in glue_record("rte", "bert-base", "pst", 0.9, 8, 0.6).items() if k != "task"},
     }
     for name, record in records.items():
         (folder / name).write_text(json.dumps(record))
@@ -110,8 +136,12 @@ def row_of(rows: list[dict], **keys) -> dict:
 
 def test_unusable_files_are_skipped_with_a_warning_naming_them(built):
     _, out, messages = built
-    for name, reason in (("broken.json", "not readable JSON"), ("running.json", "status is 'running'"),
-                         ("list.json", "not a results record"), ("no_task.json", "missing key(s): task")):
+    for name, reason in (
+        ("broken.json", "not readable JSON"),
+        ("running.json", "status is 'running'"),
+        ("list.json", "not a results record"),
+        ("no_task.json", "missing key(s): task"),
+    ):
         assert any(name in m and reason in m for m in messages), (name, messages)
     assert len(messages) == 4  # nothing about the .npz / .txt files
     assert (out / "table2.md").is_file()
@@ -135,7 +165,11 @@ def test_table2_cells_median_range_paper_and_difference(built):
     assert (minilm["SST-2 ours"], minilm["SST-2 paper"], minilm["SST-2 diff"]) == ("78.90†", "88.65", "-9.75")
     roberta = row_of(rows, Model="roberta-base", Method="Fine-tune")
     assert (roberta["Paper model"], roberta["RTE ours"], roberta["RTE paper"], roberta["RTE diff"]) == (
-        "roberta-base", "75.00", "78.70*", "-3.70")
+        "roberta-base",
+        "75.00",
+        "78.70*",
+        "-3.70",
+    )
     # Table 2 rows only: the ablation variants are Table 5's.
     assert {row["Method"] for row in rows} == {"Fine-tune", "MaP", "PST"}
     md = (out / "table2.md").read_text(encoding="utf-8")
@@ -161,7 +195,8 @@ def test_missing_paper_cells_are_listed(built):
     assert "- bert-base (paper bert-base), PST 90%: MNLI, QQP, QNLI, CoLA, STS-B, RTE\n" in section
     table4 = read_csv(out / "table4_missing.csv")
     assert row_of(table4, model="bert-base", task="SST-2", r1="4", r2="16")["command"] == (
-        "pst-bench model=bert-base task=sst2 method=pst method.sparsity=0.9 method.r1=4 method.r2=16")
+        "pst-bench model=bert-base task=sst2 method=pst method.sparsity=0.9 method.r1=4 method.r2=16"
+    )
     assert not [m for m in table4 if (m["model"], m["task"], m["r1"], m["r2"]) == ("bert-base", "MRPC", "4", "16")]
 
 
@@ -193,8 +228,11 @@ def test_table4_ranks(built):
     assert row_of(rows, Model="bert-base", Task="SST-2", r2="8")["r1=8 ours"] == "88.50 [88.10–88.90]"
     # The paper's order: (a) MRPC, (b) SST-2; models in the paper's order, stand-ins last.
     assert [(r["Model"], r["Task"], r["r2"]) for r in rows] == [
-        ("bert-base", "MRPC", "8"), ("bert-base", "MRPC", "16"), ("bert-base", "SST-2", "8"),
-        ("minilm-l6", "SST-2", "8")]
+        ("bert-base", "MRPC", "8"),
+        ("bert-base", "MRPC", "16"),
+        ("bert-base", "SST-2", "8"),
+        ("minilm-l6", "SST-2", "8"),
+    ]
     # roberta-base has GLUE runs, but the paper's rank grid is BERT-base only: not listed for it.
     missing = read_csv(out / "table4_missing.csv")
     assert {m["model"] for m in missing} == {"bert-base", "minilm-l6"}
@@ -231,8 +269,10 @@ def test_rerun_is_byte_identical(built, tmp_path):
             (shuffled / path.name).write_bytes(path.read_bytes())
         make_tables(shuffled, tmp_path / "again")
     assert {p.name: p.read_bytes() for p in sorted(out.iterdir())} == first
-    again = {p.name: p.read_bytes().replace(str(shuffled).encode(), str(runs).encode())
-             for p in sorted((tmp_path / "again").iterdir())}
+    again = {
+        p.name: p.read_bytes().replace(str(shuffled).encode(), str(runs).encode())
+        for p in sorted((tmp_path / "again").iterdir())
+    }
     assert again == first
 
 
@@ -260,7 +300,7 @@ def test_glue_metrics_match_the_paper_csv():
     import pandas as pd
 
     frame = pd.read_csv(tables.default_paper_csv())
-    for task, (column, metric) in tables.GLUE.items():
+    for column, metric in tables.GLUE.values():
         assert (column, column) in paper
         assert set(frame[(frame.table == 2) & (frame.task == column)]["metric"]) == {metric}
     pst = frame[(frame.method == "PST") & frame.table.isin([2, 3])]
@@ -282,8 +322,7 @@ def test_grid_duplicates_and_non_finite_values(tmp_path):
         (runs / f"rte_{name}_s{seed}.json").write_text(json.dumps(record))
     rerun = glue_record("rte", "bert-base", "pst_mag_ab_rc", 0.9, 1, 0.99, lr=3e-4)  # same setting, seed 1
     (runs / "rte_lr3_s1_again.json").write_text(json.dumps(rerun))
-    (runs / "stsb_nan.json").write_text(json.dumps(glue_record("stsb", "bert-base", "pst", 0.9, 1,
-                                                               float("nan"))))
+    (runs / "stsb_nan.json").write_text(json.dumps(glue_record("stsb", "bert-base", "pst", 0.9, 1, float("nan"))))
     # `method=pst method.score_terms=[rc,mag]` keeps paper_label PST but is PST[mag+rc].
     override = fake_record(["task=rte", "method=pst", "method.score_terms=[rc,mag]"], dev=0.62)
     (runs / "rte_override.json").write_text(json.dumps(override))

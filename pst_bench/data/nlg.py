@@ -68,8 +68,11 @@ _E2E_OFFICIAL_FILES = {"train": "trainset.csv", "validation": "devset.csv", "tes
 _E2E_LORA_FILES = {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"}
 _WEBNLG_FILES = {"train": "train.json", "validation": "dev.json", "test": "test.json"}
 _WEBNLG_TEST_REFS = "references/gold-all-cat-reference{k}.lex"  # k = 0..7
-_DART_FILES = {"train": "dart-v1.1.1-full-train", "validation": "dart-v1.1.1-full-dev",
-               "test": "dart-v1.1.1-full-test"}  # + .json or .xml
+_DART_FILES = {
+    "train": "dart-v1.1.1-full-train",
+    "validation": "dart-v1.1.1-full-dev",
+    "test": "dart-v1.1.1-full-test",
+}  # + .json or .xml
 _DART_TEST_REFS = "references/all-delex-reference{k}.lex"  # k = 0..2
 _MAX_REFERENCE_FILES = 8
 PARQUET_EXPORT = "refs/convert/parquet"
@@ -234,8 +237,11 @@ def _load_local_e2e(folder: Path, split: str, e2e_format: str) -> NlgSplit:
     if e2e_format == "lora":
         path = folder / _E2E_LORA_FILES[split]
         if not path.is_file():
-            extra = (" LoRA's train.txt is not published with its data: use task.e2e_format=official."
-                     if split == "train" else "")
+            extra = (
+                " LoRA's train.txt is not published with its data: use task.e2e_format=official."
+                if split == "train"
+                else ""
+            )
             raise _missing_file("e2e", split, f"the file {path}", folder, extra)
         return _group(_read_lora_lines(path), split)
     name = _E2E_OFFICIAL_FILES[split]
@@ -266,13 +272,14 @@ def _read_e2e_csv(path: Path) -> Iterator[tuple[str, str]]:
         for row in reader:
             if row:  # blank lines carry no row
                 if len(row) != len(header):
-                    raise DataError(f"{path}, line {line_no}: expected {len(header)} comma-separated "
-                                    f"fields (mr, ref), found {len(row)}.")
+                    raise DataError(
+                        f"{path}, line {line_no}: expected {len(header)} comma-separated "
+                        f"fields (mr, ref), found {len(row)}."
+                    )
                 try:
                     source = linearise_e2e_mr(row[mr_pos])
                 except ValueError as err:
-                    raise DataError(f"{path}, line {line_no}: malformed meaning representation: {err}.") \
-                        from None
+                    raise DataError(f"{path}, line {line_no}: malformed meaning representation: {err}.") from None
                 reference = row[ref_pos]
                 if not reference.strip():
                     raise DataError(f"{path}, line {line_no}: empty reference.")
@@ -290,8 +297,9 @@ def _read_lora_lines(path: Path) -> Iterator[tuple[str, str]]:
             continue
         fields = line.split("||")
         if len(fields) != 2:
-            raise DataError(f"{path}, line {line_no}: expected 'source||reference' (one '||'), "
-                            f"found {len(fields) - 1} '||'.")
+            raise DataError(
+                f"{path}, line {line_no}: expected 'source||reference' (one '||'), found {len(fields) - 1} '||'."
+            )
         source, reference = fields
         if not source.strip() or not reference.strip():
             raise DataError(f"{path}, line {line_no}: empty {'source' if not source.strip() else 'reference'}.")
@@ -305,10 +313,12 @@ def _load_local_webnlg(folder: Path, split: str, options: dict[str, Any]) -> Nlg
     path = folder / _WEBNLG_FILES[split]
     if not path.is_file():
         raise _missing_file("webnlg", split, f"the file {path} (LoRA's webnlg_challenge_2017 JSON)", folder)
-    use_lex_files = split == "test" and options["test_references"] == "lex" \
-        and (folder / _WEBNLG_TEST_REFS.format(k=0)).is_file()
-    entries = _read_webnlg_json(path, need_lexicalisations=not use_lex_files,
-                                only_good=options["only_good_lex"] and not use_lex_files)
+    use_lex_files = (
+        split == "test" and options["test_references"] == "lex" and (folder / _WEBNLG_TEST_REFS.format(k=0)).is_file()
+    )
+    entries = _read_webnlg_json(
+        path, need_lexicalisations=not use_lex_files, only_good=options["only_good_lex"] and not use_lex_files
+    )
     sources = [source for source, _ in entries]
     if use_lex_files:
         references = _read_reference_files(folder, _WEBNLG_TEST_REFS, len(sources), path)
@@ -371,8 +381,12 @@ def _load_local_dart(folder: Path, split: str, options: dict[str, Any]) -> NlgSp
     candidates = [folder / f"{stem}.json", folder / f"{stem}.xml"]
     path = next((c for c in candidates if c.is_file()), None)
     if path is None:
-        extra = (" DART's train split is not in this folder; the hub dataset Yale-LILY/dart has it "
-                 "(data.dir=null, with network access)." if split == "train" else "")
+        extra = (
+            " DART's train split is not in this folder; the hub dataset Yale-LILY/dart has it "
+            "(data.dir=null, with network access)."
+            if split == "train"
+            else ""
+        )
         raise _missing_file("dart", split, " or ".join(str(c) for c in candidates), folder, extra)
     use_lex_files = split == "test" and options["test_references"] == "lex"
     reader = _read_dart_json if path.suffix == ".json" else _read_dart_xml
@@ -380,8 +394,10 @@ def _load_local_dart(folder: Path, split: str, options: dict[str, Any]) -> NlgSp
     sources = [linearise_triples(triples, lowercase_relation=True) for triples, _ in entries]
     if use_lex_files:
         if not (folder / _DART_TEST_REFS.format(k=0)).is_file():
-            raise DataError(f"task.test_references=lex needs {folder / _DART_TEST_REFS.format(k=0)} "
-                            f"(the official DART references); it is missing. Use task.test_references=xml.")
+            raise DataError(
+                f"task.test_references=lex needs {folder / _DART_TEST_REFS.format(k=0)} "
+                f"(the official DART references); it is missing. Use task.test_references=xml."
+            )
         references = _read_reference_files(folder, _DART_TEST_REFS, len(sources), path)
     else:
         references = [refs for _, refs in entries]
@@ -471,15 +487,19 @@ def _read_reference_files(folder: Path, pattern: str, count: int, data_path: Pat
     for path in paths:
         lines = _all_lines(path)
         if len(lines) != count:
-            raise DataError(f"{path} has {len(lines)} lines but {data_path} has {count} inputs; "
-                            f"line i must be a reference of input i.")
+            raise DataError(
+                f"{path} has {len(lines)} lines but {data_path} has {count} inputs; "
+                f"line i must be a reference of input i."
+            )
         for i, line in enumerate(lines):
             if line.strip():
                 references[i].append(line)
     for i, refs in enumerate(references):
         if not refs:
-            raise DataError(f"{paths[0]}, line {i + 1}: input {i + 1} has no reference in any of "
-                            f"{', '.join(p.name for p in paths)}.")
+            raise DataError(
+                f"{paths[0]}, line {i + 1}: input {i + 1} has no reference in any of "
+                f"{', '.join(p.name for p in paths)}."
+            )
     return references
 
 
@@ -547,8 +567,10 @@ def _load_hub(task_cfg: Any, task: str, split: str, options: dict[str, Any]) -> 
     except RuntimeError as err:  # datasets >= 4 refuses repositories that still hold a loading script
         if "script" not in str(err).lower():
             raise
-        raise DataError(f"Could not load {described}: {err}. Set task.hub_revision={PARQUET_EXPORT} "
-                        f"(the hub's Parquet export), or read local files: {local_fix}.") from None
+        raise DataError(
+            f"Could not load {described}: {err}. Set task.hub_revision={PARQUET_EXPORT} "
+            f"(the hub's Parquet export), or read local files: {local_fix}."
+        ) from None
     names = [split] + (["dev"] if split == "validation" else [])  # web_nlg calls it "dev"
     hub_split = next((n for n in names if n in everything), None)
     if hub_split is None:
@@ -560,12 +582,14 @@ def _load_hub(task_cfg: Any, task: str, split: str, options: dict[str, Any]) -> 
 
 def _hub_e2e(rows: Iterable[dict], split: str, where: str, options: dict[str, Any]) -> NlgSplit:
     """tuetschek/e2e_nlg: one row per reference, columns meaning_representation, human_reference."""
+
     def pairs() -> Iterator[tuple[str, str]]:
         for index, row in enumerate(rows):
             try:
                 yield linearise_e2e_mr(row["meaning_representation"]), row["human_reference"]
             except (KeyError, ValueError) as err:
                 raise DataError(f"{where}, row {index}: cannot read the MR/reference ({err}).") from None
+
     return _group(pairs(), split)
 
 
@@ -583,8 +607,7 @@ def _hub_webnlg(rows: Iterable[dict], split: str, where: str, options: dict[str,
             texts, comments = lex["text"], lex.get("comment") or [None] * len(lex["text"])
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise DataError(f"{where}, row {index}: unexpected WebNLG row ({err!r}).") from None
-        refs = [t for t, c in zip(texts, comments) if t and t.strip()
-                and (not options["only_good_lex"] or c == "good")]
+        refs = [t for t, c in zip(texts, comments) if t and t.strip() and (not options["only_good_lex"] or c == "good")]
         if not refs and options["only_good_lex"]:
             continue
         if not refs:
@@ -614,7 +637,9 @@ def _hub_dart(rows: Iterable[dict], split: str, where: str, options: dict[str, A
 
 
 _HUB_MAPPERS: dict[str, Callable[[Iterable[dict], str, str, dict[str, Any]], NlgSplit]] = {
-    "e2e": _hub_e2e, "webnlg": _hub_webnlg, "dart": _hub_dart,
+    "e2e": _hub_e2e,
+    "webnlg": _hub_webnlg,
+    "dart": _hub_dart,
 }
 
 

@@ -19,8 +19,7 @@ import datasets
 
 from pst_bench.hub import hub_offline
 
-__all__ = ["configured_dir", "folder_listing", "hub_unreachable_errors",
-           "offline_mode_if_requested"]
+__all__ = ["configured_dir", "folder_listing", "hub_unreachable_errors", "offline_mode_if_requested"]
 
 
 def configured_dir(data_cfg: Any) -> Path | None:

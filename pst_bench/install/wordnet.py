@@ -77,15 +77,50 @@ REQUIRED_FILES = (
 # WordNet 3.0's lexicographer files in file-number order, as listed in
 # lexnames(5WN): a synset's ``lex_filenum`` field in data.* indexes this tuple.
 LEXICOGRAPHER_FILES = (
-    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal",
-    "noun.artifact", "noun.attribute", "noun.body", "noun.cognition",
-    "noun.communication", "noun.event", "noun.feeling", "noun.food", "noun.group",
-    "noun.location", "noun.motive", "noun.object", "noun.person", "noun.phenomenon",
-    "noun.plant", "noun.possession", "noun.process", "noun.quantity", "noun.relation",
-    "noun.shape", "noun.state", "noun.substance", "noun.time", "verb.body",
-    "verb.change", "verb.cognition", "verb.communication", "verb.competition",
-    "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion",
-    "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather",
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    "noun.Tops",
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.body",
+    "noun.cognition",
+    "noun.communication",
+    "noun.event",
+    "noun.feeling",
+    "noun.food",
+    "noun.group",
+    "noun.location",
+    "noun.motive",
+    "noun.object",
+    "noun.person",
+    "noun.phenomenon",
+    "noun.plant",
+    "noun.possession",
+    "noun.process",
+    "noun.quantity",
+    "noun.relation",
+    "noun.shape",
+    "noun.state",
+    "noun.substance",
+    "noun.time",
+    "verb.body",
+    "verb.change",
+    "verb.cognition",
+    "verb.communication",
+    "verb.competition",
+    "verb.consumption",
+    "verb.contact",
+    "verb.creation",
+    "verb.emotion",
+    "verb.motion",
+    "verb.perception",
+    "verb.possession",
+    "verb.social",
+    "verb.stative",
+    "verb.weather",
     "adj.ppl",
 )
 
@@ -104,8 +139,7 @@ def default_target() -> Path:
 def lexnames_text() -> str:
     """The ``lexnames`` file: ``NN<TAB>name<TAB>category`` per lexicographer file."""
     lines = (
-        f"{number:02d}\t{name}\t{_CATEGORY[name.split('.')[0]]}"
-        for number, name in enumerate(LEXICOGRAPHER_FILES)
+        f"{number:02d}\t{name}\t{_CATEGORY[name.split('.')[0]]}" for number, name in enumerate(LEXICOGRAPHER_FILES)
     )
     return "\n".join(lines) + "\n"
 
@@ -152,9 +186,7 @@ def build_wordnet_corpus(target_root: Path | str, source: Path | str = DEFAULT_S
 def _check_source(source: Path) -> None:
     missing = [name for name in REQUIRED_FILES if not (source / name).is_file()]
     if missing:
-        raise FileNotFoundError(
-            f"WordNet 3.0 files missing from {source}: {', '.join(missing)}; {INSTALL_HINT}."
-        )
+        raise FileNotFoundError(f"WordNet 3.0 files missing from {source}: {', '.join(missing)}; {INSTALL_HINT}.")
 
 
 def _check_lexicographer_numbers(source: Path) -> None:
@@ -170,9 +202,10 @@ def _check_lexicographer_numbers(source: Path) -> None:
                     continue
                 offset, lex_filenum, ss_type = line.split(" ", 3)[:3]
                 number = int(lex_filenum)
-                if number >= len(LEXICOGRAPHER_FILES) or _CATEGORY[
-                    LEXICOGRAPHER_FILES[number].split(".")[0]
-                ] != _SS_TYPE_CATEGORY[ss_type]:
+                if (
+                    number >= len(LEXICOGRAPHER_FILES)
+                    or _CATEGORY[LEXICOGRAPHER_FILES[number].split(".")[0]] != _SS_TYPE_CATEGORY[ss_type]
+                ):
                     raise ValueError(
                         f"{source / f'data.{pos}'}: synset {offset} has lexicographer file "
                         f"{lex_filenum} (type {ss_type}), which WordNet 3.0's lexnames table "
@@ -229,15 +262,21 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Build nltk's WordNet corpus (for METEOR) from Debian's WordNet 3.0 files.",
     )
     parser.add_argument(
-        "target", nargs="?", type=Path, default=None,
+        "target",
+        nargs="?",
+        type=Path,
+        default=None,
         help=f"nltk_data folder to write corpora/wordnet/ into (default: {default_target()})",
     )
     parser.add_argument(
-        "--source", type=Path, default=DEFAULT_SOURCE,
+        "--source",
+        type=Path,
+        default=DEFAULT_SOURCE,
         help=f"folder with the WordNet 3.0 dict files (default: {DEFAULT_SOURCE})",
     )
     parser.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="build even when nltk can already load WordNet from somewhere else",
     )
     return parser.parse_args(argv)

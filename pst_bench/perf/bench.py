@@ -29,17 +29,17 @@ from pathlib import Path
 
 import torch
 
-from ..run.compressed import checkpoint_sizes, save_compressed
-from .memory import PeakTensorMemory
+from ..files import atomic_write_text
 from ..models.loading import load_model
 from ..models.prepare import prepare_model
-from ..schema.validate import validate_config
-from ..files import atomic_write_text
 from ..record import library_versions
+from ..run.compressed import checkpoint_sizes, save_compressed
+from ..run.optim import param_groups
+from ..schema.validate import validate_config
 from ..sparsity.conv1d import restore_conv1d
 from ..sparsity.inject import matching_module_names, merge_sparse_layers, set_sparsity
-from ..run.optim import param_groups
 from ..tasks import runner_class, task_kind
+from .memory import PeakTensorMemory
 
 METHODS = ("finetune", "lora", "map", "mvp", "pst")
 DEFAULT_GROUPS = {"model": "bert-base", "task": "sst2"}
@@ -112,9 +112,16 @@ def compose_config(method: str, overrides: list[str]):
         else:
             extra.append(override)
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[
-            f"model={groups['model']}", f"task={groups['task']}", f"method={method}",
-            "model.random_init=true", *extra])
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                f"model={groups['model']}",
+                f"task={groups['task']}",
+                f"method={method}",
+                "model.random_init=true",
+                *extra,
+            ],
+        )
     validate_config(cfg)
     return cfg
 
@@ -136,8 +143,7 @@ def _classification_labels(cfg, input_ids: torch.Tensor, generator) -> torch.Ten
 
 
 #: model architecture -> (random labels for a batch, peft's task type for LoRA)
-HEADS = {"causal_lm": (_lm_labels, "CAUSAL_LM"),
-         "sequence_classification": (_classification_labels, "SEQ_CLS")}
+HEADS = {"causal_lm": (_lm_labels, "CAUSAL_LM"), "sequence_classification": (_classification_labels, "SEQ_CLS")}
 
 
 def make_batch(cfg, batch_size: int, seq_length: int, vocab_size: int, device) -> dict:
@@ -145,8 +151,11 @@ def make_batch(cfg, batch_size: int, seq_length: int, vocab_size: int, device) -
     generator = torch.Generator().manual_seed(0)
     input_ids = torch.randint(0, vocab_size, (batch_size, seq_length), generator=generator)
     make_labels, _ = HEADS[_architecture(cfg)]
-    batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
-             "labels": make_labels(cfg, input_ids, generator)}
+    batch = {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "labels": make_labels(cfg, input_ids, generator),
+    }
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -157,8 +166,7 @@ def _lora(model, cfg, rank: int):
     _, task_type = HEADS[_architecture(cfg)]
     # The same matrices the sparse methods wrap (leaves only: GPT-2's split q/k/v, not their container).
     targets = matching_module_names(model, cfg.model.sparse_targets, leaves_only=True)
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets,
-                        task_type=task_type)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets, task_type=task_type)
     return get_peft_model(model, config)
 
 
@@ -170,8 +178,11 @@ def build_subject(name: str, overrides: list[str], sparsity: float, lora_rank: i
         model = _lora(model, cfg, lora_rank)
     set_sparsity(model, sparsity if layers else 0.0)
     model.to(device).train()
-    groups = param_groups(model, layers, cfg) if name != "lora" else [
-        {"params": [p for p in model.parameters() if p.requires_grad]}]
+    groups = (
+        param_groups(model, layers, cfg)
+        if name != "lora"
+        else [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    )
     optimizer = torch.optim.AdamW(groups, lr=1e-6, eps=float(cfg.train.adam_epsilon))
     trainable = [p for p in model.parameters() if p.requires_grad]
     return Subject(name, cfg, model, optimizer, layers, trainable)
@@ -208,8 +219,10 @@ def time_training(subjects: list[Subject], batch: dict, warmup: int, repeats: in
                 subject.step_times.append(elapsed)
                 subject.backward_times.append(forward_backward)
                 subject.mask_times.append(subject.mask_seconds - mask_before)
-            log(f"  train round {round_ + 1}/{warmup + repeats} {subject.name:<8} {elapsed:7.3f} s"
-                + ("  (warm-up)" if round_ < warmup else ""))
+            log(
+                f"  train round {round_ + 1}/{warmup + repeats} {subject.name:<8} {elapsed:7.3f} s"
+                + ("  (warm-up)" if round_ < warmup else "")
+            )
 
 
 def measure_memory(subject: Subject, batch: dict) -> None:
@@ -283,9 +296,15 @@ def target_checks(results: dict) -> list[dict]:
     checks = []
     for name, num, den, quantity, limit in TARGETS:
         value = ratio(results, num, den, quantity)
-        checks.append({"target": name, "ratio": value, "limit": limit,
-                       "met": None if value is None else value <= limit,
-                       "floor": _floor(results, quantity, den)})
+        checks.append(
+            {
+                "target": name,
+                "ratio": value,
+                "limit": limit,
+                "met": None if value is None else value <= limit,
+                "floor": _floor(results, quantity, den),
+            }
+        )
     return checks
 
 
@@ -313,38 +332,57 @@ def markdown_report(report: dict) -> str:
         "|---|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if has_memory else "") + "---:|---:|",
     ]
     for name, r in results.items():
-        row = [name, f"{r['trainable_params']:,}", cell(r["step_s"], ".3f"),
-               cell(ratio(results, name, base, "step_s"), ".3f"), cell(r["forward_backward_s"], ".3f"),
-               f"{r['mask_share']:.1%}"]
+        row = [
+            name,
+            f"{r['trainable_params']:,}",
+            cell(r["step_s"], ".3f"),
+            cell(ratio(results, name, base, "step_s"), ".3f"),
+            cell(r["forward_backward_s"], ".3f"),
+            f"{r['mask_share']:.1%}",
+        ]
         if has_memory:
-            row += [f"{r['resident_bytes'] / MIB:,.0f}", f"{r['peak_bytes'] / MIB:,.0f}",
-                    cell(ratio(results, name, base, "peak_bytes"), ".3f")]
+            row += [
+                f"{r['resident_bytes'] / MIB:,.0f}",
+                f"{r['peak_bytes'] / MIB:,.0f}",
+                cell(ratio(results, name, base, "peak_bytes"), ".3f"),
+            ]
         row += [cell(r["eval_s"], ".3f"), cell(ratio(results, name, base, "eval_s"), ".3f")]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| target | measured | met | floor |", "|---|---:|---|---:|"]
     for check in report["targets"]:
         met = "–" if check["met"] is None else ("yes" if check["met"] else "**no**")
-        lines.append(f"| {check['target']} | {cell(check['ratio'], '.3f')} | {met} | "
-                     f"{cell(check['floor'], '.3f')} |")
-    lines += ["", "floor: the lowest ratio reachable from parts measured in this run. Step vs MvP: dense "
-                  "forward+backward / MvP step (PST needs all of dense's matmuls, since the weight gradient "
-                  "gᵀx feeds every factor gradient). Memory vs MvP: (PST peak − PST resident) / MvP peak "
-                  "(activations and their gradients, which no sparse parametrisation removes)."]
+        lines.append(f"| {check['target']} | {cell(check['ratio'], '.3f')} | {met} | {cell(check['floor'], '.3f')} |")
+    lines += [
+        "",
+        "floor: the lowest ratio reachable from parts measured in this run. Step vs MvP: dense "
+        "forward+backward / MvP step (PST needs all of dense's matmuls, since the weight gradient "
+        "gᵀx feeds every factor gradient). Memory vs MvP: (PST peak − PST resident) / MvP peak "
+        "(activations and their gradients, which no sparse parametrisation removes).",
+    ]
     export = report.get("compressed_export")
     if export:
-        lines += ["", f"Compressed export of the merged PST model at {s['sparsity']:.0%} "
-                      f"(dense save_pretrained: {export['float16']['dense_bytes'] / MIB:,.1f} MiB):", ""]
+        lines += [
+            "",
+            f"Compressed export of the merged PST model at {s['sparsity']:.0%} "
+            f"(dense save_pretrained: {export['float16']['dense_bytes'] / MIB:,.1f} MiB):",
+            "",
+        ]
         for dtype, sizes in export.items():
-            lines.append(f"- bitmask + {dtype} values: {sizes['compressed_bytes'] / MIB:,.1f} MiB, "
-                         f"{sizes['ratio']:.3f}× the dense checkpoint")
+            lines.append(
+                f"- bitmask + {dtype} values: {sizes['compressed_bytes'] / MIB:,.1f} MiB, "
+                f"{sizes['ratio']:.3f}× the dense checkpoint"
+            )
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m pst_bench.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("overrides", nargs="*",
-                        help="Hydra overrides of the run config (default model=bert-base task=sst2), "
-                             "e.g. model=roberta-base method.r1=16")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="Hydra overrides of the run config (default model=bert-base task=sst2), "
+        "e.g. model=roberta-base method.r1=16",
+    )
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-length", type=int, default=128)
@@ -383,8 +421,7 @@ def run(argv=None) -> dict:
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_name = next((o.partition("=")[2] for o in args.overrides if o.startswith("model=")),
-                      DEFAULT_GROUPS["model"])
+    model_name = next((o.partition("=")[2] for o in args.overrides if o.startswith("model=")), DEFAULT_GROUPS["model"])
     subjects = []
     for name in args.methods:
         log(f"building {name} ({model_name}, random weights)")
@@ -408,12 +445,25 @@ def run(argv=None) -> dict:
 
     report = {
         "command": ("python -m pst_bench.bench " + shlex.join(argv if argv is not None else sys.argv[1:])).rstrip(),
-        "settings": {"model": model_name, "task": cfg.task.name, "batch_size": args.batch_size,
-                     "seq_length": args.seq_length, "sparsity": args.sparsity, "warmup": args.warmup,
-                     "repeats": args.repeats, "eval_repeats": args.eval_repeats, "lora_r": args.lora_r,
-                     "device": args.device, "overrides": args.overrides},
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "settings": {
+            "model": model_name,
+            "task": cfg.task.name,
+            "batch_size": args.batch_size,
+            "seq_length": args.seq_length,
+            "sparsity": args.sparsity,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "eval_repeats": args.eval_repeats,
+            "lora_r": args.lora_r,
+            "device": args.device,
+            "overrides": args.overrides,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+        },
         "versions": library_versions(),
         "methods": results,
         "targets": target_checks(results),

@@ -9,9 +9,9 @@ and writes PNGs under ``<out>``:
   y = percentage of rows / columns); right, the mask itself (kept = dark). The matrix is the first
   block's query projection unless ``--layer`` names another.
 - ``fig3_metric_vs_sparsity.png``: one panel per (model, task) of the GLUE records of Table 2's
-  methods: the task's main dev metric (best epoch in the final window, else the final epoch; x100) against sparsity, one line
-  per method, the median over seeds with min-max error bars. Dense fine-tuning, when present, is a
-  dashed horizontal line.
+  methods: the task's main dev metric (best epoch in the final window, else the final epoch; x100)
+  against sparsity, one line per method, the median over seeds with min-max error bars. Dense
+  fine-tuning, when present, is a dashed horizontal line.
 - ``fig4_weight_vs_score_<model>_<task>_p<P>.png``: (a) the distribution of the kept weights of MaP,
   MvP and PST; then one panel per method: the weight value W (signed, as the paper plots it, so
   MaP's S = |W| is a V) against the importance score S, kept entries blue, pruned grey. From the
@@ -52,11 +52,11 @@ from .labels import MAIN_LABELS, color_of, label_of
 from .selection import DEFAULT_GRID_RULE, GRID_RULES, at_paper_ranks, describe_rule, select_cells
 
 DEFAULT_SPARSITY = 0.9
-COMPARED = ("MaP", "MvP", "PST")                       # Figures 4 and 5: the paper's three methods
+COMPARED = ("MaP", "MvP", "PST")  # Figures 4 and 5: the paper's three methods
 PAIRS = (("MaP", "PST"), ("MvP", "PST"), ("MaP", "MvP"))
 PAIR_COLORS = {("MaP", "PST"): "tab:blue", ("MvP", "PST"): "tab:orange", ("MaP", "MvP"): "tab:green"}
-ROW_COLOR, COL_COLOR = "tab:orange", "tab:blue"        # the paper's Figure 2: rows orange, columns blue
-KEPT_COLOR, PRUNED_COLOR = "tab:blue", "0.65"          # the paper's Figure 4: kept blue, pruned grey
+ROW_COLOR, COL_COLOR = "tab:orange", "tab:blue"  # the paper's Figure 2: rows orange, columns blue
+KEPT_COLOR, PRUNED_COLOR = "tab:blue", "0.65"  # the paper's Figure 4: kept blue, pruned grey
 QUERY_RE = re.compile(r"(^|\.)(query|q_proj|q)$")
 SAVE_KW = {"format": "png", "dpi": 110, "metadata": {"Software": None}}
 
@@ -76,7 +76,7 @@ class Run:
 
     record: RunRecord
     _masks: dict | None = field(default=None, repr=False)
-    _bad: set = field(default_factory=set, repr=False)     # artifacts that failed to load (warned once)
+    _bad: set = field(default_factory=set, repr=False)  # artifacts that failed to load (warned once)
 
     @property
     def label(self) -> str:
@@ -178,7 +178,10 @@ def select_runs(runs: list[Run], rule: str = DEFAULT_GRID_RULE) -> list[Run]:
     by_name = {run.record.name: run for run in runs}
     cells = select_cells([run.record for run in runs], _figure_cell, rule)
     chosen = [by_name[record.name] for cell in cells.values() for record in cell.runs]
-    return sorted(chosen, key=lambda r: (r.record.model, r.record.task, r.label, r.record.sparsity, r.record.seed, r.record.run_id))
+    return sorted(
+        chosen,
+        key=lambda r: (r.record.model, r.record.task, r.label, r.record.sparsity, r.record.seed, r.record.run_id),
+    )
 
 
 def _preference(run: Run) -> tuple:
@@ -240,8 +243,11 @@ def hamming_similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 def similarity_by_layer(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> list[tuple[str, float]]:
     """(matrix, similarity) for every matrix both mask sets have with the same shape, in ``first``'s order."""
-    return [(name, hamming_similarity(mask, second[name])) for name, mask in first.items()
-            if name in second and second[name].shape == mask.shape]
+    return [
+        (name, hamming_similarity(mask, second[name]))
+        for name, mask in first.items()
+        if name in second and second[name].shape == mask.shape
+    ]
 
 
 def metric_vs_sparsity(records: list, rule: str = DEFAULT_GRID_RULE) -> dict[tuple[str, str], dict[str, list[dict]]]:
@@ -259,9 +265,15 @@ def metric_vs_sparsity(records: list, rule: str = DEFAULT_GRID_RULE) -> dict[tup
     out: dict[tuple[str, str], dict[str, list[dict]]] = {}
     for (model, task, label, percent), cell in sorted(cells.items()):
         values = np.array([run.dev_value for run in cell.runs])
-        point = {"sparsity": percent, "median": float(np.median(values)), "min": float(values.min()),
-                 "max": float(values.max()), "seeds": sorted(run.seed for run in cell.runs), "label": label,
-                 "metric": cell.runs[0].metric or "metric"}
+        point = {
+            "sparsity": percent,
+            "median": float(np.median(values)),
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "seeds": sorted(run.seed for run in cell.runs),
+            "label": label,
+            "metric": cell.runs[0].metric or "metric",
+        }
         out.setdefault((model, task), {}).setdefault(label, []).append(point)
     return out
 
@@ -294,7 +306,7 @@ def _layer_type(name: str) -> tuple[int | None, str]:
     match = re.search(r"\.(\d+)\.", name)
     if not match:
         return None, name
-    return int(match.group(1)), name[:match.start()] + ".*." + name[match.end():]
+    return int(match.group(1)), name[: match.start()] + ".*." + name[match.end() :]
 
 
 # -- drawing ---------------------------------------------------------------------------
@@ -310,8 +322,16 @@ def _pyplot():
 def _style():
     import matplotlib
 
-    return matplotlib.rc_context({"font.size": 8, "axes.titlesize": 9, "figure.dpi": 110,
-                                  "savefig.dpi": 110, "path.simplify": True, "axes.grid": False})
+    return matplotlib.rc_context(
+        {
+            "font.size": 8,
+            "axes.titlesize": 9,
+            "figure.dpi": 110,
+            "savefig.dpi": 110,
+            "path.simplify": True,
+            "axes.grid": False,
+        }
+    )
 
 
 def _save(fig, path: Path) -> Path:
@@ -343,14 +363,21 @@ def figure2(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> t
         panels = [(run, matrix, run_masks(run)[matrix]) for run, matrix in panels]
         name = f"fig2_masks_{_slug(model)}_{_slug(task)}_{_tag(sparsity)}.png"
         if not panels:
-            skipped.append(f"{name}: no run of {model}/{task} at {round(sparsity * 100)}% has masks"
-                           + (f" with a matrix matching {layer!r}" if layer else ""))
+            skipped.append(
+                f"{name}: no run of {model}/{task} at {round(sparsity * 100)}% has masks"
+                + (f" with a matrix matching {layer!r}" if layer else "")
+            )
             continue
         plt = _pyplot()
         with _style():
-            fig, axes = plt.subplots(len(panels), 2, figsize=(8.0, 3.0 * len(panels)), squeeze=False,
-                                     gridspec_kw={"width_ratios": [1.2, 1.0]})
-            for row, (run, matrix, mask) in enumerate(panels):
+            fig, axes = plt.subplots(
+                len(panels),
+                2,
+                figsize=(8.0, 3.0 * len(panels)),
+                squeeze=False,
+                gridspec_kw={"width_ratios": [1.2, 1.0]},
+            )
+            for row, (run, _matrix, mask) in enumerate(panels):
                 hist = sparsity_histograms(mask)
                 centers = (hist["edges"][:-1] + hist["edges"][1:]) / 2
                 ax = axes[row, 0]
@@ -365,12 +392,16 @@ def figure2(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> t
                 ax = axes[row, 1]
                 # antialiased: a matrix larger than the panel shows its kept density, not aliasing
                 ax.imshow(mask, cmap="Greys", vmin=0, vmax=1, interpolation="antialiased", aspect="auto")
-                ax.set_title(f"{run.label} mask, {mask.shape[0]}x{mask.shape[1]}, "
-                             f"{100 * (1 - mask.mean()):.1f}% pruned", fontsize=8)
+                ax.set_title(
+                    f"{run.label} mask, {mask.shape[0]}x{mask.shape[1]}, {100 * (1 - mask.mean()):.1f}% pruned",
+                    fontsize=8,
+                )
                 ax.set_xlabel("column (input)")
                 ax.set_ylabel("row (output)")
-            fig.suptitle(f"Figure 2: {model} / {task}, {round(sparsity * 100)}% sparsity, "
-                         f"{panels[0][1]} (kept = dark)", fontsize=9)
+            fig.suptitle(
+                f"Figure 2: {model} / {task}, {round(sparsity * 100)}% sparsity, {panels[0][1]} (kept = dark)",
+                fontsize=9,
+            )
             fig.tight_layout()
             written.append(_save(fig, out / name))
     return written, skipped
@@ -387,7 +418,7 @@ def figure3(runs: list[Run], out: Path) -> tuple[list[Path], list[str]]:
     rows = math.ceil(len(keys) / cols)
     with _style():
         fig, axes = plt.subplots(rows, cols, figsize=(max(6.0, 4.2 * cols), 3.4 * rows), squeeze=False)
-        for ax in axes.flat[len(keys):]:
+        for ax in axes.flat[len(keys) :]:
             ax.set_visible(False)
         for ax, key in zip(axes.flat, keys):
             methods = list(series[key])
@@ -397,15 +428,30 @@ def figure3(runs: list[Run], out: Path) -> tuple[list[Path], list[str]]:
                 metric = points[0]["metric"]
                 color = color_of(method, methods)
                 if method == "Fine-tune":
-                    ax.axhline(100 * points[0]["median"], color=color, linestyle="--", linewidth=1,
-                               label=points[0]["label"] + " (dense)")
+                    ax.axhline(
+                        100 * points[0]["median"],
+                        color=color,
+                        linestyle="--",
+                        linewidth=1,
+                        label=points[0]["label"] + " (dense)",
+                    )
                     continue
                 x = np.array([p["sparsity"] for p in points], dtype=float)
                 med = np.array([p["median"] for p in points]) * 100
-                err = np.array([[p["median"] - p["min"] for p in points],
-                                [p["max"] - p["median"] for p in points]]) * 100
-                ax.errorbar(x, med, yerr=err, marker="o", markersize=4, capsize=3, linewidth=1.2,
-                            color=color, label=points[0]["label"])
+                err = (
+                    np.array([[p["median"] - p["min"] for p in points], [p["max"] - p["median"] for p in points]]) * 100
+                )
+                ax.errorbar(
+                    x,
+                    med,
+                    yerr=err,
+                    marker="o",
+                    markersize=4,
+                    capsize=3,
+                    linewidth=1.2,
+                    color=color,
+                    label=points[0]["label"],
+                )
             ax.set_title(f"{key[0]} / {key[1]}")
             ax.set_xlabel("sparsity (%)")
             ax.set_ylabel(f"dev {metric} (x100)")
@@ -432,8 +478,10 @@ def figure4(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> t
                 if sample is not None and len(sample["weight"]):
                     panels.append((trio[method], sample))
         if not panels:
-            skipped.append(f"{name}: no MaP/MvP/PST run of {model}/{task} at {round(sparsity * 100)}% has a "
-                           "score sample" + (f" of a matrix matching {layer!r}" if layer else ""))
+            skipped.append(
+                f"{name}: no MaP/MvP/PST run of {model}/{task} at {round(sparsity * 100)}% has a "
+                "score sample" + (f" of a matrix matching {layer!r}" if layer else "")
+            )
             continue
         plt = _pyplot()
         with _style():
@@ -443,8 +491,14 @@ def figure4(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> t
             lim = float(np.max(np.abs(kept_all))) if kept_all.size else 1.0
             bins = np.linspace(-lim, lim, 41) if lim > 0 else 40
             for run, sample in panels:
-                ax.hist(sample["weight"][sample["kept"]], bins=bins, histtype="step", linewidth=1.2,
-                        color=color_of(run.label, list(COMPARED)), label=run.label)
+                ax.hist(
+                    sample["weight"][sample["kept"]],
+                    bins=bins,
+                    histtype="step",
+                    linewidth=1.2,
+                    color=color_of(run.label, list(COMPARED)),
+                    label=run.label,
+                )
             ax.set_title("(a) kept weights")
             ax.set_xlabel("weight value W")
             ax.set_ylabel("count (sampled entries)")
@@ -452,10 +506,17 @@ def figure4(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> t
             for i, (run, sample) in enumerate(panels, start=1):
                 ax = axes[0, i]
                 kept = sample["kept"]
-                ax.scatter(sample["weight"][~kept], sample["score"][~kept], s=3, color=PRUNED_COLOR,
-                           label="pruned", linewidths=0)
-                ax.scatter(sample["weight"][kept], sample["score"][kept], s=3, color=KEPT_COLOR,
-                           label="kept", linewidths=0)
+                ax.scatter(
+                    sample["weight"][~kept],
+                    sample["score"][~kept],
+                    s=3,
+                    color=PRUNED_COLOR,
+                    label="pruned",
+                    linewidths=0,
+                )
+                ax.scatter(
+                    sample["weight"][kept], sample["score"][kept], s=3, color=KEPT_COLOR, label="kept", linewidths=0
+                )
                 ax.set_title(f"({chr(ord('a') + i)}) {run.label} (seed {run.record.seed})")
                 ax.set_xlabel("weight value W")
                 ax.set_ylabel("importance score S")
@@ -485,8 +546,10 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
                     curves.append((a, b, sims))
         if not curves:
             have = ", ".join(m for m in COMPARED if m in trio) or "none"
-            skipped.append(f"{name}: needs masks of two of MaP/MvP/PST for {model}/{task} at "
-                           f"{round(sparsity * 100)}% (have: {have})")
+            skipped.append(
+                f"{name}: needs masks of two of MaP/MvP/PST for {model}/{task} at "
+                f"{round(sparsity * 100)}% (have: {have})"
+            )
             continue
         seeds = sorted({r.record.seed for r in trio.values()})
         order = [n for n, _ in curves[0][2]]
@@ -504,8 +567,15 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
             grid = fig.add_gridspec(nrows, ncols)
             ax = fig.add_subplot(grid[0, :])
             for a, b, sims in curves:
-                ax.plot(range(len(sims)), [s for _, s in sims], marker="o", markersize=2.5, linewidth=1,
-                        color=PAIR_COLORS[a, b], label=f"{a}-{b}")
+                ax.plot(
+                    range(len(sims)),
+                    [s for _, s in sims],
+                    marker="o",
+                    markersize=2.5,
+                    linewidth=1,
+                    color=PAIR_COLORS[a, b],
+                    label=f"{a}-{b}",
+                )
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("matrix index (model order)")
             ax.set_ylabel("Hamming similarity")
@@ -516,46 +586,74 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
                 for a, b, sims in curves:
                     lookup = dict(sims)
                     pts = [(d, lookup[n]) for d, n in sorted(members) if n in lookup]
-                    sub.plot([d for d, _ in pts], [s for _, s in pts], marker="o", markersize=3, linewidth=1,
-                             color=PAIR_COLORS[a, b], label=f"{a}-{b}")
+                    sub.plot(
+                        [d for d, _ in pts],
+                        [s for _, s in pts],
+                        marker="o",
+                        markersize=3,
+                        linewidth=1,
+                        color=PAIR_COLORS[a, b],
+                        label=f"{a}-{b}",
+                    )
                 sub.set_title(f"({chr(ord('b') + i)}) {kind.split('.*.', 1)[-1]}", fontsize=8)
                 sub.xaxis.set_major_locator(MaxNLocator(integer=True))
                 sub.set_xlabel("layer")
                 sub.set_ylabel("similarity")
-            fig.suptitle(f"Figure 5: mask similarity, {model} / {task}, {round(sparsity * 100)}% sparsity, "
-                         f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}", fontsize=9)
+            fig.suptitle(
+                f"Figure 5: mask similarity, {model} / {task}, {round(sparsity * 100)}% sparsity, "
+                f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}",
+                fontsize=9,
+            )
             fig.tight_layout()
             written.append(_save(fig, out / name))
     return written, skipped
 
 
-def make_figures(runs_dir: Path, out_dir: Path, sparsity: float = DEFAULT_SPARSITY,
-                 layer: str | None = None, rule: str = DEFAULT_GRID_RULE) -> tuple[list[Path], list[str]]:
+def make_figures(
+    runs_dir: Path,
+    out_dir: Path,
+    sparsity: float = DEFAULT_SPARSITY,
+    layer: str | None = None,
+    rule: str = DEFAULT_GRID_RULE,
+) -> tuple[list[Path], list[str]]:
     """Write every figure that has data; returns (written paths, 'figure: why skipped' lines)."""
     runs = select_runs(load_runs(Path(runs_dir)), rule)
     out_dir = Path(out_dir)
     written, skipped = [], []
     if not runs:
         return [], [f"all figures: no usable records under {runs_dir}"]
-    for result in (figure2(runs, out_dir, sparsity, layer), figure3(runs, out_dir),
-                   figure4(runs, out_dir, sparsity, layer), figure5(runs, out_dir, sparsity)):
+    for result in (
+        figure2(runs, out_dir, sparsity, layer),
+        figure3(runs, out_dir),
+        figure4(runs, out_dir, sparsity, layer),
+        figure5(runs, out_dir, sparsity),
+    ):
         written += result[0]
         skipped += result[1]
     return written, skipped
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pst_bench.figures",
-                                     description="Draw the paper's Figures 2-5 from saved runs.")
+    parser = argparse.ArgumentParser(
+        prog="python -m pst_bench.figures", description="Draw the paper's Figures 2-5 from saved runs."
+    )
     parser.add_argument("--runs", default="results/runs", help="folder of run records (default: %(default)s)")
     parser.add_argument("--out", default="results/figures", help="output folder (default: %(default)s)")
-    parser.add_argument("--sparsity", type=float, default=DEFAULT_SPARSITY,
-                        help="sparsity of the runs in Figures 2, 4, 5 (default: %(default)s)")
-    parser.add_argument("--layer", default=None,
-                        help="matrix for Figures 2 and 4 (exact name or substring; default: first query)")
-    parser.add_argument("--grid", choices=GRID_RULES, default=DEFAULT_GRID_RULE,
-                        help="a cell holding several settings: the best on dev (the paper's rule) or all pooled "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--sparsity",
+        type=float,
+        default=DEFAULT_SPARSITY,
+        help="sparsity of the runs in Figures 2, 4, 5 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--layer", default=None, help="matrix for Figures 2 and 4 (exact name or substring; default: first query)"
+    )
+    parser.add_argument(
+        "--grid",
+        choices=GRID_RULES,
+        default=DEFAULT_GRID_RULE,
+        help="a cell holding several settings: the best on dev (the paper's rule) or all pooled (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.sparsity < 1.0:
         parser.error(f"--sparsity {args.sparsity} outside [0, 1)")

@@ -12,8 +12,18 @@ _KIND_LABELS = {"finetune": "Fine-tune", "map": "MaP", "mvp": "MvP"}
 _METHOD_OF_LABEL = {"Fine-tune": "finetune", "MaP": "map", "MvP": "mvp", "PST": "pst"}
 #: Figure colours by label; PST variants and anything else get OTHER_COLORS in order.
 COLORS = {"MaP": "tab:green", "MvP": "tab:red", "PST": "tab:blue", "Fine-tune": "black"}
-OTHER_COLORS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:orange",
-                "tab:gray", "gold", "navy", "teal")
+OTHER_COLORS = (
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
+    "tab:orange",
+    "tab:gray",
+    "gold",
+    "navy",
+    "teal",
+)
 
 
 def label_of(record: RunRecord) -> str:

@@ -43,7 +43,7 @@ def at_paper_ranks(record: RunRecord) -> bool:
 class Candidate:
     """One setting of a cell: its runs (one per seed) and the median dev value that ranks it."""
 
-    setting: str                     # "train.lr=0.0003, train.epochs=3"; "" when the cell has one setting
+    setting: str  # "train.lr=0.0003, train.epochs=3"; "" when the cell has one setting
     runs: tuple[RunRecord, ...]
     median_dev: float | None
 
@@ -59,7 +59,7 @@ class Cell:
     key: Hashable
     chosen: Candidate
     candidates: tuple[Candidate, ...]
-    duplicates: tuple[tuple[RunRecord, RunRecord], ...]   # (counted, left out)
+    duplicates: tuple[tuple[RunRecord, RunRecord], ...]  # (counted, left out)
     rule: str
 
     @property
@@ -145,8 +145,9 @@ def select_cell(key: Hashable, records: list[RunRecord], rule: str = DEFAULT_GRI
     return Cell(key, _best(candidates), tuple(candidates), tuple(duplicates), rule)
 
 
-def select_cells(records: Iterable[RunRecord], cell_of: Callable[[RunRecord], Hashable | None],
-                 rule: str = DEFAULT_GRID_RULE) -> dict[Hashable, Cell]:
+def select_cells(
+    records: Iterable[RunRecord], cell_of: Callable[[RunRecord], Hashable | None], rule: str = DEFAULT_GRID_RULE
+) -> dict[Hashable, Cell]:
     """{cell key: Cell} for every record ``cell_of`` places in a cell (None: not in this report)."""
     grouped: dict[Hashable, list[RunRecord]] = {}
     for record in records:
@@ -158,8 +159,14 @@ def select_cells(records: Iterable[RunRecord], cell_of: Callable[[RunRecord], Ha
 
 def describe_rule(rule: str) -> str:
     """The note every table and figure carries about how its cells were chosen."""
-    grid = ("the setting with the best median dev value over its seeds wins the cell (the paper's rule) and "
-            "only its runs are shown" if rule == "best-dev" else "the runs of every setting are shown together")
-    return (f"Run selection (`--grid {rule}`): records of one model, task, sparsity and method computation "
-            "(`pst` = `pst_mag_ab_rc`) form a cell; same setting and seed twice counts once (the first file); "
-            f"when a cell holds several settings (a hyperparameter grid), {grid}.")
+    grid = (
+        "the setting with the best median dev value over its seeds wins the cell (the paper's rule) and "
+        "only its runs are shown"
+        if rule == "best-dev"
+        else "the runs of every setting are shown together"
+    )
+    return (
+        f"Run selection (`--grid {rule}`): records of one model, task, sparsity and method computation "
+        "(`pst` = `pst_mag_ab_rc`) form a cell; same setting and seed twice counts once (the first file); "
+        f"when a cell holds several settings (a hyperparameter grid), {grid}."
+    )

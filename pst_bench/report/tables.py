@@ -36,10 +36,10 @@ import argparse
 import math
 import sys
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pandas as pd
 
@@ -56,9 +56,14 @@ COMMAND = "make tables"
 
 # GLUE config name -> (the paper's column, the metric of that column), in the paper's column order.
 GLUE = {
-    "mnli": ("MNLI", "accuracy"), "qqp": ("QQP", "f1"), "qnli": ("QNLI", "accuracy"),
-    "sst2": ("SST-2", "accuracy"), "cola": ("CoLA", "matthews"), "stsb": ("STS-B", "pearson"),
-    "mrpc": ("MRPC", "f1"), "rte": ("RTE", "accuracy"),
+    "mnli": ("MNLI", "accuracy"),
+    "qqp": ("QQP", "f1"),
+    "qnli": ("QNLI", "accuracy"),
+    "sst2": ("SST-2", "accuracy"),
+    "cola": ("CoLA", "matthews"),
+    "stsb": ("STS-B", "pearson"),
+    "mrpc": ("MRPC", "f1"),
+    "rte": ("RTE", "accuracy"),
 }
 GLUE_COLUMNS = tuple(column for column, _ in GLUE.values())
 TASK_OF_COLUMN = {column: task for task, (column, _) in GLUE.items()}
@@ -68,9 +73,17 @@ TABLE4_TASKS = ("mrpc", "sst2")
 # NLG: the paper's column names and order (Table 3 prints E2E as BLEU, MET, NIST).
 NLG_TASKS = {"e2e": "E2E", "dart": "DART", "webnlg": "WebNLG"}
 NLG_METRIC_NAMES = {"bleu": "BLEU", "meteor": "MET", "nist": "NIST", "ter": "TER"}
-TABLE3_CELLS = (("e2e", "bleu"), ("e2e", "meteor"), ("e2e", "nist"),
-                ("dart", "bleu"), ("dart", "meteor"), ("dart", "ter"),
-                ("webnlg", "bleu"), ("webnlg", "meteor"), ("webnlg", "ter"))
+TABLE3_CELLS = (
+    ("e2e", "bleu"),
+    ("e2e", "meteor"),
+    ("e2e", "nist"),
+    ("dart", "bleu"),
+    ("dart", "meteor"),
+    ("dart", "ter"),
+    ("webnlg", "bleu"),
+    ("webnlg", "meteor"),
+    ("webnlg", "ter"),
+)
 
 # The paper's Table 2/3 PST rows use r1 = r2 = 8 (the CSV's r1, r2 columns, selection.PAPER_RANKS);
 # its Table 5 PST[mag+ab+rc] row repeats those numbers, and Table 4's (8, 8) cell too.
@@ -156,9 +169,17 @@ def parse_record(record: RunRecord, warn: Callable[[str], None]) -> dict:
     exact = params.get("trainable_total")
     rule = params.get("paper_rule_m")
     return {
-        "record": record, "file": record.name, "family": record.family, "task": task,
-        "model": record.model, "method": record.method, "label": label_of(record),
-        "sparsity": record.sparsity_pct, "seed": record.seed, "r1": r1, "r2": r2,
+        "record": record,
+        "file": record.name,
+        "family": record.family,
+        "task": task,
+        "model": record.model,
+        "method": record.method,
+        "label": label_of(record),
+        "sparsity": record.sparsity_pct,
+        "seed": record.seed,
+        "r1": r1,
+        "r2": r2,
         "short": record.is_short,
         "params_exact": None if exact is None else float(exact) / 1e6,
         "params_rule": None if rule is None else float(rule),
@@ -200,11 +221,19 @@ def load_paper(path: Path) -> list[dict]:
     cells = []
     for row in frame.to_dict("records"):
         table, task, metric = int(row["table"]), str(row["task"]), str(row["metric"])
-        cell = {"table": table, "model": str(row["model"]), "label": str(row["method"]),
-                "elsewhere": bool(row["published_elsewhere"]), "sparsity": float(row["sparsity"]),
-                "params": None if pd.isna(row["trainable_params_m"]) else float(row["trainable_params_m"]),
-                "r1": _rank(row["r1"]), "r2": _rank(row["r2"]), "value": float(row["value"]),
-                "task": task, "column": task}
+        cell = {
+            "table": table,
+            "model": str(row["model"]),
+            "label": str(row["method"]),
+            "elsewhere": bool(row["published_elsewhere"]),
+            "sparsity": float(row["sparsity"]),
+            "params": None if pd.isna(row["trainable_params_m"]) else float(row["trainable_params_m"]),
+            "r1": _rank(row["r1"]),
+            "r2": _rank(row["r2"]),
+            "value": float(row["value"]),
+            "task": task,
+            "column": task,
+        }
         if table == 3:
             cell["column"] = f"{NLG_TASKS[task]} {NLG_METRIC_NAMES[metric]}"
         elif table == 4:
@@ -222,14 +251,14 @@ class Spec:
 
     number: int
     title: str
-    family: str                   # "glue" or "nlg": the records whose models are in scope
-    reference: str                # the paper model that stands in for models the paper did not run
-    keys: tuple[str, ...]         # row key fields after "model", in display order
-    order: tuple[str, ...]        # the same fields in sort order (the paper groups by sparsity)
-    match: tuple[str, ...]        # fields (besides model and column) that pick the paper's cell
-    columns: tuple[str, ...]      # value columns in the paper's order
-    average: bool                 # an "Avg." column over `columns` (as the paper prints)
-    params: bool                  # trainable-parameter columns
+    family: str  # "glue" or "nlg": the records whose models are in scope
+    reference: str  # the paper model that stands in for models the paper did not run
+    keys: tuple[str, ...]  # row key fields after "model", in display order
+    order: tuple[str, ...]  # the same fields in sort order (the paper groups by sparsity)
+    match: tuple[str, ...]  # fields (besides model and column) that pick the paper's cell
+    columns: tuple[str, ...]  # value columns in the paper's order
+    average: bool  # an "Avg." column over `columns` (as the paper prints)
+    params: bool  # trainable-parameter columns
     notes: tuple[str, ...]
     select: Callable[[dict], list[dict]]  # run -> observations (row key fields, column, value)
     # run fields that, with the row and the task, make one cell of the selection policy (Table 4: r1,
@@ -239,8 +268,9 @@ class Spec:
 
 def _observations(run: dict, label: str, **key) -> list[dict]:
     """One observation per value column of a run, with the row key fields given."""
-    return [{"label": label, **key, "column": column, "value": value}
-            for column, value in sorted(run["values"].items())]
+    return [
+        {"label": label, **key, "column": column, "value": value} for column, value in sorted(run["values"].items())
+    ]
 
 
 def _main_label(run: dict) -> str | None:
@@ -267,10 +297,14 @@ def select_table3(run: dict) -> list[dict]:
 
 def select_table4(run: dict) -> list[dict]:
     """Full PST at 90% on MRPC and SST-2: one cell per (r2, r1)."""
-    if (run["family"] != "glue" or run["label"] not in ("PST", FULL_PST) or run["sparsity"] != 90.0
-            or run["task"] not in TABLE4_TASKS):
+    if (
+        run["family"] != "glue"
+        or run["label"] not in ("PST", FULL_PST)
+        or run["sparsity"] != 90.0
+        or run["task"] not in TABLE4_TASKS
+    ):
         return []
-    (column, value), = run["values"].items()
+    ((column, value),) = run["values"].items()
     return [{"label": "PST", "task": column, "r2": run["r2"], "column": f"r1={run['r1']}", "value": value}]
 
 
@@ -289,40 +323,87 @@ def select_table5(run: dict) -> list[dict]:
 
 
 SPECS = (
-    Spec(2, "GLUE dev results (the paper's Table 2)", "glue", "bert-base", ("label", "sparsity"),
-         ("sparsity", "label"), ("label", "sparsity"), GLUE_COLUMNS, True, True,
-         ("Values ×100: the task's metric (MNLI matched accuracy, QQP and MRPC F1, CoLA Matthews, "
-          "STS-B Pearson, else accuracy) at the best epoch of the final 30% window "
-          "(`best_in_final_window`), else the final epoch.",
-          "PST rows are runs at r1 = r2 = 8 (the paper's setting); other ranks are in Table 4, "
-          "the PST[...] variants in Table 5.",
-          "Avg. is the mean of the eight task medians, only when all eight are present.",
-          "Params exact: every trainable tensor (`params.trainable_total`); paper rule: "
-          "`params.paper_rule_m`; paper: the paper's printed count."),
-         select_table2),
-    Spec(3, "GPT-2 on E2E, DART and WebNLG (the paper's Table 3)", "nlg", "gpt2-medium",
-         ("label", "sparsity"), ("sparsity", "label"), ("label", "sparsity"),
-         tuple(f"{NLG_TASKS[t]} {NLG_METRIC_NAMES[m]}" for t, m in TABLE3_CELLS), False, True,
-         ("Test-set metrics (`generation.test.metrics`), scaled as the paper prints them: BLEU 0-100, "
-          "NIST raw, E2E METEOR ×100, DART/WebNLG METEOR and TER as fractions (`ter_fraction`). "
-          "Lower TER is better.",
-          "Our metrics are sacrebleu/nltk, not the official scripts: METEOR (nltk) in particular is "
-          "not the paper's METEOR 1.5, so its differences are only indicative.",
-          "PST rows are runs at r1 = r2 = 8 (the paper's setting)."),
-         select_table3),
-    Spec(4, "PST ranks r1 × r2 at 90% sparsity (the paper's Table 4)", "glue", "bert-base",
-         ("task", "r2"), ("task", "r2"), ("task", "r2"), ("r1=4", "r1=8", "r1=16"), False, False,
-         ("Rows r2 (rank of U·V), columns r1 (rank of A·B), from `config.method.r1/r2` of `pst` "
-          "(= `pst_mag_ab_rc`) runs at 90%; MRPC F1 and SST-2 accuracy ×100 as in Table 2.",),
-         select_table4, cell_fields=("r1",)),
-    Spec(5, "Importance-score ablation at 90% sparsity (the paper's Table 5)", "glue", "bert-base",
-         ("label", "r1", "r2"), ("label", "r1", "r2"), ("label",), TABLE5_COLUMNS, True, True,
-         ("PST[mag+ab+rc] is `pst` (or `pst_mag_ab_rc`) at r1 = r2 = 8, the paper's Table 2 row; "
-          "the other variants are listed at every rank setting we ran (the paper chose ranks that "
-          "equalise trainable parameters but does not print them).",
-          "Values ×100 as in Table 2; Avg. is the mean of the six task medians, only when all six "
-          "are present."),
-         select_table5),
+    Spec(
+        2,
+        "GLUE dev results (the paper's Table 2)",
+        "glue",
+        "bert-base",
+        ("label", "sparsity"),
+        ("sparsity", "label"),
+        ("label", "sparsity"),
+        GLUE_COLUMNS,
+        True,
+        True,
+        (
+            "Values ×100: the task's metric (MNLI matched accuracy, QQP and MRPC F1, CoLA Matthews, "
+            "STS-B Pearson, else accuracy) at the best epoch of the final 30% window "
+            "(`best_in_final_window`), else the final epoch.",
+            "PST rows are runs at r1 = r2 = 8 (the paper's setting); other ranks are in Table 4, "
+            "the PST[...] variants in Table 5.",
+            "Avg. is the mean of the eight task medians, only when all eight are present.",
+            "Params exact: every trainable tensor (`params.trainable_total`); paper rule: "
+            "`params.paper_rule_m`; paper: the paper's printed count.",
+        ),
+        select_table2,
+    ),
+    Spec(
+        3,
+        "GPT-2 on E2E, DART and WebNLG (the paper's Table 3)",
+        "nlg",
+        "gpt2-medium",
+        ("label", "sparsity"),
+        ("sparsity", "label"),
+        ("label", "sparsity"),
+        tuple(f"{NLG_TASKS[t]} {NLG_METRIC_NAMES[m]}" for t, m in TABLE3_CELLS),
+        False,
+        True,
+        (
+            "Test-set metrics (`generation.test.metrics`), scaled as the paper prints them: BLEU 0-100, "
+            "NIST raw, E2E METEOR ×100, DART/WebNLG METEOR and TER as fractions (`ter_fraction`). "
+            "Lower TER is better.",
+            "Our metrics are sacrebleu/nltk, not the official scripts: METEOR (nltk) in particular is "
+            "not the paper's METEOR 1.5, so its differences are only indicative.",
+            "PST rows are runs at r1 = r2 = 8 (the paper's setting).",
+        ),
+        select_table3,
+    ),
+    Spec(
+        4,
+        "PST ranks r1 × r2 at 90% sparsity (the paper's Table 4)",
+        "glue",
+        "bert-base",
+        ("task", "r2"),
+        ("task", "r2"),
+        ("task", "r2"),
+        ("r1=4", "r1=8", "r1=16"),
+        False,
+        False,
+        (
+            "Rows r2 (rank of U·V), columns r1 (rank of A·B), from `config.method.r1/r2` of `pst` "
+            "(= `pst_mag_ab_rc`) runs at 90%; MRPC F1 and SST-2 accuracy ×100 as in Table 2.",
+        ),
+        select_table4,
+        cell_fields=("r1",),
+    ),
+    Spec(
+        5,
+        "Importance-score ablation at 90% sparsity (the paper's Table 5)",
+        "glue",
+        "bert-base",
+        ("label", "r1", "r2"),
+        ("label", "r1", "r2"),
+        ("label",),
+        TABLE5_COLUMNS,
+        True,
+        True,
+        (
+            "PST[mag+ab+rc] is `pst` (or `pst_mag_ab_rc`) at r1 = r2 = 8, the paper's Table 2 row; "
+            "the other variants are listed at every rank setting we ran (the paper chose ranks that "
+            "equalise trainable parameters but does not print them).",
+            "Values ×100 as in Table 2; Avg. is the mean of the six task medians, only when all six are present.",
+        ),
+        select_table5,
+    ),
 )
 
 
@@ -427,10 +508,16 @@ def aggregate(obs: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
     """Median, min, max, run count, seeds and files of every (row, column) cell."""
     obs = obs.sort_values([*fields, "column", "seed", "file"], kind="mergesort")
     grouped = obs.groupby([*fields, "column"], sort=True, dropna=False)
-    cells = grouped.agg(runs=("value", "size"), median=("value", "median"), low=("value", "min"),
-                        high=("value", "max"), short=("short", "any"),
-                        distinct_seeds=("seed", "nunique"), settings=("settings", "max"),
-                        setting=("setting", "first")).reset_index()
+    cells = grouped.agg(
+        runs=("value", "size"),
+        median=("value", "median"),
+        low=("value", "min"),
+        high=("value", "max"),
+        short=("short", "any"),
+        distinct_seeds=("seed", "nunique"),
+        settings=("settings", "max"),
+        setting=("setting", "first"),
+    ).reset_index()
     cells["seeds"] = grouped["seed"].agg(lambda s: ";".join(str(x) for x in sorted(s))).to_numpy()
     cells["files"] = grouped["file"].agg(lambda s: ";".join(sorted(s))).to_numpy()
     return cells
@@ -441,28 +528,69 @@ class Built:
     """A finished table: its rows and columns as strings, plus the long and missing lists."""
 
     spec: Spec
-    files: list[str]              # the records it was built from
-    scope: list[str]              # models of the table's task family that we ran
+    files: list[str]  # the records it was built from
+    scope: list[str]  # models of the table's task family that we ran
     key_headers: list[str]
     value_columns: list[str]
-    rows: list[dict]              # display strings: keys, params, and per column (ours, paper, diff)
-    cells: pd.DataFrame           # tableN_cells.csv
-    missing: pd.DataFrame         # tableN_missing.csv
-    stand_ins: list[str]          # models compared against the reference model
-    repeated_seeds: list[str]     # cells with several records on one seed (the pool rule only)
+    rows: list[dict]  # display strings: keys, params, and per column (ours, paper, diff)
+    cells: pd.DataFrame  # tableN_cells.csv
+    missing: pd.DataFrame  # tableN_missing.csv
+    stand_ins: list[str]  # models compared against the reference model
+    repeated_seeds: list[str]  # cells with several records on one seed (the pool rule only)
     has_short: bool
-    rule: str                     # the grid rule of the selection policy
-    selection: list[str]          # what the policy did: grids resolved, duplicates left out
+    rule: str  # the grid rule of the selection policy
+    selection: list[str]  # what the policy did: grids resolved, duplicates left out
 
 
 KEY_HEADERS = {"label": "Method", "sparsity": "Sparsity", "task": "Task", "r1": "r1", "r2": "r2"}
 PARAM_HEADERS = ["Params exact (M)", "Params paper rule (M)", "Params paper (M)"]
-OBS_COLUMNS = ["label", "column", "value", "seed", "file", "short", "params_exact", "params_rule", "setting",
-               "settings"]
-MISSING_COLUMNS = ["table", "model", "paper_model", "method", "sparsity", "task", "r1", "r2",
-                   "column", "paper", "published_elsewhere", "command"]
-CELL_COLUMNS = ["model", "paper_model", "method", "sparsity", "task", "r1", "r2", "column", "runs",
-                "seeds", "median", "min", "max", "paper", "diff", "short_run", "files", "settings", "setting"]
+OBS_COLUMNS = [
+    "label",
+    "column",
+    "value",
+    "seed",
+    "file",
+    "short",
+    "params_exact",
+    "params_rule",
+    "setting",
+    "settings",
+]
+MISSING_COLUMNS = [
+    "table",
+    "model",
+    "paper_model",
+    "method",
+    "sparsity",
+    "task",
+    "r1",
+    "r2",
+    "column",
+    "paper",
+    "published_elsewhere",
+    "command",
+]
+CELL_COLUMNS = [
+    "model",
+    "paper_model",
+    "method",
+    "sparsity",
+    "task",
+    "r1",
+    "r2",
+    "column",
+    "runs",
+    "seeds",
+    "median",
+    "min",
+    "max",
+    "paper",
+    "diff",
+    "short_run",
+    "files",
+    "settings",
+    "setting",
+]
 
 
 def _key_text(field: str, value) -> str:
@@ -478,14 +606,16 @@ def _selected(spec: Spec, runs: list[dict], rule: str) -> tuple[list[tuple[dict,
     """
     entering = [(run, spec.select(run)) for run in runs]
     entering = [(run, obs) for run, obs in entering if obs]
-    cell_of_file = {run["file"]: (run["model"], *(obs[0][f] for f in spec.keys), run["task"],
-                                  *(run[f] for f in spec.cell_fields))
-                    for run, obs in entering}
+    cell_of_file = {
+        run["file"]: (run["model"], *(obs[0][f] for f in spec.keys), run["task"], *(run[f] for f in spec.cell_fields))
+        for run, obs in entering
+    }
     cells = select_cells([run["record"] for run, _ in entering], lambda rec: cell_of_file[rec.name], rule)
     kept = {rec.name: cell for cell in cells.values() for rec in cell.runs}
     chosen = [(run, obs) for run, obs in entering if run["file"] in kept]
-    return [(run, [{**ob, "cell": kept[run["file"]]} for ob in obs]) for run, obs in chosen], \
-        sorted(cells.values(), key=lambda cell: tuple(str(part) for part in cell.key))
+    return [(run, [{**ob, "cell": kept[run["file"]]} for ob in obs]) for run, obs in chosen], sorted(
+        cells.values(), key=lambda cell: tuple(str(part) for part in cell.key)
+    )
 
 
 def observations(spec: Spec, runs: list[dict], rule: str = DEFAULT_GRID_RULE) -> tuple[pd.DataFrame, list[Cell]]:
@@ -496,10 +626,19 @@ def observations(spec: Spec, runs: list[dict], rule: str = DEFAULT_GRID_RULE) ->
     for run, obs in chosen:
         for ob in obs:
             cell = ob.pop("cell")
-            lines.append({"model": run["model"], **ob, "seed": run["seed"], "file": run["file"],
-                          "short": run["short"], "params_exact": run["params_exact"],
-                          "params_rule": run["params_rule"], "setting": cell.setting,
-                          "settings": len(cell.candidates)})
+            lines.append(
+                {
+                    "model": run["model"],
+                    **ob,
+                    "seed": run["seed"],
+                    "file": run["file"],
+                    "short": run["short"],
+                    "params_exact": run["params_exact"],
+                    "params_rule": run["params_rule"],
+                    "setting": cell.setting,
+                    "settings": len(cell.candidates),
+                }
+            )
     return pd.DataFrame(lines, columns=list(dict.fromkeys([*fields, *OBS_COLUMNS]))), cells
 
 
@@ -526,8 +665,11 @@ class PaperIndex:
     def params(self, row: dict) -> list[float]:
         """The paper's printed trainable-parameter count of the row (at most one value)."""
         model = self.model_for(row["model"])
-        found = [c["params"] for c in self.cells if c["model"] == model and c["params"] is not None
-                 and all(c[f] == row[f] for f in self.spec.match)]
+        found = [
+            c["params"]
+            for c in self.cells
+            if c["model"] == model and c["params"] is not None and all(c[f] == row[f] for f in self.spec.match)
+        ]
         return found[:1]
 
 
@@ -539,8 +681,9 @@ def _row_params(obs: pd.DataFrame, fields: list[str], row: dict) -> pd.DataFrame
     return obs[mask]
 
 
-def build_table(spec: Spec, runs: list[dict], paper: list[dict], orders: Orders,
-                rule: str = DEFAULT_GRID_RULE) -> Built:
+def build_table(
+    spec: Spec, runs: list[dict], paper: list[dict], orders: Orders, rule: str = DEFAULT_GRID_RULE
+) -> Built:
     """Select, aggregate the runs that enter `spec`, compare them with the paper and list what is missing."""
     index = PaperIndex(spec, paper)
     fields = ["model", *spec.keys]
@@ -548,8 +691,7 @@ def build_table(spec: Spec, runs: list[dict], paper: list[dict], orders: Orders,
     cells = aggregate(obs, fields) if len(obs) else pd.DataFrame(columns=[*fields, "column"])
     by_cell = {tuple(c[f] for f in [*fields, "column"]): c for c in cells.to_dict("records")}
     row_keys = {tuple(r) for r in obs[fields].itertuples(index=False, name=None)}
-    row_dicts = sorted((dict(zip(fields, key)) for key in row_keys),
-                       key=lambda row: orders.row_key(spec.order, row))
+    row_dicts = sorted((dict(zip(fields, key)) for key in row_keys), key=lambda row: orders.row_key(spec.order, row))
     value_columns = orders.columns(spec, obs["column"].unique())
     rows, long_rows, repeated = [], [], []
     for row in row_dicts:
@@ -572,21 +714,37 @@ def build_table(spec: Spec, runs: list[dict], paper: list[dict], orders: Orders,
     key_headers += PARAM_HEADERS if spec.params else []
     scope = missing_scope(spec, runs, obs, index, set(orders.models))
     scope = sorted(scope, key=lambda m: orders.row_key((), {"model": m}))
-    return Built(spec, sorted(set(obs["file"])), scope, key_headers,
-                 value_columns + (["Avg."] if spec.average else []), rows,
-                 pd.DataFrame(long_rows, columns=CELL_COLUMNS), find_missing(spec, index, obs, scope),
-                 [m for m in scope if m not in index.models], repeated, bool(obs["short"].any()), rule,
-                 selection_notes(spec, policy_cells))
+    return Built(
+        spec,
+        sorted(set(obs["file"])),
+        scope,
+        key_headers,
+        value_columns + (["Avg."] if spec.average else []),
+        rows,
+        pd.DataFrame(long_rows, columns=CELL_COLUMNS),
+        find_missing(spec, index, obs, scope),
+        [m for m in scope if m not in index.models],
+        repeated,
+        bool(obs["short"].any()),
+        rule,
+        selection_notes(spec, policy_cells),
+    )
 
 
 def _cell_text(spec: Spec, cell: Cell) -> str:
     """`bert-base PST 90% SST-2`: a policy cell as the notes name it."""
-    model, keys = cell.key[0], cell.key[1:1 + len(spec.keys)]
-    task, extra = cell.key[1 + len(spec.keys)], cell.key[2 + len(spec.keys):]
+    model, keys = cell.key[0], cell.key[1 : 1 + len(spec.keys)]
+    task, extra = cell.key[1 + len(spec.keys)], cell.key[2 + len(spec.keys) :]
     column = GLUE[task][0] if task in GLUE else NLG_TASKS.get(task, task)
     shown = [_key_text(f, v) if f in ("label", "sparsity", "task") else f"{f}={v}" for f, v in zip(spec.keys, keys)]
-    return " ".join([model, *shown, *([] if "task" in spec.keys else [column]),
-                     *(f"{f}={v}" for f, v in zip(spec.cell_fields, extra))])
+    return " ".join(
+        [
+            model,
+            *shown,
+            *([] if "task" in spec.keys else [column]),
+            *(f"{f}={v}" for f, v in zip(spec.cell_fields, extra)),
+        ]
+    )
 
 
 def selection_notes(spec: Spec, cells: list[Cell]) -> list[str]:
@@ -594,19 +752,24 @@ def selection_notes(spec: Spec, cells: list[Cell]) -> list[str]:
     lines = []
     for cell in cells:
         if cell.is_grid:
-            ranked = "; ".join(f"{c.setting}: seeds {c.seeds}, median dev "
-                               f"{'-' if c.median_dev is None else fmt_number(abs(c.median_dev), 4)}"
-                               for c in cell.candidates)
+            ranked = "; ".join(
+                f"{c.setting}: seeds {c.seeds}, median dev "
+                f"{'-' if c.median_dev is None else fmt_number(abs(c.median_dev), 4)}"
+                for c in cell.candidates
+            )
             shown = "all pooled" if cell.rule == "pool" else f"shown: {cell.chosen.setting}"
             lines.append(f"{_cell_text(spec, cell)} holds {len(cell.candidates)} settings ({ranked}); {shown}")
         for counted, left_out in cell.duplicates:
-            lines.append(f"{_cell_text(spec, cell)}: {left_out.name} repeats {counted.name} (same setting, seed "
-                         f"{counted.seed}) and is left out")
+            lines.append(
+                f"{_cell_text(spec, cell)}: {left_out.name} repeats {counted.name} (same setting, seed "
+                f"{counted.seed}) and is left out"
+            )
     return lines
 
 
-def missing_scope(spec: Spec, runs: list[dict], obs: pd.DataFrame, index: PaperIndex,
-                  all_paper_models: set[str]) -> set[str]:
+def missing_scope(
+    spec: Spec, runs: list[dict], obs: pd.DataFrame, index: PaperIndex, all_paper_models: set[str]
+) -> set[str]:
     """The models whose missing paper cells a table lists.
 
     Those with a row in the table, plus those with any record of its task family that the
@@ -631,8 +794,9 @@ def _row_header(spec: Spec, index: PaperIndex, obs: pd.DataFrame, fields: list[s
     return shown
 
 
-def _value_cell(spec: Spec, index: PaperIndex, row: dict, column: str, cell: dict | None,
-                ref: dict | None) -> tuple[tuple[str, str, str], float | None, dict | None]:
+def _value_cell(
+    spec: Spec, index: PaperIndex, row: dict, column: str, cell: dict | None, ref: dict | None
+) -> tuple[tuple[str, str, str], float | None, dict | None]:
     """(ours, paper, diff) strings of one cell, our median, and its tableN_cells.csv line."""
     paper_value = None if ref is None else ref["value"]
     paper_text = fmt_paper(paper_value, bool(ref and ref["elsewhere"]))
@@ -645,15 +809,27 @@ def _value_cell(spec: Spec, index: PaperIndex, row: dict, column: str, cell: dic
     def six(value):  # 6 decimals: enough to recompute every printed number
         return "" if value is None else f"{round(float(value), 6) + 0.0:.6f}"
 
-    long_row = {"model": row["model"], "paper_model": index.model_for(row["model"]),
-                "method": row.get("label", "PST"),
-                "sparsity": fmt_sparsity(row.get("sparsity", 90.0)), "task": row.get("task", ""),
-                "r1": row.get("r1", column.split("=")[1] if spec.number == 4 else ""),
-                "r2": row.get("r2", ""), "column": column, "runs": int(cell["runs"]),
-                "seeds": cell["seeds"], "median": six(median), "min": six(cell["low"]),
-                "max": six(cell["high"]), "paper": six(paper_value), "diff": six(diff),
-                "short_run": bool(cell["short"]), "files": cell["files"], "settings": int(cell["settings"]),
-                "setting": cell["setting"]}
+    long_row = {
+        "model": row["model"],
+        "paper_model": index.model_for(row["model"]),
+        "method": row.get("label", "PST"),
+        "sparsity": fmt_sparsity(row.get("sparsity", 90.0)),
+        "task": row.get("task", ""),
+        "r1": row.get("r1", column.split("=")[1] if spec.number == 4 else ""),
+        "r2": row.get("r2", ""),
+        "column": column,
+        "runs": int(cell["runs"]),
+        "seeds": cell["seeds"],
+        "median": six(median),
+        "min": six(cell["low"]),
+        "max": six(cell["high"]),
+        "paper": six(paper_value),
+        "diff": six(diff),
+        "short_run": bool(cell["short"]),
+        "files": cell["files"],
+        "settings": int(cell["settings"]),
+        "setting": cell["setting"],
+    }
     return (ours, paper_text, fmt_diff(diff)), median, long_row
 
 
@@ -694,13 +870,22 @@ def find_missing(spec: Spec, index: PaperIndex, obs: pd.DataFrame, scope: list[s
                 continue
             if (model, *(cell[f] for f in spec.match), cell["column"]) in have:
                 continue
-            lines.append({"table": spec.number, "model": model, "paper_model": pm, "method": cell["label"],
-                          "sparsity": fmt_sparsity(cell["sparsity"]), "task": cell["task"],
-                          "r1": "" if cell["r1"] is None or spec.number != 4 else cell["r1"],
-                          "r2": "" if cell["r2"] is None or spec.number != 4 else cell["r2"],
-                          "column": cell["column"], "paper": fmt_paper(cell["value"], cell["elsewhere"]),
-                          "published_elsewhere": cell["elsewhere"],
-                          "command": missing_command(spec, model, cell)})
+            lines.append(
+                {
+                    "table": spec.number,
+                    "model": model,
+                    "paper_model": pm,
+                    "method": cell["label"],
+                    "sparsity": fmt_sparsity(cell["sparsity"]),
+                    "task": cell["task"],
+                    "r1": "" if cell["r1"] is None or spec.number != 4 else cell["r1"],
+                    "r2": "" if cell["r2"] is None or spec.number != 4 else cell["r2"],
+                    "column": cell["column"],
+                    "paper": fmt_paper(cell["value"], cell["elsewhere"]),
+                    "published_elsewhere": cell["elsewhere"],
+                    "command": missing_command(spec, model, cell),
+                }
+            )
     return pd.DataFrame(lines, columns=MISSING_COLUMNS)
 
 
@@ -729,11 +914,14 @@ def wide_frame(built: Built) -> pd.DataFrame:
 def markdown(built: Built, runs_dir: str) -> str:
     """tableN.md: header line, the table, notes and the missing paper cells."""
     spec = built.spec
-    out = [f"# Table {spec.number}: {spec.title}", "",
-           f"Built by `{COMMAND}` (`python -m pst_bench.tables`) from {len(built.files)} results "
-           f"record{'s' if len(built.files) != 1 else ''} in `{runs_dir}`.", "",
-           "Cell: ours / paper (diff = ours − paper). Several runs: median [min–max]; "
-           "`-`: no value."]
+    out = [
+        f"# Table {spec.number}: {spec.title}",
+        "",
+        f"Built by `{COMMAND}` (`python -m pst_bench.tables`) from {len(built.files)} results "
+        f"record{'s' if len(built.files) != 1 else ''} in `{runs_dir}`.",
+        "",
+        "Cell: ours / paper (diff = ours − paper). Several runs: median [min–max]; `-`: no value.",
+    ]
     out.append("")
     if built.rows:
         headers = [*built.key_headers, *built.value_columns]
@@ -755,11 +943,15 @@ def _notes(built: Built) -> list[str]:
     """The table's fixed notes plus those that depend on the runs."""
     notes = list(built.spec.notes)
     if built.stand_ins:
-        notes.append(f"The paper has no such rows for {', '.join(built.stand_ins)}: compared against the "
-                     f"paper's {built.spec.reference} numbers, marked `(stand-in)`.")
+        notes.append(
+            f"The paper has no such rows for {', '.join(built.stand_ins)}: compared against the "
+            f"paper's {built.spec.reference} numbers, marked `(stand-in)`."
+        )
     if built.has_short:
-        notes.append(f"{SHORT_MARK}: at least one run of the cell used a subset (`train.max_train_examples`, "
-                     "`train.max_eval_examples`, `train.max_steps` or `nlg.max_decode_examples`).")
+        notes.append(
+            f"{SHORT_MARK}: at least one run of the cell used a subset (`train.max_train_examples`, "
+            "`train.max_eval_examples`, `train.max_steps` or `nlg.max_decode_examples`)."
+        )
     quoted = any(row[c][1].endswith(ELSEWHERE_MARK) for row in built.rows for c in built.value_columns)
     if quoted or built.missing["published_elsewhere"].any():
         notes.append(f"`{ELSEWHERE_MARK}` after a paper number: the paper quotes it from prior work.")
@@ -767,10 +959,14 @@ def _notes(built: Built) -> list[str]:
     if built.selection:
         notes.append("Selection: " + "; ".join(built.selection) + ".")
     if built.repeated_seeds:
-        notes.append("Cells where several records share a seed (different settings, pooled): "
-                     + "; ".join(built.repeated_seeds) + ".")
-    notes.append(f"Per-cell numbers (runs, seeds, median, min, max, record files): "
-                 f"`table{built.spec.number}_cells.csv`.")
+        notes.append(
+            "Cells where several records share a seed (different settings, pooled): "
+            + "; ".join(built.repeated_seeds)
+            + "."
+        )
+    notes.append(
+        f"Per-cell numbers (runs, seeds, median, min, max, record files): `table{built.spec.number}_cells.csv`."
+    )
     return notes
 
 
@@ -782,10 +978,16 @@ def _missing_lines(built: Built) -> list[str]:
         return [f"No {built.spec.family.upper()} runs, so no paper cells are listed."]
     if not len(missing):
         return ["None: every paper cell of the models we ran has a run."]
-    lines = [f"{len(missing)} paper cell{'s' if len(missing) != 1 else ''} of the models we ran have no "
-             f"run here; the command for each is in `table{number}_missing.csv`.", ""]
-    group_fields = ["model", "paper_model", "method", "sparsity", "task", "r2"] if number == 4 else \
-        ["model", "paper_model", "method", "sparsity"]
+    lines = [
+        f"{len(missing)} paper cell{'s' if len(missing) != 1 else ''} of the models we ran have no "
+        f"run here; the command for each is in `table{number}_missing.csv`.",
+        "",
+    ]
+    group_fields = (
+        ["model", "paper_model", "method", "sparsity", "task", "r2"]
+        if number == 4
+        else ["model", "paper_model", "method", "sparsity"]
+    )
     for key, group in missing.groupby(group_fields, sort=False):
         values = dict(zip(group_fields, key))
         head = f"{values['model']} (paper {values['paper_model']}), {values['method']} {values['sparsity']}"
@@ -816,8 +1018,9 @@ def write_table(built: Built, out_dir: Path, runs_dir: str) -> list[Path]:
     return written
 
 
-def make_tables(runs_dir: Path, out_dir: Path, paper_csv: Path | None = None,
-                rule: str = DEFAULT_GRID_RULE) -> tuple[list[dict], list[Built]]:
+def make_tables(
+    runs_dir: Path, out_dir: Path, paper_csv: Path | None = None, rule: str = DEFAULT_GRID_RULE
+) -> tuple[list[dict], list[Built]]:
     """Build and write Tables 2-5 from the records under runs_dir; returns the runs and the tables."""
     runs = load_runs(runs_dir)
     paper = load_paper(paper_csv or default_paper_csv())
@@ -830,15 +1033,24 @@ def make_tables(runs_dir: Path, out_dir: Path, paper_csv: Path | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: `python -m pst_bench.tables [--runs DIR] [--out DIR] [--paper CSV]`."""
-    parser = argparse.ArgumentParser(prog="python -m pst_bench.tables",
-                                     description="The paper's Tables 2-5 from finished results records.")
+    parser = argparse.ArgumentParser(
+        prog="python -m pst_bench.tables", description="The paper's Tables 2-5 from finished results records."
+    )
     parser.add_argument("--runs", type=Path, default=Path("results/runs"), help="results records folder")
     parser.add_argument("--out", type=Path, default=Path("results/tables"), help="output folder")
-    parser.add_argument("--paper", type=Path, default=None,
-                        help="paper numbers CSV (default: the packaged pst_bench/paper/paper_results.csv)")
-    parser.add_argument("--grid", choices=GRID_RULES, default=DEFAULT_GRID_RULE,
-                        help="a cell holding several settings: show the best on dev (the paper's rule) or pool "
-                             "all (default: %(default)s)")
+    parser.add_argument(
+        "--paper",
+        type=Path,
+        default=None,
+        help="paper numbers CSV (default: the packaged pst_bench/paper/paper_results.csv)",
+    )
+    parser.add_argument(
+        "--grid",
+        choices=GRID_RULES,
+        default=DEFAULT_GRID_RULE,
+        help="a cell holding several settings: show the best on dev (the paper's rule) or pool "
+        "all (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if not args.runs.is_dir():
         print(f"pst-bench tables: error: no runs folder {args.runs}", file=sys.stderr)
@@ -856,11 +1068,14 @@ def main(argv: list[str] | None = None) -> int:
     used = set().union(*(table.files for table in built))
     for run in runs:
         if run["file"] not in used:  # a PST variant at 50%, PST ranks on a task Table 4 lacks, a duplicate
-            print(f"pst-bench tables: note: {run['file']} is in no table (or left out by the selection)",
-                  file=sys.stderr)
+            print(
+                f"pst-bench tables: note: {run['file']} is in no table (or left out by the selection)", file=sys.stderr
+            )
     for table in built:
-        print(f"table{table.spec.number}: {len(table.files)} records, {len(table.rows)} rows, "
-              f"{len(table.missing)} missing paper cells -> {args.out.as_posix()}/table{table.spec.number}.md")
+        print(
+            f"table{table.spec.number}: {len(table.files)} records, {len(table.rows)} rows, "
+            f"{len(table.missing)} missing paper cells -> {args.out.as_posix()}/table{table.spec.number}.md"
+        )
     return 0
 
 

@@ -43,13 +43,11 @@ def save_masks(layers: dict, path: Path) -> Path:
 def load_masks(path: Path) -> dict[str, np.ndarray]:
     """{matrix name: boolean mask} from a ``.masks.npz`` file."""
     with np.load(path) as data:
-        return {key: unpack_bits(data[key], data[f"{key}.shape"]) for key in data.files
-                if not key.endswith(".shape")}
+        return {key: unpack_bits(data[key], data[f"{key}.shape"]) for key in data.files if not key.endswith(".shape")}
 
 
 @torch.no_grad()
-def save_score_sample(layers: dict, path: Path, per_layer: int = 2000, max_layers: int = 6,
-                      seed: int = 0) -> Path:
+def save_score_sample(layers: dict, path: Path, per_layer: int = 2000, max_layers: int = 6, seed: int = 0) -> Path:
     """A sample of (|W|, S, kept) entries of the first ``max_layers`` sparsified matrices."""
     generator = torch.Generator().manual_seed(seed)
     arrays = {}

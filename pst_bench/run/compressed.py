@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -72,16 +71,21 @@ def compress_state_dict(state_dict: dict, value_dtype: str = "float16") -> tuple
             tensors[name] = tensor.contiguous()
             entry["kind"] = "dense"
         entries[name] = entry
-    metadata = {"format": FORMAT, "value_dtype": value_dtype, "entries": json.dumps(entries),
-                "aliases": json.dumps(aliases)}
+    metadata = {
+        "format": FORMAT,
+        "value_dtype": value_dtype,
+        "entries": json.dumps(entries),
+        "aliases": json.dumps(aliases),
+    }
     return tensors, metadata
 
 
 def decompress_state_dict(tensors: dict, metadata: dict) -> dict:
     found = (metadata or {}).get("format")
     if found in RETIRED_FORMATS:
-        raise ValueError(f"{found} files (little bit order) are no longer read: re-export the model with "
-                         f"save_compressed ({FORMAT})")
+        raise ValueError(
+            f"{found} files (little bit order) are no longer read: re-export the model with save_compressed ({FORMAT})"
+        )
     if found != FORMAT:
         raise ValueError(f"not a {FORMAT} file (format={found!r})")
     state = {}
@@ -145,13 +149,18 @@ def checkpoint_sizes(dense_folder: Path, compressed_folder: Path) -> dict:
     """Bytes of the dense save_pretrained weights and of the compressed weights."""
     dense = sum(f.stat().st_size for f in Path(dense_folder).glob("*.safetensors"))
     compressed = (Path(compressed_folder) / WEIGHTS_NAME).stat().st_size
-    return {"dense_bytes": dense, "compressed_bytes": compressed,
-            "ratio": round(compressed / dense, 4) if dense else None}
+    return {
+        "dense_bytes": dense,
+        "compressed_bytes": compressed,
+        "ratio": round(compressed / dense, 4) if dense else None,
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pst_bench.compressed",
-                                     description="Expand a compressed sparse model into a save_pretrained folder.")
+    parser = argparse.ArgumentParser(
+        prog="python -m pst_bench.compressed",
+        description="Expand a compressed sparse model into a save_pretrained folder.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     expand = sub.add_parser("expand", help="write a normal (dense) save_pretrained folder")
     expand.add_argument("folder", type=Path)

@@ -17,16 +17,16 @@ import torch
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from .export import export_run, save_artifacts
-from .loop import EpochPermutation, LoopState, StepPlan, Trainee, TrainingLoop, resume_state, select_epochs
-from .optim import make_accelerator, make_optimizer, make_scheduler
 from ..files import write_json_atomic
 from ..models.loading import load_model, load_tokenizer
 from ..models.params import parameter_report
 from ..models.prepare import prepare_model
-from ..schema.validate import validate_config
 from ..record import build_record, read_record, run_id
+from ..schema.validate import validate_config
 from ..tasks import make_task_runner
+from .export import export_run, save_artifacts
+from .loop import EpochPermutation, LoopState, StepPlan, Trainee, TrainingLoop, resume_state, select_epochs
+from .optim import make_accelerator, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +79,23 @@ def run_experiment(cfg) -> dict:
     trainee.model.eval()
     extra = runner.finish(trainee.model, tokenizer, accelerator, paths.results_dir / paths.rid)
     record = build_record(
-        cfg, rid=paths.rid, metric=runner.main_name, history=state.history, final=final, best=best,
-        steps=plan.as_record(), train_examples=len(data.train_set),
-        eval_examples={name: len(ds) for name, ds in data.eval_sets.items()}, params=params,
-        sparsity_achieved=_measured_sparsity(layers), wall_time_s=time.time() - started,
-        device=str(accelerator.device), num_processes=accelerator.num_processes,
-        checkpoint_dir=str(paths.checkpoints), extra=extra)
+        cfg,
+        rid=paths.rid,
+        metric=runner.main_name,
+        history=state.history,
+        final=final,
+        best=best,
+        steps=plan.as_record(),
+        train_examples=len(data.train_set),
+        eval_examples={name: len(ds) for name, ds in data.eval_sets.items()},
+        params=params,
+        sparsity_achieved=_measured_sparsity(layers),
+        wall_time_s=time.time() - started,
+        device=str(accelerator.device),
+        num_processes=accelerator.num_processes,
+        checkpoint_dir=str(paths.checkpoints),
+        extra=extra,
+    )
     if accelerator.is_main_process:
         _save_outputs(cfg, record, paths, layers, trainee.unwrapped, tokenizer)
     accelerator.wait_for_everyone()
@@ -114,25 +125,40 @@ def _build_data(cfg, runner, tokenizer) -> RunData:
     sampler = EpochPermutation(len(train_set), int(cfg.train.seed))
     # The loader gets its own generator: creating an iterator must not draw from the global RNG,
     # or a resumed run (which creates its iterator mid-epoch) would see other dropout masks.
-    train_loader = DataLoader(train_set, batch_size=int(cfg.train.batch_size), sampler=sampler,
-                              collate_fn=collator, num_workers=int(cfg.train.num_workers),
-                              generator=torch.Generator().manual_seed(int(cfg.train.seed)))
-    eval_loaders = {name: DataLoader(ds, batch_size=int(cfg.train.eval_batch_size), collate_fn=collator)
-                    for name, ds in eval_sets.items()}
+    train_loader = DataLoader(
+        train_set,
+        batch_size=int(cfg.train.batch_size),
+        sampler=sampler,
+        collate_fn=collator,
+        num_workers=int(cfg.train.num_workers),
+        generator=torch.Generator().manual_seed(int(cfg.train.seed)),
+    )
+    eval_loaders = {
+        name: DataLoader(ds, batch_size=int(cfg.train.eval_batch_size), collate_fn=collator)
+        for name, ds in eval_sets.items()
+    }
     return RunData(train_set, eval_sets, sampler, train_loader, eval_loaders)
 
 
-def _prepare_training(cfg, accelerator, runner, model, layers: dict,
-                      data: RunData) -> tuple[Trainee, StepPlan]:
+def _prepare_training(cfg, accelerator, runner, model, layers: dict, data: RunData) -> tuple[Trainee, StepPlan]:
     """Optimizer, accelerate-wrapped model and loaders, the step plan and the LR schedule over it."""
     optimizer = make_optimizer(model, layers, cfg)
     model, optimizer, train_loader, *eval_list = accelerator.prepare(
-        model, optimizer, data.train_loader, *data.eval_loaders.values())
+        model, optimizer, data.train_loader, *data.eval_loaders.values()
+    )
     # steps per epoch count the prepared loader: one process's share of the batches
     plan = StepPlan.from_config(cfg, len(train_loader))
     scheduler = make_scheduler(cfg, optimizer, plan.total_steps)
-    trainee = Trainee(accelerator, runner, model, optimizer, scheduler, train_loader, data.sampler,
-                      eval_loaders=dict(zip(data.eval_loaders, eval_list)))
+    trainee = Trainee(
+        accelerator,
+        runner,
+        model,
+        optimizer,
+        scheduler,
+        train_loader,
+        data.sampler,
+        eval_loaders=dict(zip(data.eval_loaders, eval_list)),
+    )
     return trainee, plan
 
 
@@ -149,5 +175,11 @@ def _save_outputs(cfg, record: dict, paths: RunPaths, layers: dict, model, token
     record["artifacts"] = save_artifacts(cfg, layers, paths.results_dir, paths.rid)
     record.update(export_run(cfg, model, tokenizer, paths.rid))
     write_json_atomic(paths.record, record)
-    log.info("results: %s (%s %s = %.4f, sparsity %.4f)", paths.record, record["main_split"],
-             record["metric"], record["final"]["main"], record["sparsity_achieved"]["overall"])
+    log.info(
+        "results: %s (%s %s = %.4f, sparsity %.4f)",
+        paths.record,
+        record["main_split"],
+        record["metric"],
+        record["final"]["main"],
+        record["sparsity_achieved"]["overall"],
+    )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import artifacts
-from .compressed import checkpoint_sizes, save_compressed
 from ..files import atomic_folder
 from ..sparsity.conv1d import restore_conv1d
 from ..sparsity.inject import merge_sparse_layers
+from . import artifacts
+from .compressed import checkpoint_sizes, save_compressed
 
 
 def save_artifacts(cfg, layers: dict, results_dir: Path, rid: str) -> dict:
@@ -19,10 +19,13 @@ def save_artifacts(cfg, layers: dict, results_dir: Path, rid: str) -> dict:
     if cfg.artifacts.save_masks:
         saved["masks"] = artifacts.save_masks(layers, results_dir / f"{rid}.masks.npz").name
     if cfg.artifacts.score_sample:
-        path = artifacts.save_score_sample(layers, results_dir / f"{rid}.scores.npz",
-                                           per_layer=int(cfg.artifacts.score_sample),
-                                           max_layers=int(cfg.artifacts.score_sample_layers),
-                                           seed=int(cfg.train.seed))
+        path = artifacts.save_score_sample(
+            layers,
+            results_dir / f"{rid}.scores.npz",
+            per_layer=int(cfg.artifacts.score_sample),
+            max_layers=int(cfg.artifacts.score_sample_layers),
+            seed=int(cfg.train.seed),
+        )
         saved["scores"] = path.name
     return saved
 
@@ -42,8 +45,9 @@ def export_model(model, tokenizer, target: Path) -> Path:
 
 def export_compressed(model, tokenizer, export_dir: Path, value_dtype: str) -> dict:
     """The merged model as bitmask + values (pst_bench.compressed) in <export_dir>.compressed/."""
-    folder = save_compressed(model, export_dir.with_name(f"{export_dir.name}.compressed"),
-                             value_dtype=value_dtype, tokenizer=tokenizer)
+    folder = save_compressed(
+        model, export_dir.with_name(f"{export_dir.name}.compressed"), value_dtype=value_dtype, tokenizer=tokenizer
+    )
     return {"dir": str(folder), "value_dtype": value_dtype, **checkpoint_sizes(export_dir, folder)}
 
 
@@ -54,6 +58,5 @@ def export_run(cfg, model, tokenizer, rid: str) -> dict:
     export_dir = export_model(model, tokenizer, Path(cfg.paths.export_dir) / rid)
     exported = {"export_dir": str(export_dir)}
     if cfg.get("export_compressed"):
-        exported["export_compressed"] = export_compressed(model, tokenizer, export_dir,
-                                                          str(cfg.export_compressed))
+        exported["export_compressed"] = export_compressed(model, tokenizer, export_dir, str(cfg.export_compressed))
     return exported

@@ -19,10 +19,10 @@ import torch
 from torch.utils.data import Sampler
 from tqdm.auto import tqdm
 
-from . import checkpoint as ckpt
 from ..errors import TrainingDiverged
 from ..sparsity.inject import set_sparsity
 from ..sparsity.schedule import cubic_sparsity, schedule_knots
+from . import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,11 @@ class StepPlan:
         steps_per_epoch = max(1, math.ceil(batches_per_epoch / int(cfg.train.grad_accum_steps)))
         total_steps = int(cfg.train.max_steps or cfg.train.epochs * steps_per_epoch)
         _, ramp_end = schedule_knots(total_steps, cfg.method.warmup_frac, cfg.method.cooldown_frac)
-        return cls(total_steps, steps_per_epoch, math.ceil(total_steps / steps_per_epoch), ramp_end,
-                   cfg.method)
+        return cls(total_steps, steps_per_epoch, math.ceil(total_steps / steps_per_epoch), ramp_end, cfg.method)
 
     def sparsity_at(self, step: int) -> float:
         m = self.method
-        return cubic_sparsity(step, self.total_steps, m.initial_sparsity, m.sparsity, m.warmup_frac,
-                              m.cooldown_frac)
+        return cubic_sparsity(step, self.total_steps, m.initial_sparsity, m.sparsity, m.warmup_frac, m.cooldown_frac)
 
     def as_record(self) -> dict:
         return {"total": self.total_steps, "per_epoch": self.steps_per_epoch, "ramp_end": self.ramp_end}
@@ -138,8 +136,9 @@ def resume_state(run_ckpt_dir: Path, trainee: Trainee) -> LoopState:
     return state
 
 
-def select_epochs(history: list, main_split: str, ramp_end: int,
-                  higher_is_better: bool = True) -> tuple[dict, dict | None]:
+def select_epochs(
+    history: list, main_split: str, ramp_end: int, higher_is_better: bool = True
+) -> tuple[dict, dict | None]:
     """The last epoch, and the best epoch among those ending at the target sparsity (the final
     30% of steps): the authors' selection rule."""
     final = history[-1]
@@ -161,14 +160,27 @@ class TrainingLoop:
     elapsed time of a resumed state, so checkpoints carry the run's total wall time.
     """
 
-    def __init__(self, cfg, trainee: Trainee, plan: StepPlan, state: LoopState, run_ckpt_dir: Path,
-                 started: float, desc: str = ""):
+    def __init__(
+        self,
+        cfg,
+        trainee: Trainee,
+        plan: StepPlan,
+        state: LoopState,
+        run_ckpt_dir: Path,
+        started: float,
+        desc: str = "",
+    ):
         self.cfg, self.trainee, self.plan, self.state = cfg, trainee, plan, state
         self.run_ckpt_dir, self.started = run_ckpt_dir, started
         self.every = int(cfg.train.checkpoint_every_steps or 0)
         accelerator = trainee.accelerator
-        self.bar = tqdm(total=plan.total_steps, initial=state.global_step, desc=desc, dynamic_ncols=True,
-                        disable=not (cfg.train.progress_bar and accelerator.is_local_main_process))
+        self.bar = tqdm(
+            total=plan.total_steps,
+            initial=state.global_step,
+            desc=desc,
+            dynamic_ncols=True,
+            disable=not (cfg.train.progress_bar and accelerator.is_local_main_process),
+        )
 
     def run(self) -> LoopState:
         self.trainee.model.train()
@@ -217,7 +229,8 @@ class TrainingLoop:
             raise TrainingDiverged(
                 f"loss is {loss.item()} at step {self.state.global_step} (epoch {self.state.epoch}); "
                 f"training stopped, last good checkpoint: {_last_checkpoint_name(self.run_ckpt_dir)}. "
-                "Lower train.lr or check the data")
+                "Lower train.lr or check the data"
+            )
 
     def _finish_step(self, loss: float) -> bool:
         """Count an optimizer step, checkpoint when due; True once the plan's last step is done."""
@@ -234,13 +247,25 @@ class TrainingLoop:
         t, state, step = self.trainee, self.state, self.state.global_step
         set_sparsity(t.unwrapped, self.plan.sparsity_at(step))
         metrics = t.runner.evaluate(t.model, t.eval_loaders, t.accelerator)
-        entry = {"epoch": state.epoch + 1, "step": step,
-                 "sparsity_target": round(self.plan.sparsity_at(step), 6),
-                 "train_loss": state.epoch_train_loss, "lr": t.scheduler.get_last_lr()[0], "eval": metrics,
-                 "in_final_window": step >= self.plan.ramp_end}
+        entry = {
+            "epoch": state.epoch + 1,
+            "step": step,
+            "sparsity_target": round(self.plan.sparsity_at(step), 6),
+            "train_loss": state.epoch_train_loss,
+            "lr": t.scheduler.get_last_lr()[0],
+            "eval": metrics,
+            "in_final_window": step >= self.plan.ramp_end,
+        }
         main_split = self.cfg.task.main_split
-        log.info("epoch %d step %d: train loss %.4f, %s %s = %.4f", entry["epoch"], step, entry["train_loss"],
-                 main_split, t.runner.main_name, metrics[main_split]["main"])
+        log.info(
+            "epoch %d step %d: train loss %.4f, %s %s = %.4f",
+            entry["epoch"],
+            step,
+            entry["train_loss"],
+            main_split,
+            t.runner.main_name,
+            metrics[main_split]["main"],
+        )
         state.finish_epoch(entry)
         self._save("end of epoch")
 
@@ -249,7 +274,6 @@ class TrainingLoop:
         self.state.elapsed_s = time.time() - self.started
         if t.accelerator.is_main_process:
             # looked up on the module at call time: tests replace ckpt.save_checkpoint to interrupt a run
-            path = ckpt.save_checkpoint(self.run_ckpt_dir, t.unwrapped, t.optimizer, t.scheduler,
-                                        self.state.to_dict())
+            path = ckpt.save_checkpoint(self.run_ckpt_dir, t.unwrapped, t.optimizer, t.scheduler, self.state.to_dict())
             log.debug("checkpoint (%s) at %s", reason, path)
         t.accelerator.wait_for_everyone()

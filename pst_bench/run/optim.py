@@ -8,6 +8,7 @@ from transformers import get_scheduler
 
 from ..errors import ConfigError
 
+
 def make_accelerator(cfg) -> Accelerator:
     device = cfg.train.device
     if device not in ("auto", "cpu", "cuda"):
@@ -17,8 +18,11 @@ def make_accelerator(cfg) -> Accelerator:
     # On a machine without a GPU, accelerate sets up multi-process CPU training (gloo) under
     # torchrun / accelerate launch only when told cpu=True; "auto" means exactly that there.
     use_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
-    return Accelerator(cpu=use_cpu, mixed_precision=str(cfg.train.mixed_precision),
-                       gradient_accumulation_steps=int(cfg.train.grad_accum_steps))
+    return Accelerator(
+        cpu=use_cpu,
+        mixed_precision=str(cfg.train.mixed_precision),
+        gradient_accumulation_steps=int(cfg.train.grad_accum_steps),
+    )
 
 
 def score_parameter_ids(layers: dict) -> set[int]:
@@ -49,11 +53,15 @@ def param_groups(model, layers: dict, cfg) -> list[dict]:
 
 
 def make_optimizer(model, layers: dict, cfg) -> torch.optim.AdamW:
-    return torch.optim.AdamW(param_groups(model, layers, cfg), lr=float(cfg.train.lr),
-                             eps=float(cfg.train.adam_epsilon))
+    return torch.optim.AdamW(
+        param_groups(model, layers, cfg), lr=float(cfg.train.lr), eps=float(cfg.train.adam_epsilon)
+    )
 
 
 def make_scheduler(cfg, optimizer, total_steps: int):
-    return get_scheduler(cfg.train.lr_schedule, optimizer,
-                         num_warmup_steps=int(cfg.train.lr_warmup_frac * total_steps),
-                         num_training_steps=total_steps)
+    return get_scheduler(
+        cfg.train.lr_schedule,
+        optimizer,
+        num_warmup_steps=int(cfg.train.lr_warmup_frac * total_steps),
+        num_training_steps=total_steps,
+    )

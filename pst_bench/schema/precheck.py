@@ -20,8 +20,9 @@ _HINT = "Set the environment variable HYDRA_FULL_ERROR"
 _APPEND_HINT = "To append to your config use"
 
 
-def composition_error(args: list[str], config_module: str = "pst_bench.conf",
-                      config_name: str = "config") -> str | None:
+def composition_error(
+    args: list[str], config_module: str = "pst_bench.conf", config_name: str = "config"
+) -> str | None:
     """One line saying why Hydra would refuse to compose `pst-bench <args>`, or None."""
     from hydra import compose, initialize_config_module
     from hydra._internal.utils import get_args_parser
@@ -29,8 +30,15 @@ def composition_error(args: list[str], config_module: str = "pst_bench.conf",
     from omegaconf.errors import OmegaConfBaseException
 
     parsed = get_args_parser().parse_args(args)
-    if parsed.help or parsed.hydra_help or parsed.shell_completion or parsed.config_path \
-            or parsed.config_name or parsed.config_dir or parsed.experimental_rerun:
+    if (
+        parsed.help
+        or parsed.hydra_help
+        or parsed.shell_completion
+        or parsed.config_path
+        or parsed.config_name
+        or parsed.config_dir
+        or parsed.experimental_rerun
+    ):
         return None  # not a plain composition of our config: leave it to Hydra
     try:
         trials = _trials(parsed.overrides, parsed.multirun)

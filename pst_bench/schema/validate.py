@@ -26,24 +26,32 @@ def validate_config(cfg: DictConfig) -> None:
     _check_method(cfg.method)
     _check_train(cfg.train)
     compressed = cfg.export_compressed
-    _check(compressed in (None, False, *VALUE_DTYPES),
-           f"export_compressed={compressed!r}: choose {', '.join(VALUE_DTYPES)} or null (off)")
+    _check(
+        compressed in (None, False, *VALUE_DTYPES),
+        f"export_compressed={compressed!r}: choose {', '.join(VALUE_DTYPES)} or null (off)",
+    )
     _check_model_fits_task(cfg)
 
 
 def _check_method(method: DictConfig) -> None:
-    _check(method.kind in METHOD_KINDS,
-           f"method.kind={method.kind!r} is unknown; choose one of {', '.join(METHOD_KINDS)}")
+    _check(
+        method.kind in METHOD_KINDS, f"method.kind={method.kind!r} is unknown; choose one of {', '.join(METHOD_KINDS)}"
+    )
     _check(0.0 <= method.sparsity < 1.0, f"method.sparsity={method.sparsity} must be in [0, 1)")
-    _check(0.0 <= method.initial_sparsity < 1.0,
-           f"method.initial_sparsity={method.initial_sparsity} must be in [0, 1)")
-    _check(method.initial_sparsity <= method.sparsity or method.kind == "finetune",
-           f"method.initial_sparsity={method.initial_sparsity} exceeds method.sparsity={method.sparsity}")
-    _check(method.kind != "finetune" or method.sparsity == 0.0,
-           "method=finetune is dense: use method=map, mvp or pst for a sparsity above 0")
+    _check(0.0 <= method.initial_sparsity < 1.0, f"method.initial_sparsity={method.initial_sparsity} must be in [0, 1)")
+    _check(
+        method.initial_sparsity <= method.sparsity or method.kind == "finetune",
+        f"method.initial_sparsity={method.initial_sparsity} exceeds method.sparsity={method.sparsity}",
+    )
+    _check(
+        method.kind != "finetune" or method.sparsity == 0.0,
+        "method=finetune is dense: use method=map, mvp or pst for a sparsity above 0",
+    )
     fractions = (method.warmup_frac, method.cooldown_frac)
-    _check(all(0.0 <= f <= 1.0 for f in fractions) and sum(fractions) <= 1.0,
-           f"method.warmup_frac + method.cooldown_frac = {sum(fractions)} must be within [0, 1]")
+    _check(
+        all(0.0 <= f <= 1.0 for f in fractions) and sum(fractions) <= 1.0,
+        f"method.warmup_frac + method.cooldown_frac = {sum(fractions)} must be within [0, 1]",
+    )
     if method.kind == "pst":
         _check_pst(method)
 
@@ -52,8 +60,10 @@ def _check_pst(method: DictConfig) -> None:
     for key in ("r1", "r2"):
         _check(method[key] >= 1, f"method.{key}={method[key]} must be an integer >= 1")
     terms = list(method.score_terms)
-    _check(bool(terms) and set(terms) <= set(SCORE_TERMS) and len(set(terms)) == len(terms),
-           f"method.score_terms={terms} must be a non-empty subset of [{', '.join(SCORE_TERMS)}]")
+    _check(
+        bool(terms) and set(terms) <= set(SCORE_TERMS) and len(set(terms)) == len(terms),
+        f"method.score_terms={terms} must be a non-empty subset of [{', '.join(SCORE_TERMS)}]",
+    )
 
 
 def _check_train(train: DictConfig) -> None:
@@ -73,14 +83,18 @@ def _learning_rate(train: DictConfig) -> float:
     except InterpolationResolutionError as err:
         raw = train._get_node("lr")._value()  # the interpolation as written
         reason = str(err).splitlines()[0]
-        raise ConfigError(f"train.lr={raw} cannot be resolved ({reason}): give the method a learning rate "
-                          f"for this scale in its method file (method.lr.<scale>) or set train.lr") from None
+        raise ConfigError(
+            f"train.lr={raw} cannot be resolved ({reason}): give the method a learning rate "
+            f"for this scale in its method file (method.lr.<scale>) or set train.lr"
+        ) from None
 
 
 def _check_model_fits_task(cfg: DictConfig) -> None:
     runner = runner_class(task_kind(cfg.task))
-    _check(cfg.model.architecture == runner.architecture,
-           f"model={cfg.model.name} is a {cfg.model.architecture} model but task={cfg.task.name} needs a "
-           f"{runner.architecture} model ({runner.example_models})")
+    _check(
+        cfg.model.architecture == runner.architecture,
+        f"model={cfg.model.name} is a {cfg.model.architecture} model but task={cfg.task.name} needs a "
+        f"{runner.architecture} model ({runner.example_models})",
+    )
     if runner.architecture == "sequence_classification":
         _check(cfg.task.num_labels >= 1, f"task.num_labels={cfg.task.num_labels} must be >= 1")

@@ -39,8 +39,7 @@ class QKVProjection(nn.Module):
 
 def _linear_from(weight_in_out: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
     n_in, n_out = weight_in_out.shape
-    linear = nn.Linear(n_in, n_out, bias=bias is not None, device=weight_in_out.device,
-                       dtype=weight_in_out.dtype)
+    linear = nn.Linear(n_in, n_out, bias=bias is not None, device=weight_in_out.device, dtype=weight_in_out.dtype)
     with torch.no_grad():
         linear.weight.copy_(weight_in_out.t())
         if bias is not None:
@@ -53,8 +52,7 @@ def conv1d_to_linear(conv: Conv1D) -> nn.Linear:
 
 
 def linear_to_conv1d(linear: nn.Linear) -> Conv1D:
-    conv = Conv1D(linear.out_features, linear.in_features).to(device=linear.weight.device,
-                                                             dtype=linear.weight.dtype)
+    conv = Conv1D(linear.out_features, linear.in_features).to(device=linear.weight.device, dtype=linear.weight.dtype)
     with torch.no_grad():
         conv.weight.copy_(linear.weight.t())
         conv.bias.copy_(linear.bias if linear.bias is not None else torch.zeros_like(conv.bias))
@@ -63,24 +61,29 @@ def linear_to_conv1d(linear: nn.Linear) -> Conv1D:
 
 def split_qkv(conv: Conv1D) -> QKVProjection:
     hidden = conv.weight.shape[1] // 3
-    parts = [_linear_from(conv.weight[:, i * hidden:(i + 1) * hidden], conv.bias[i * hidden:(i + 1) * hidden])
-             for i in range(3)]
+    parts = [
+        _linear_from(conv.weight[:, i * hidden : (i + 1) * hidden], conv.bias[i * hidden : (i + 1) * hidden])
+        for i in range(3)
+    ]
     return QKVProjection(*parts)
 
 
 def fuse_qkv(qkv: QKVProjection) -> Conv1D:
     """Back to one Conv1D (weights concatenated along the output dimension)."""
     parts = [qkv.q, qkv.k, qkv.v]
-    fused = nn.Linear(parts[0].in_features, sum(p.out_features for p in parts),
-                      device=parts[0].weight.device, dtype=parts[0].weight.dtype)
+    fused = nn.Linear(
+        parts[0].in_features,
+        sum(p.out_features for p in parts),
+        device=parts[0].weight.device,
+        dtype=parts[0].weight.dtype,
+    )
     with torch.no_grad():
         fused.weight.copy_(torch.cat([p.weight for p in parts], dim=0))
         fused.bias.copy_(torch.cat([p.bias for p in parts], dim=0))
     return linear_to_conv1d(fused)
 
 
-def linearize_conv1d(model: nn.Module, patterns: Iterable[str],
-                     qkv_patterns: Iterable[str] = ()) -> list[str]:
+def linearize_conv1d(model: nn.Module, patterns: Iterable[str], qkv_patterns: Iterable[str] = ()) -> list[str]:
     """Replace matching Conv1D modules by nn.Linear (or QKVProjection for ``qkv_patterns``)."""
     patterns = list(patterns)
     names = matching_module_names(model, patterns, kind=Conv1D)

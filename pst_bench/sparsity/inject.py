@@ -25,9 +25,15 @@ def _make_sparse_layer(base: nn.Linear, method_cfg) -> SparseLinear:
         return MagnitudeSparseLinear(base)
     if kind == "mvp":
         return MovementSparseLinear(base)
-    return PSTSparseLinear(base, r1=method_cfg.r1, r2=method_cfg.r2, alpha1=method_cfg.alpha1,
-                           alpha2=method_cfg.alpha2, beta=method_cfg.beta,
-                           score_terms=tuple(method_cfg.score_terms))
+    return PSTSparseLinear(
+        base,
+        r1=method_cfg.r1,
+        r2=method_cfg.r2,
+        alpha1=method_cfg.alpha1,
+        alpha2=method_cfg.alpha2,
+        beta=method_cfg.beta,
+        score_terms=tuple(method_cfg.score_terms),
+    )
 
 
 def sparsify(model: nn.Module, target_patterns: Iterable[str], method_cfg) -> dict[str, SparseLinear]:
@@ -36,8 +42,10 @@ def sparsify(model: nn.Module, target_patterns: Iterable[str], method_cfg) -> di
     names = matching_module_names(model, patterns, leaves_only=True)
     if not names:
         sample = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][:5]
-        raise ConfigError(f"no module of {type(model).__name__} matches the sparse target patterns "
-                          f"{patterns}; linear layers look like {sample}")
+        raise ConfigError(
+            f"no module of {type(model).__name__} matches the sparse target patterns "
+            f"{patterns}; linear layers look like {sample}"
+        )
     layers = {}
     for name in names:
         module = model.get_submodule(name)

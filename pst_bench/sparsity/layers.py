@@ -48,7 +48,7 @@ class SparseLinear(nn.Module):
         self._eval_weight: torch.Tensor | None = None
         self._eval_key: tuple | None = None
         self.mask_computations = 0  # how often the top-v ran; tests and the benchmark read it
-        self.mask_seconds = 0.0     # host time spent computing masks (the benchmark's mask share)
+        self.mask_seconds = 0.0  # host time spent computing masks (the benchmark's mask share)
 
     # -- shapes -----------------------------------------------------------------
     @property
@@ -123,8 +123,13 @@ class SparseLinear(nn.Module):
     def merge(self) -> nn.Linear:
         """A plain nn.Linear carrying the sparse weight W* and the original bias."""
         base = self.base_layer
-        linear = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,
-                           device=base.weight.device, dtype=base.weight.dtype)
+        linear = nn.Linear(
+            base.in_features,
+            base.out_features,
+            bias=base.bias is not None,
+            device=base.weight.device,
+            dtype=base.weight.dtype,
+        )
         linear.weight.copy_(self.merged_weight())
         if base.bias is not None:
             linear.bias.copy_(base.bias)
@@ -190,13 +195,20 @@ class PSTSparseLinear(SparseLinear):
 
     method = "pst"
 
-    def __init__(self, base_layer: nn.Linear, r1: int = 8, r2: int = 8, alpha1: float = 1.0,
-                 alpha2: float = 1.0, beta: float = 1.0, score_terms=("mag", "ab", "rc")):
+    def __init__(
+        self,
+        base_layer: nn.Linear,
+        r1: int = 8,
+        r2: int = 8,
+        alpha1: float = 1.0,
+        alpha2: float = 1.0,
+        beta: float = 1.0,
+        score_terms=("mag", "ab", "rc"),
+    ):
         super().__init__(base_layer)
         unknown = set(score_terms) - {"mag", "ab", "rc"}
         if unknown or not score_terms:
-            raise ValueError("score_terms must be a non-empty subset of mag, ab, rc; "
-                             f"got {list(score_terms)}")
+            raise ValueError(f"score_terms must be a non-empty subset of mag, ab, rc; got {list(score_terms)}")
         n, k = self.weight_shape
         weight = base_layer.weight
         factory = {"device": weight.device, "dtype": weight.dtype}
@@ -261,12 +273,25 @@ class PSTSparseLinear(SparseLinear):
 
     def _factor_args(self, mask: torch.Tensor) -> tuple:
         """The arguments that follow W0 (and the bias) in every function of pst_autograd."""
-        return (self.U, self.V, self.A, self.B, self.R, self.C, mask, self.beta, self.alpha1, self.alpha2,
-                self.use_magnitude)
+        return (
+            self.U,
+            self.V,
+            self.A,
+            self.B,
+            self.R,
+            self.C,
+            mask,
+            self.beta,
+            self.alpha1,
+            self.alpha2,
+            self.use_magnitude,
+        )
 
     def extra_repr(self) -> str:
-        return (super().extra_repr() + f", r1={self.r1}, r2={self.r2}, alpha1={self.alpha1}, "
-                f"alpha2={self.alpha2}, beta={self.beta}, score_terms={'+'.join(self.score_terms)}")
+        return (
+            super().extra_repr() + f", r1={self.r1}, r2={self.r2}, alpha1={self.alpha1}, "
+            f"alpha2={self.alpha2}, beta={self.beta}, score_terms={'+'.join(self.score_terms)}"
+        )
 
 
 def paper_rule_count(layer: SparseLinear) -> int:

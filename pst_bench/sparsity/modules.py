@@ -14,18 +14,22 @@ from collections.abc import Iterable
 from torch import nn
 
 
-def matching_module_names(model: nn.Module, patterns: Iterable[str], leaves_only: bool = False,
-                          kind: type | tuple[type, ...] | None = None) -> list[str]:
+def matching_module_names(
+    model: nn.Module, patterns: Iterable[str], leaves_only: bool = False, kind: type | tuple[type, ...] | None = None
+) -> list[str]:
     """Full names, in ``named_modules`` order, of the modules matching any pattern.
 
     ``leaves_only`` skips modules with children (a split q/k/v container, or a layer
     that is already wrapped); ``kind`` keeps only instances of that class (or classes).
     """
     compiled = [re.compile(pattern) for pattern in patterns]
-    return [name for name, module in model.named_modules()
-            if any(regex.fullmatch(name) for regex in compiled)
-            and (kind is None or isinstance(module, kind))
-            and not (leaves_only and _has_children(module))]
+    return [
+        name
+        for name, module in model.named_modules()
+        if any(regex.fullmatch(name) for regex in compiled)
+        and (kind is None or isinstance(module, kind))
+        and not (leaves_only and _has_children(module))
+    ]
 
 
 def _has_children(module: nn.Module) -> bool:

@@ -147,8 +147,7 @@ def reference_pst_weight(w0, U, V, A, B, R, C, keep, beta, alpha1, alpha2, use_m
     return weight * mask
 
 
-def reference_pst_linear(inputs, w0, bias, U, V, A, B, R, C, keep, beta, alpha1, alpha2,
-                         use_magnitude) -> torch.Tensor:
+def reference_pst_linear(inputs, w0, bias, U, V, A, B, R, C, keep, beta, alpha1, alpha2, use_magnitude) -> torch.Tensor:
     """y = x·W'ᵀ + b (Eq. 7) through autograd: what PSTLinear must equal, value and gradients."""
     masked = reference_pst_weight(w0, U, V, A, B, R, C, keep, beta, alpha1, alpha2, use_magnitude)
     return F.linear(inputs, masked, bias)

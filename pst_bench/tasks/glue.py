@@ -58,7 +58,6 @@ class GlueRunner(TaskRunner):
                 preds, labels = accelerator.gather_for_metrics((preds, batch["labels"]))
                 predictions.append(preds.cpu())
                 references.append(labels.cpu())
-            results[split] = compute_task_metrics(task, torch.cat(predictions).tolist(),
-                                                  torch.cat(references).tolist())
+            results[split] = compute_task_metrics(task, torch.cat(predictions).tolist(), torch.cat(references).tolist())
         model.train()
         return results

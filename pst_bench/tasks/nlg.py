@@ -19,8 +19,8 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from ..data.nlg import load_nlg_split
-from ..metrics.nlg import compute_nlg_metrics, metric_settings
 from ..files import atomic_write_text
+from ..metrics.nlg import compute_nlg_metrics, metric_settings
 from .base import TaskRunner
 
 IGNORE = -100
@@ -52,8 +52,11 @@ class NlgRunner(TaskRunner):
         """Teacher-forcing rows: prompt + target + EOS, labels only on target and EOS."""
         limit = int(self.cfg.task.max_target_length)
         prompts = self._prompts(tokenizer, [source for source, _ in pairs])
-        targets = tokenizer([" " + target.strip() for _, target in pairs], add_special_tokens=False)["input_ids"] \
-            if pairs else []
+        targets = (
+            tokenizer([" " + target.strip() for _, target in pairs], add_special_tokens=False)["input_ids"]
+            if pairs
+            else []
+        )
         rows = {"input_ids": [], "labels": []}
         for prompt, target in zip(prompts, targets):
             completion = target[:limit] + [eos_id(tokenizer)]
@@ -100,8 +103,9 @@ class NlgRunner(TaskRunner):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         shifted_logits = logits[:, :-1].reshape(-1, logits.size(-1)).float()
         shifted_labels = batch["labels"][:, 1:].reshape(-1)
-        return F.cross_entropy(shifted_logits, shifted_labels, ignore_index=IGNORE,
-                               label_smoothing=label_smoothing, reduction="sum"), (shifted_labels != IGNORE).sum()
+        return F.cross_entropy(
+            shifted_logits, shifted_labels, ignore_index=IGNORE, label_smoothing=label_smoothing, reduction="sum"
+        ), (shifted_labels != IGNORE).sum()
 
     def loss(self, model, batch):
         total, count = self._token_loss(model, batch, float(self.cfg.nlg.label_smoothing))
@@ -128,10 +132,16 @@ class NlgRunner(TaskRunner):
     # -- decoding ---------------------------------------------------------------------
     def generation_kwargs(self, tokenizer) -> dict:
         nlg = self.cfg.nlg
-        return {"num_beams": int(nlg.num_beams), "length_penalty": float(nlg.length_penalty),
-                "no_repeat_ngram_size": int(nlg.no_repeat_ngram_size),
-                "max_new_tokens": int(nlg.max_new_tokens), "do_sample": False, "early_stopping": True,
-                "eos_token_id": eos_id(tokenizer), "pad_token_id": tokenizer.pad_token_id}
+        return {
+            "num_beams": int(nlg.num_beams),
+            "length_penalty": float(nlg.length_penalty),
+            "no_repeat_ngram_size": int(nlg.no_repeat_ngram_size),
+            "max_new_tokens": int(nlg.max_new_tokens),
+            "do_sample": False,
+            "early_stopping": True,
+            "eos_token_id": eos_id(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+        }
 
     @torch.no_grad()
     def decode(self, model, tokenizer, sources: list[str], device) -> list[str]:
@@ -139,15 +149,14 @@ class NlgRunner(TaskRunner):
         kwargs = self.generation_kwargs(tokenizer)
         batch_size = int(self.cfg.nlg.decode_batch_size)
         outputs = []
-        for start in tqdm(range(0, len(sources), batch_size), desc="decoding",
-                          disable=not self.cfg.train.progress_bar):
-            prompts = self._prompts(tokenizer, sources[start:start + batch_size])
+        for start in tqdm(range(0, len(sources), batch_size), desc="decoding", disable=not self.cfg.train.progress_bar):
+            prompts = self._prompts(tokenizer, sources[start : start + batch_size])
             width = max(len(p) for p in prompts)
             ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(prompts), width), dtype=torch.long)
             for row, prompt in enumerate(prompts):
-                ids[row, width - len(prompt):] = torch.tensor(prompt)
-                mask[row, width - len(prompt):] = 1
+                ids[row, width - len(prompt) :] = torch.tensor(prompt)
+                mask[row, width - len(prompt) :] = 1
             generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
             for row in generated[:, width:].tolist():
                 text = tokenizer.decode(row, skip_special_tokens=True)
@@ -174,8 +183,11 @@ class NlgRunner(TaskRunner):
             atomic_write_text(ref_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in references))
             metrics = compute_nlg_metrics(hypotheses, references, list(nlg.metrics), bool(nlg.lowercase))
             generation[split_name] = {
-                "inputs": len(sources), "metrics": metrics, "hypotheses": hyp_path.name,
-                "references": ref_path.name, "generation": self.generation_kwargs(tokenizer),
+                "inputs": len(sources),
+                "metrics": metrics,
+                "hypotheses": hyp_path.name,
+                "references": ref_path.name,
+                "generation": self.generation_kwargs(tokenizer),
                 "metric_settings": metric_settings(list(nlg.metrics), bool(nlg.lowercase), references),
             }
         return {"generation": generation}
