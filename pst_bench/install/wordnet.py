@@ -32,6 +32,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..files import atomic_write_text
+
 __all__ = [
     "DEBIAN_PACKAGES",
     "DEFAULT_SOURCE",
@@ -229,7 +231,7 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.unlink()
     elif path.is_file() and path.read_text(encoding="utf-8") == text:
         return
-    path.write_text(text, encoding="utf-8")
+    atomic_write_text(path, text)
 
 
 def _check_loads(folder: Path) -> None:
