@@ -21,6 +21,7 @@ names the file and says why (missing keys by name, a status other than finished,
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -29,6 +30,7 @@ import subprocess
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -85,11 +87,8 @@ class RecordError(ValueError):
 
 def identity_config(cfg) -> dict:
     """The resolved config minus the keys that do not change the results."""
-    plain = (
-        OmegaConf.to_container(cfg, resolve=True)
-        if not isinstance(cfg, dict)
-        else json.loads(json.dumps(cfg, default=str))
-    )
+    # a stored record's config is copied: the pops below must not change the record
+    plain = copy.deepcopy(cfg) if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
     for key, sub in _NON_IDENTITY_KEYS.items():
         if sub is None:
             plain.pop(key, None)
@@ -322,7 +321,7 @@ class RunRecord:
         r1, r2 = self.method_config.get("r1"), self.method_config.get("r2")
         return (None if r1 is None else int(r1)), (None if r2 is None else int(r2))
 
-    @property
+    @cached_property  # reports ask for it once per comparison; the config never changes
     def setting(self) -> dict[str, Any]:
         """Every identity setting of the run except its seed and names, as dotted keys."""
         flat = _flatten(identity_config(self.config))
@@ -378,6 +377,14 @@ class RunRecord:
         if self.metric == metric and split == self.main_split:
             return entry.get("main")
         return None
+
+    @property
+    def ranking_value(self) -> float | None:
+        """``dev_value`` signed so that larger is better (the dev loss of generation tasks negated)."""
+        value = self.dev_value
+        if value is None:
+            return None
+        return value if self.higher_is_better else -value
 
     def dev_metric(self, metric: str, split: str | None = None) -> float | None:
         """``raw_dev_metric`` as a float; None when absent or not finite."""

@@ -185,9 +185,8 @@ def select_runs(runs: list[Run], rule: str = DEFAULT_GRID_RULE) -> list[Run]:
 
 
 def _preference(run: Run) -> tuple:
-    value = run.record.dev_value
-    signed = None if value is None else (value if run.record.higher_is_better else -value)
-    return (run.record.seed, -(signed if signed is not None else -math.inf), run.record.run_id)
+    value = run.record.ranking_value
+    return (run.record.seed, -(value if value is not None else -math.inf), run.record.run_id)
 
 
 def pick_trio(runs: list[Run], methods=COMPARED) -> dict[str, Run]:

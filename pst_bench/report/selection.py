@@ -98,15 +98,8 @@ def setting_text(record: RunRecord, keys: list[str]) -> str:
     return ", ".join(f"{key}={_value_text(setting[key]) if key in setting else _UNSET}" for key in keys)
 
 
-def _signed_dev(run: RunRecord) -> float | None:
-    value = run.dev_value
-    if value is None:
-        return None
-    return value if run.higher_is_better else -value
-
-
 def _candidate(setting: str, runs: list[RunRecord]) -> Candidate:
-    values = [v for v in (_signed_dev(run) for run in runs) if v is not None]
+    values = [run.ranking_value for run in runs if run.ranking_value is not None]
     median = statistics.median(values) if values else None
     return Candidate(setting, tuple(sorted(runs, key=lambda r: (r.seed, r.name))), median)
 
