@@ -58,6 +58,10 @@ _NON_IDENTITY_KEYS = {
 #: Settings that name a run or repeat it, not what it is: left out of ``RunRecord.setting``.
 _NOT_A_SETTING = ("train.seed", "method.name", "method.paper_label")
 #: Subset settings: a run with any of them set is not comparable to the paper (``is_short``).
+# A run whose most-predicted class covers at least this share of the dev set, or whose regression
+# predictions spread less than this fraction of the labels' standard deviation, predicts a constant.
+CONSTANT_CLASS_SHARE = 0.99
+CONSTANT_STD_RATIO = 0.05
 SUBSET_KEYS = ("train.max_train_examples", "train.max_eval_examples", "train.max_steps", "nlg.max_decode_examples")
 _VERSIONED = (
     "torch",
@@ -357,6 +361,33 @@ class RunRecord:
             if isinstance(entry, dict):
                 return entry
         return None
+
+    @property
+    def prediction_summary(self) -> dict | None:
+        """How the main dev split's predictions at the chosen epoch are spread, when the record stores it.
+
+        Classification: ``counts`` per predicted class and ``majority_share``; regression: ``mean``,
+        ``std`` beside ``label_mean``, ``label_std`` (``pst_bench.tasks.glue.prediction_summary``).
+        """
+        entry = self.chosen_epoch or {}
+        summary = ((entry.get("eval") or {}).get(self.main_split) or {}).get("predictions")
+        return summary if isinstance(summary, dict) else None
+
+    @property
+    def constant_predictor(self) -> bool | None:
+        """True when the run predicts one class (or one value) on dev, so its metric says nothing of the
+        method; None when the record does not say (an older record, a generation task).
+
+        One class: the most-predicted class covers at least ``CONSTANT_CLASS_SHARE`` of the dev set.
+        One value: the predictions spread less than ``CONSTANT_STD_RATIO`` of the labels' spread.
+        """
+        summary = self.prediction_summary
+        if summary is None:
+            return None
+        if "majority_share" in summary:
+            return float(summary["majority_share"]) >= CONSTANT_CLASS_SHARE
+        label_std = float(summary.get("label_std") or 0.0)
+        return float(summary["std"]) < CONSTANT_STD_RATIO * label_std or label_std == 0.0
 
     @property
     def dev_value(self) -> float | None:

@@ -26,6 +26,9 @@ def test_tiny_end_to_end_run_per_method(tmp_path, synthetic_data, method):
     assert on_disk["status"] == "finished" and on_disk["method"] == method
     assert [e["epoch"] for e in on_disk["epochs"]] == [1, 2]
     assert {"accuracy", "f1", "matthews", "main"} <= set(on_disk["final"]["eval"]["validation"])
+    predictions = on_disk["final"]["eval"]["validation"]["predictions"]
+    assert sum(predictions["counts"].values()) == on_disk["eval_examples"]["validation"]
+    assert predictions["majority_share"] == max(predictions["counts"].values()) / on_disk["eval_examples"]["validation"]
     assert on_disk["best_in_final_window"]["epoch"] == 2  # epoch 1 ends before the cool-down
     assert on_disk["config"]["method"]["name"] == method
     assert on_disk["versions"]["torch"] and "commit" in on_disk["git"]

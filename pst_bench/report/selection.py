@@ -14,8 +14,11 @@
    twice (a rerun, or the same method under two names): the first in path order counts, the
    other is listed as a duplicate and left out.
 4. **Grids.** ``best-dev`` (the default, the paper's rule): the setting with the best median
-   dev value over its seeds wins the cell (higher metric, or lower dev loss for generation),
-   and only its runs are shown; ties go to the first setting in sorted order. ``pool``: every
+   dev value wins the cell (higher metric, or lower dev loss for generation), and only its runs
+   are shown; ties go to the first setting in sorted order. The median is taken over the seeds
+   that every setting of the cell has, when there are any (a grid tuned on one seed and then
+   repeated on more seeds for its winner is ranked on the tuning seed, like with like), else
+   over each setting's own seeds. ``pool``: every
    setting's runs are shown together. Either way the winner and the candidates are recorded.
 """
 
@@ -45,7 +48,8 @@ class Candidate:
 
     setting: str  # "train.lr=0.0003, train.epochs=3"; "" when the cell has one setting
     runs: tuple[RunRecord, ...]
-    median_dev: float | None
+    median_dev: float | None  # over the ranking seeds
+    ranking_seeds: tuple[int, ...] = ()
 
     @property
     def seeds(self) -> list[int]:
@@ -98,10 +102,17 @@ def setting_text(record: RunRecord, keys: list[str]) -> str:
     return ", ".join(f"{key}={_value_text(setting[key]) if key in setting else _UNSET}" for key in keys)
 
 
-def _candidate(setting: str, runs: list[RunRecord]) -> Candidate:
-    values = [run.ranking_value for run in runs if run.ranking_value is not None]
+def _candidate(setting: str, runs: list[RunRecord], ranking_seeds: set[int] | None) -> Candidate:
+    """A setting's runs, ranked by the median over ``ranking_seeds`` (None: all of its seeds)."""
+    ranked = [run for run in runs if ranking_seeds is None or run.seed in ranking_seeds]
+    values = [run.ranking_value for run in ranked if run.ranking_value is not None]
     median = statistics.median(values) if values else None
-    return Candidate(setting, tuple(sorted(runs, key=lambda r: (r.seed, r.name))), median)
+    return Candidate(
+        setting,
+        tuple(sorted(runs, key=lambda r: (r.seed, r.name))),
+        median,
+        tuple(sorted(run.seed for run in ranked)),
+    )
 
 
 def _one_per_seed(runs: list[RunRecord]) -> tuple[list[RunRecord], list[tuple[RunRecord, RunRecord]]]:
@@ -130,11 +141,13 @@ def select_cell(key: Hashable, records: list[RunRecord], rule: str = DEFAULT_GRI
     by_setting: dict[str, list[RunRecord]] = {}
     for record in records:
         by_setting.setdefault(setting_text(record, keys), []).append(record)
-    candidates, duplicates = [], []
+    kept, duplicates = {}, []
     for setting in sorted(by_setting):
-        runs, dropped = _one_per_seed(by_setting[setting])
+        kept[setting], dropped = _one_per_seed(by_setting[setting])
         duplicates += dropped
-        candidates.append(_candidate(setting, runs))
+    common = set.intersection(*({run.seed for run in runs} for runs in kept.values()))
+    ranking_seeds = common if common and len(kept) > 1 else None
+    candidates = [_candidate(setting, runs, ranking_seeds) for setting, runs in kept.items()]
     return Cell(key, _best(candidates), tuple(candidates), tuple(duplicates), rule)
 
 

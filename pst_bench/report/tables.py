@@ -755,6 +755,7 @@ def selection_notes(spec: Spec, cells: list[Cell]) -> list[str]:
             ranked = "; ".join(
                 f"{c.setting}: seeds {c.seeds}, median dev "
                 f"{'-' if c.median_dev is None else fmt_number(abs(c.median_dev), 4)}"
+                + ("" if list(c.ranking_seeds) == c.seeds else f" on seeds {list(c.ranking_seeds)}")
                 for c in cell.candidates
             )
             shown = "all pooled" if cell.rule == "pool" else f"shown: {cell.chosen.setting}"

@@ -70,6 +70,7 @@ def run_experiment(cfg) -> dict:
     started = time.time()
     tokenizer, model, layers, params = _build_model(cfg)
     data = _build_data(cfg, runner, tokenizer)
+    runner.init_head(model, data.train_set)
     trainee, plan = _prepare_training(cfg, accelerator, runner, model, layers, data)
     state = resume_state(paths.checkpoints, trainee) if cfg.train.resume else LoopState()
     started -= state.elapsed_s  # a resumed run's wall time includes the time before its interruption

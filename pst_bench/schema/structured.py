@@ -95,6 +95,7 @@ class GlueTaskConfig(TaskConfig):
     num_labels: int = MISSING
     is_regression: bool = False
     max_length: int = MISSING
+    regression_head_bias: str = "zero"  # zero | train_mean (regression: start the output at the labels' mean)
 
 
 @dataclass

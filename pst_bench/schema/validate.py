@@ -98,3 +98,9 @@ def _check_model_fits_task(cfg: DictConfig) -> None:
     )
     if runner.architecture == "sequence_classification":
         _check(cfg.task.num_labels >= 1, f"task.num_labels={cfg.task.num_labels} must be >= 1")
+        bias = cfg.task.regression_head_bias
+        _check(bias in ("zero", "train_mean"), f"task.regression_head_bias={bias!r}: choose zero or train_mean")
+        _check(
+            bias == "zero" or cfg.task.is_regression,
+            f"task.regression_head_bias=train_mean needs a regression task; task={cfg.task.name} is a classification",
+        )

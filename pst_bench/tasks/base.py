@@ -30,6 +30,9 @@ class TaskRunner:
     def collator(self, tokenizer):
         raise NotImplementedError
 
+    def init_head(self, model, train_set) -> None:
+        """Adjust the fresh task head from the training data before training (default: nothing)."""
+
     def loss(self, model, batch):
         raise NotImplementedError
 

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from transformers import DataCollatorWithPadding
 
 from ..data import load_glue_splits
 from ..metrics import compute_task_metrics
 from .base import TaskRunner
+
+log = logging.getLogger(__name__)
+
+
+def prediction_summary(predictions: torch.Tensor, references: torch.Tensor, is_regression: bool) -> dict:
+    """What a dev set's predictions look like: class counts, or mean and spread beside the labels'.
+
+    Stored in the record so that a constant predictor is recognised from it
+    (``pst_bench.record.RunRecord.constant_predictor``).
+    """
+    if is_regression:
+        return {
+            "mean": round(float(predictions.mean()), 6),
+            "std": round(float(predictions.std(unbiased=False)), 6),
+            "label_mean": round(float(references.float().mean()), 6),
+            "label_std": round(float(references.float().std(unbiased=False)), 6),
+        }
+    classes, counts = torch.unique(predictions, return_counts=True)
+    return {
+        "counts": {str(int(c)): int(n) for c, n in zip(classes, counts)},
+        "majority_share": round(float(counts.max()) / predictions.numel(), 6),
+    }
+
+
+def output_layer(model, num_labels: int) -> torch.nn.Linear | None:
+    """The head's last linear layer (BERT `classifier`, RoBERTa `classifier.out_proj`, GPT-2 `score`)."""
+    found = None
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module.out_features == num_labels:
+            found = module
+    return found
 
 
 class GlueRunner(TaskRunner):
@@ -42,6 +75,25 @@ class GlueRunner(TaskRunner):
     def collator(self, tokenizer):
         return DataCollatorWithPadding(tokenizer)
 
+    @torch.no_grad()
+    def init_head(self, model, train_set) -> None:
+        """``task.regression_head_bias=train_mean``: start the regression output at the labels' mean.
+
+        A fresh head outputs about 0 while STS-B's labels average 2.7: under PST only the small
+        factors and the head train, and from 0 the model collapses to a constant prediction
+        (README, "STS-B under PST"). Every method gets the same start, so the comparison stays fair.
+        """
+        task = self.cfg.task
+        if not task.is_regression or task.regression_head_bias != "train_mean":
+            return
+        layer = output_layer(model, int(task.num_labels))
+        if layer is None or layer.bias is None:
+            log.warning("task.regression_head_bias=train_mean: the model's output layer has no bias; left at 0")
+            return
+        mean = float(torch.tensor(train_set["labels"], dtype=torch.float64).mean())
+        layer.bias.fill_(mean)
+        log.info("regression head bias set to the training labels' mean %.4f", mean)
+
     def loss(self, model, batch):
         return model(**batch).loss
 
@@ -58,6 +110,8 @@ class GlueRunner(TaskRunner):
                 preds, labels = accelerator.gather_for_metrics((preds, batch["labels"]))
                 predictions.append(preds.cpu())
                 references.append(labels.cpu())
-            results[split] = compute_task_metrics(task, torch.cat(predictions).tolist(), torch.cat(references).tolist())
+            predictions, references = torch.cat(predictions), torch.cat(references)
+            results[split] = compute_task_metrics(task, predictions.tolist(), references.tolist())
+            results[split]["predictions"] = prediction_summary(predictions, references, bool(task.is_regression))
         model.train()
         return results
