@@ -15,7 +15,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all lint params clean figures tables sweep bench
+.PHONY: install nltk-data demo test test-all lint params clean figures tables sweep evidence bench
 
 install: $(STAMP)
 
@@ -79,6 +79,13 @@ params: $(STAMP)
 SWEEP ?= table4_cpu
 sweep: $(STAMP)
 	$(BIN)/pst-bench -m sweep=$(SWEEP) train.progress_bar=false $(ARGS)
+
+# The CPU-scale evidence (README, "Evidence at CPU scale"): its sweeps one after another, each resumable
+# (a finished run is skipped, an interrupted one resumes). Run it in the background:
+#   nohup make evidence > evidence.log 2>&1 &
+EVIDENCE ?= evidence_sst2 evidence_stsb
+evidence: $(STAMP)
+	for sweep in $(EVIDENCE); do $(MAKE) --no-print-directory sweep SWEEP=$$sweep || exit 1; done
 
 # The paper's Figures 2-5 as PNGs under results/figures/ from results/runs (records, masks, score samples).
 figures: $(STAMP)
