@@ -62,6 +62,16 @@ _NOT_A_SETTING = ("train.seed", "method.name", "method.paper_label")
 # predictions spread less than this fraction of the labels' standard deviation, predicts a constant.
 CONSTANT_CLASS_SHARE = 0.99
 CONSTANT_STD_RATIO = 0.05
+BUDGET_KEYS = (
+    "model.name",
+    "task.name",
+    "train.max_train_examples",
+    "train.max_eval_examples",
+    "train.epochs",
+    "train.max_steps",
+    "train.batch_size",
+    "train.grad_accum_steps",
+)
 SUBSET_KEYS = ("train.max_train_examples", "train.max_eval_examples", "train.max_steps", "nlg.max_decode_examples")
 _VERSIONED = (
     "torch",
@@ -332,6 +342,12 @@ class RunRecord:
         for key in _NOT_A_SETTING:
             flat.pop(key, None)
         return flat
+
+    @property
+    def budget(self) -> dict[str, Any]:
+        """The training protocol (data, epochs, steps, batch): two runs compare like with like only on one."""
+        flat = _flatten(self.config)
+        return {key: flat.get(key) for key in BUDGET_KEYS}
 
     @property
     def is_short(self) -> bool:

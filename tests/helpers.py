@@ -63,14 +63,21 @@ def tiny_run_overrides(data_dir: Path, method: str = "pst", *extra: str) -> list
 
 
 def fake_record(
-    overrides=(), *, dev: float, final: float | None = None, params: dict | None = None, extra: dict | None = None
+    overrides=(),
+    *,
+    dev: float,
+    final: float | None = None,
+    params: dict | None = None,
+    extra: dict | None = None,
+    predictions: dict | None = None,
 ) -> dict:
     """A results record built by the real builder (pst_bench.record.build_record) without training.
 
     The config is what `pst-bench <overrides>` composes; two epochs are recorded: epoch 2 (the best
     in the final window) with main dev value `dev`, epoch 3 (the final one) with `final` (default
     `dev`). GLUE records carry the task's metric, NLG records the dev loss; `extra` is what a task
-    runner adds (NLG: {"generation": ...}).
+    runner adds (NLG: {"generation": ...}); `predictions` the dev prediction summary a GLUE run stores
+    (``class_counts`` and ``regression_spread`` build one).
     """
     from pst_bench.record import build_record, run_id
     from pst_bench.tasks import runner_class, task_kind
@@ -86,7 +93,7 @@ def fake_record(
             "sparsity_target": float(cfg.method.sparsity),
             "train_loss": 0.5,
             "lr": 0.0,
-            "eval": {split: {metric: value, "main": value}},
+            "eval": {split: {metric: value, "main": value, **({"predictions": predictions} if predictions else {})}},
             "in_final_window": number >= 2,
         }
 
@@ -109,3 +116,13 @@ def fake_record(
         checkpoint_dir="checkpoints",
         extra=extra,
     )
+
+
+def class_counts(*counts: int) -> dict:
+    """A classification run's dev prediction summary: how often each class was predicted."""
+    return {"counts": {str(c): n for c, n in enumerate(counts) if n}, "majority_share": max(counts) / sum(counts)}
+
+
+def regression_spread(std: float, label_std: float = 1.5) -> dict:
+    """A regression run's dev prediction summary."""
+    return {"mean": 2.5, "std": std, "label_mean": 2.4, "label_std": label_std}

@@ -13,7 +13,7 @@ from helpers import compose_cfg, fake_record, tiny_run_overrides, write_syntheti
 pytest.importorskip("matplotlib")
 
 from pst_bench.record import RecordSkipped  # noqa: E402
-from pst_bench.report import figures  # noqa: E402
+from pst_bench.report import figures, masks  # noqa: E402
 from pst_bench.run.artifacts import load_masks  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -93,22 +93,46 @@ def test_sparsity_histogram_of_a_saved_mask_matches_its_sparsity(runs):
 def test_hamming_similarity_hand_values():
     a = np.array([[1, 0, 1, 0], [1, 1, 0, 0]], dtype=bool)
     b = np.array([[1, 1, 1, 0], [0, 1, 0, 1]], dtype=bool)  # differs in 3 of 8 entries
-    assert figures.hamming_similarity(a, b) == pytest.approx(5 / 8)
-    assert figures.hamming_similarity(a, a) == 1.0
-    assert figures.hamming_similarity(a, ~a) == 0.0
+    assert masks.hamming_similarity(a, b) == pytest.approx(5 / 8)
+    assert masks.hamming_similarity(a, a) == 1.0
+    assert masks.hamming_similarity(a, ~a) == 0.0
     with pytest.raises(ValueError):
-        figures.hamming_similarity(a, b[:, :2])
-    sims = figures.similarity_by_layer({"x": a, "y": a, "z": a}, {"y": ~a, "x": b})
+        masks.hamming_similarity(a, b[:, :2])
+    sims = masks.similarity_by_layer({"x": a, "y": a, "z": a}, {"y": ~a, "x": b})
     assert sims == [("x", pytest.approx(5 / 8)), ("y", 0.0)]  # first's order, only shared names
+
+
+def test_mask_distance_hand_values():
+    a = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=bool)  # keeps 2 of 8
+    b = np.array([[1, 0, 0, 0], [0, 0, 1, 0]], dtype=bool)  # shares one kept entry, two entries differ
+    result = masks.mask_distance({"x": a, "y": a}, {"x": b, "y": a, "z": a})
+    assert result.matrices == 2
+    assert result.distance == pytest.approx(2 / 16)
+    assert result.kept_overlap == pytest.approx(3 / 4)
+    assert masks.mask_distance({"x": a}, {"y": a}) is None
+
+
+def test_mask_pairs_compare_the_shown_runs_seed_by_seed(runs):
+    runs_dir, records = runs
+    from pst_bench.record import load_records
+
+    pairs = masks.mask_pairs(load_records(runs_dir))
+    at90 = {(p.first, p.second): p for p in pairs if p.sparsity == 90.0}
+    assert set(at90) == set(masks.PAIRS)
+    loaded = {m: load_masks(runs_dir / records[m, 0.9]["artifacts"]["masks"]) for m in ("map", "mvp", "pst")}
+    a, b = loaded["map"], loaded["mvp"]
+    differ = sum(int(np.count_nonzero(a[n] != b[n])) for n in a)
+    assert at90["MaP", "MvP"].result.distance == pytest.approx(differ / sum(m.size for m in a.values()))
+    assert at90["MaP", "MvP"].seed == 42
 
 
 def test_mask_similarity_of_saved_runs(runs):
     runs_dir, records = runs
-    masks = {m: load_masks(runs_dir / records[m, 0.9]["artifacts"]["masks"]) for m in ("map", "mvp", "pst")}
-    sims = figures.similarity_by_layer(masks["map"], masks["pst"])
-    assert [name for name, _ in sims] == list(masks["map"])
+    loaded = {m: load_masks(runs_dir / records[m, 0.9]["artifacts"]["masks"]) for m in ("map", "mvp", "pst")}
+    sims = masks.similarity_by_layer(loaded["map"], loaded["pst"])
+    assert [name for name, _ in sims] == list(loaded["map"])
     for name, value in sims:
-        a, b = masks["map"][name], masks["pst"][name]
+        a, b = loaded["map"][name], loaded["pst"][name]
         assert value == pytest.approx(np.count_nonzero(a == b) / a.size)
         # both keep exactly 10%: agreement is at least 80% and (at 90%) at most 100%
         assert 0.8 - 1e-9 <= value <= 1.0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import fake_record
+from helpers import class_counts, fake_record, regression_spread
 from pst_bench.report import tables
 from pst_bench.report.selection import PAPER_RANKS
 from pst_bench.report.tables import RecordSkipped, make_tables
@@ -35,6 +35,7 @@ def glue_record(
     r1: int = 8,
     r2: int = 8,
     final: float | None = None,
+    predictions: dict | None = None,
     **train,
 ) -> dict:
     """A GLUE results record from the real builder (value: the paper's metric, 0-1)."""
@@ -48,7 +49,7 @@ def glue_record(
     ]
     if method.startswith("pst"):
         overrides += [f"method.r1={r1}", f"method.r2={r2}"]
-    return fake_record(overrides, dev=value, final=final, params=PARAMS)
+    return fake_record(overrides, dev=value, final=final, params=PARAMS, predictions=predictions)
 
 
 def nlg_record(task: str, model: str, seed: int, metrics: dict) -> dict:
@@ -152,9 +153,9 @@ def test_table2_cells_median_range_paper_and_difference(built):
     rows = read_csv(out / "table2.csv")
     pst = row_of(rows, Model="bert-base", Method="PST", Sparsity="90%")
     # Two seeds: median [min-max] of the best-in-window values (seed 1's final epoch is ignored).
-    assert (pst["SST-2 ours"], pst["SST-2 paper"], pst["SST-2 diff"]) == ("88.50 [88.10–88.90]", "88.65", "-0.15")
+    assert (pst["SST-2 ours"], pst["SST-2 paper"], pst["SST-2 diff"]) == ("88.50 [88.10–88.90] (88.50 ± 0.57)", "88.65", "-0.15")
     # Three seeds, pst and pst_mag_ab_rc together; the r1=4/r2=16 run is not in this cell.
-    assert (pst["MRPC ours"], pst["MRPC paper"], pst["MRPC diff"]) == ("86.00 [85.00–87.00]", "85.57", "+0.43")
+    assert (pst["MRPC ours"], pst["MRPC paper"], pst["MRPC diff"]) == ("86.00 [85.00–87.00] (86.00 ± 1.00)", "85.57", "+0.43")
     assert (pst["CoLA ours"], pst["CoLA paper"], pst["CoLA diff"]) == ("-", "42.49", "-")
     assert (pst["Avg. ours"], pst["Avg. paper"]) == ("-", "75.99")
     assert (pst["Params exact (M)"], pst["Params paper rule (M)"], pst["Params paper (M)"]) == ("2.82", "2.82", "2.91")
@@ -162,7 +163,7 @@ def test_table2_cells_median_range_paper_and_difference(built):
     assert (mnli["MNLI ours"], mnli["MNLI paper"], mnli["MNLI diff"]) == ("80.00", "83.58", "-3.58")
     minilm = row_of(rows, Model="minilm-l6", Method="PST")
     assert minilm["Paper model"] == "bert-base (stand-in)"
-    assert (minilm["SST-2 ours"], minilm["SST-2 paper"], minilm["SST-2 diff"]) == ("78.90†", "88.65", "-9.75")
+    assert (minilm["SST-2 ours"], minilm["SST-2 paper"], minilm["SST-2 diff"]) == ("78.90† · ret -", "ret 95.3%", "-")
     roberta = row_of(rows, Model="roberta-base", Method="Fine-tune")
     assert (roberta["Paper model"], roberta["RTE ours"], roberta["RTE paper"], roberta["RTE diff"]) == (
         "roberta-base",
@@ -174,8 +175,8 @@ def test_table2_cells_median_range_paper_and_difference(built):
     assert {row["Method"] for row in rows} == {"Fine-tune", "MaP", "PST"}
     md = (out / "table2.md").read_text(encoding="utf-8")
     assert "from 8 results records" in md and "`make tables`" in md
-    assert "| 88.50 [88.10–88.90] / 88.65 (-0.15) |" in md
-    assert "| bert-base (stand-in) |" in md and "no such rows for minilm-l6:" in md
+    assert "| 88.50 [88.10–88.90] (88.50 ± 0.57) / 88.65 (-0.15) |" in md
+    assert "| bert-base (stand-in) |" in md and "The paper did not run minilm-l6 (marked" in md
 
 
 def test_missing_paper_cells_are_listed(built):
@@ -210,8 +211,9 @@ def test_table3_nlg_scaling_and_stand_in(built):
     assert (e2e["DART BLEU ours"], e2e["DART BLEU paper"]) == ("-", "45.27")
     tiny = row_of(rows, Model="tiny-gpt2")
     assert tiny["Paper model"] == "gpt2-medium (stand-in)"
-    assert (tiny["DART TER ours"], tiny["DART TER paper"], tiny["DART TER diff"]) == ("0.50", "0.49", "+0.01")
-    assert (tiny["DART MET ours"], tiny["DART MET paper"]) == ("0.10", "0.37")  # a fraction for DART
+    # a stand-in compares retention: no tiny-gpt2 Fine-tune run here; the paper's PST TER 0.49 / its Fine-tune 0.46
+    assert (tiny["DART TER ours"], tiny["DART TER paper"], tiny["DART TER diff"]) == ("0.50 · ret -", "ret 106.5%", "-")
+    assert tiny["DART MET ours"] == "0.10 · ret -"  # a fraction for DART
     missing = {(m["model"], m["method"], m["column"]) for m in read_csv(out / "table3_missing.csv")}
     assert ("gpt2-medium", "PST", "WebNLG TER") in missing and ("gpt2-medium", "PST", "E2E BLEU") not in missing
     assert ("tiny-gpt2", "PST", "E2E BLEU") in missing
@@ -224,8 +226,8 @@ def test_table4_ranks(built):
     assert (r16["r1=4 ours"], r16["r1=4 paper"], r16["r1=4 diff"]) == ("87.00", "86.45", "+0.55")
     assert (r16["r1=8 ours"], r16["r1=8 paper"]) == ("-", "86.75")
     r8 = row_of(rows, Model="bert-base", Task="MRPC", r2="8")
-    assert r8["r1=8 ours"] == "86.00 [85.00–87.00]" and r8["r1=8 paper"] == "85.57"
-    assert row_of(rows, Model="bert-base", Task="SST-2", r2="8")["r1=8 ours"] == "88.50 [88.10–88.90]"
+    assert r8["r1=8 ours"] == "86.00 [85.00–87.00] (86.00 ± 1.00)" and r8["r1=8 paper"] == "85.57"
+    assert row_of(rows, Model="bert-base", Task="SST-2", r2="8")["r1=8 ours"] == "88.50 [88.10–88.90] (88.50 ± 0.57)"
     # The paper's order: (a) MRPC, (b) SST-2; models in the paper's order, stand-ins last.
     assert [(r["Model"], r["Task"], r["r2"]) for r in rows] == [
         ("bert-base", "MRPC", "8"),
@@ -244,7 +246,7 @@ def test_table5_ablation_and_average(built):
     methods = [row["Method"] for row in rows if row["Model"] == "bert-base"]
     assert methods == ["PST[mag+ab+rc]", "PST[ab]", "PST[rc]"]  # the paper's row order
     full = row_of(rows, Model="bert-base", Method="PST[mag+ab+rc]")
-    assert (full["r1"], full["r2"], full["MRPC ours"], full["MRPC paper"]) == ("8", "8", "86.00 [85.00–87.00]", "85.57")
+    assert (full["r1"], full["r2"], full["MRPC ours"], full["MRPC paper"]) == ("8", "8", "86.00 [85.00–87.00] (86.00 ± 1.00)", "85.57")
     ab = row_of(rows, Model="bert-base", Method="PST[ab]")
     assert (ab["CoLA ours"], ab["CoLA paper"], ab["CoLA diff"]) == ("25.00", "22.02", "+2.98")
     assert (ab["Avg. ours"], ab["Avg. paper"]) == ("-", "65.98")
@@ -329,7 +331,7 @@ def test_grid_duplicates_and_non_finite_values(tmp_path):
     with pytest.warns(RecordSkipped, match="stsb_nan.json: skipped, pearson on validation is nan"):
         make_tables(runs, tmp_path / "out")
     row = row_of(read_csv(tmp_path / "out" / "table2.csv"), Model="bert-base")
-    assert (row["RTE ours"], row["RTE diff"], row["STS-B ours"]) == ("65.00 [64.00–66.00]", "+2.18", "-")
+    assert (row["RTE ours"], row["RTE diff"], row["STS-B ours"]) == ("65.00 [64.00–66.00] (65.00 ± 1.41)", "+2.18", "-")
     cell = row_of(read_csv(tmp_path / "out" / "table2_cells.csv"), column="RTE")
     assert (cell["settings"], cell["setting"], cell["seeds"]) == ("2", "train.lr=0.0003", "1;2")
     assert cell["files"] == "rte_lr3_s1.json;rte_lr3_s2.json"
@@ -342,5 +344,50 @@ def test_grid_duplicates_and_non_finite_values(tmp_path):
     # The pool rule shows every setting's runs (still one per setting and seed).
     make_tables(runs, tmp_path / "pooled", rule="pool")
     row = row_of(read_csv(tmp_path / "pooled" / "table2.csv"), Model="bert-base")
-    assert row["RTE ours"] == "63.00 [60.00–66.00]"
+    assert row["RTE ours"] == "63.00 [60.00–66.00] (63.00 ± 2.58)"
     assert "Run selection (`--grid pool`)" in (tmp_path / "pooled" / "table2.md").read_text(encoding="utf-8")
+
+
+def test_stand_in_rows_compare_retention_and_constant_cells_are_marked(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    balanced = class_counts(430, 442)
+    records = [
+        *(glue_record("sst2", "minilm-l6", "finetune", 0.0, s, v, predictions=balanced, max_train_examples=2000)
+          for s, v in ((1, 0.80), (2, 0.82), (3, 0.84))),
+        *(glue_record("sst2", "minilm-l6", "pst", 0.9, s, v, predictions=balanced, max_train_examples=2000)
+          for s, v in ((1, 0.78), (2, 0.79), (3, 0.80))),
+        # trained on another protocol than the Fine-tune runs: no retention
+        glue_record("sst2", "minilm-l6", "map", 0.9, 1, 0.70, predictions=balanced, max_train_examples=1000),
+        # one class for every dev example: a constant predictor, and one of two MvP runs
+        glue_record("sst2", "minilm-l6", "mvp", 0.9, 1, 0.5092, predictions=class_counts(0, 872),
+                    max_train_examples=2000),
+        glue_record("sst2", "minilm-l6", "mvp", 0.9, 2, 0.75, predictions=balanced, max_train_examples=2000),
+        glue_record("stsb", "minilm-l6", "map", 0.9, 1, 0.05, predictions=regression_spread(0.01),
+                    max_train_examples=2000),
+        glue_record("stsb", "minilm-l6", "mvp", 0.9, 1, 0.05, predictions=regression_spread(0.4),
+                    max_train_examples=2000),
+    ]
+    for record in records:
+        (runs / f"{record['run_id']}.json").write_text(json.dumps(record))
+    make_tables(runs, tmp_path / "out", SHARED_PAPER_CSV)
+    rows = read_csv(tmp_path / "out" / "table2.csv")
+    pst = row_of(rows, Model="minilm-l6", Method="PST", Sparsity="90%")
+    # 79 / 82 = 96.3% of our Fine-tune; the paper's PST 88.65 / Fine-tune 93.00 = 95.3%
+    assert (pst["SST-2 ours"], pst["SST-2 paper"], pst["SST-2 diff"]) == (
+        "79.00 [78.00–80.00]† (79.00 ± 1.00) · ret 96.3%",
+        "ret 95.3%",
+        "+1.0",
+    )
+    dense = row_of(rows, Model="minilm-l6", Method="Fine-tune")
+    assert (dense["SST-2 paper"], dense["SST-2 diff"]) == ("93.00", "-")  # shown, not compared
+    assert row_of(rows, Model="minilm-l6", Method="MaP")["SST-2 ours"].endswith(" · ret -")
+    mvp = row_of(rows, Model="minilm-l6", Method="MvP")
+    assert mvp["SST-2 ours"].startswith("62.96 [50.92–75.00]") and "(1/2 constant)" in mvp["SST-2 ours"]
+    assert mvp["SST-2 ours"].endswith(" · ret -")  # no retention from a cell with a constant run
+    assert mvp["STS-B ours"] == "5.00† · ret -"  # std 0.4 of the labels' 1.5: it predicts, if badly
+    assert row_of(rows, Model="minilm-l6", Method="MaP")["STS-B ours"].startswith("constant (5.00)")
+    cells = read_csv(tmp_path / "out" / "table2_cells.csv")
+    mvp_cell = row_of(cells, method="MvP", column="SST-2")
+    assert (mvp_cell["constant_runs"], mvp_cell["values"], mvp_cell["seeds"]) == ("1", "50.920000;75.000000", "1;2")
+    assert row_of(cells, method="PST", column="SST-2")["retention"] == "96.341463"

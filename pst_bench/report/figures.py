@@ -49,11 +49,10 @@ from ..files import atomic_write_bytes
 from ..record import RecordError, RecordSkipped, RunRecord, as_record, load_records
 from ..run.artifacts import load_masks
 from .labels import MAIN_LABELS, color_of, label_of
+from .masks import COMPARED, PAIRS, hamming_similarity, similarity_by_layer  # noqa: F401 (re-exported)
 from .selection import DEFAULT_GRID_RULE, GRID_RULES, at_paper_ranks, describe_rule, select_cells
 
 DEFAULT_SPARSITY = 0.9
-COMPARED = ("MaP", "MvP", "PST")  # Figures 4 and 5: the paper's three methods
-PAIRS = (("MaP", "PST"), ("MvP", "PST"), ("MaP", "MvP"))
 PAIR_COLORS = {("MaP", "PST"): "tab:blue", ("MvP", "PST"): "tab:orange", ("MaP", "MvP"): "tab:green"}
 ROW_COLOR, COL_COLOR = "tab:orange", "tab:blue"  # the paper's Figure 2: rows orange, columns blue
 KEPT_COLOR, PRUNED_COLOR = "tab:blue", "0.65"  # the paper's Figure 4: kept blue, pruned grey
@@ -230,23 +229,6 @@ def sparsity_histograms(mask: np.ndarray, bins: int = 10) -> dict[str, np.ndarra
         counts = np.bincount(index, minlength=bins)
         out[name] = 100.0 * counts / counts.sum()
     return out
-
-
-def hamming_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Fraction of entries on which two boolean masks agree (1 - normalised Hamming distance)."""
-    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
-    if a.shape != b.shape:
-        raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
-    return float(np.count_nonzero(a == b)) / a.size
-
-
-def similarity_by_layer(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> list[tuple[str, float]]:
-    """(matrix, similarity) for every matrix both mask sets have with the same shape, in ``first``'s order."""
-    return [
-        (name, hamming_similarity(mask, second[name]))
-        for name, mask in first.items()
-        if name in second and second[name].shape == mask.shape
-    ]
 
 
 def metric_vs_sparsity(records: list, rule: str = DEFAULT_GRID_RULE) -> dict[tuple[str, str], dict[str, list[dict]]]:

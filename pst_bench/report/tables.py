@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import warnings
 from collections.abc import Callable, Iterable
@@ -181,10 +182,17 @@ def parse_record(record: RunRecord, warn: Callable[[str], None]) -> dict:
         "r1": r1,
         "r2": r2,
         "short": record.is_short,
+        "constant": record.constant_predictor,
+        "budget": budget_text(record),
         "params_exact": None if exact is None else float(exact) / 1e6,
         "params_rule": None if rule is None else float(rule),
         "values": values,
     }
+
+
+def budget_text(record: RunRecord) -> str:
+    """The run's training protocol (data, epochs, steps, batch) as one comparable string."""
+    return ", ".join(f"{key}={value}" for key, value in record.budget.items() if key not in ("model.name", "task.name"))
 
 
 def load_runs(runs_dir: Path) -> list[dict]:
@@ -517,9 +525,16 @@ def aggregate(obs: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
         distinct_seeds=("seed", "nunique"),
         settings=("settings", "max"),
         setting=("setting", "first"),
+        mean=("value", "mean"),
+        std=("value", "std"),  # sample std (n - 1); NaN for one run
+        constant_runs=("constant", lambda flags: sum(1 for flag in flags if flag is True)),
+        unchecked_runs=("constant", lambda flags: sum(1 for flag in flags if flag is None)),
     ).reset_index()
-    cells["seeds"] = grouped["seed"].agg(lambda s: ";".join(str(x) for x in sorted(s))).to_numpy()
-    cells["files"] = grouped["file"].agg(lambda s: ";".join(sorted(s))).to_numpy()
+    # obs is sorted by seed inside each cell, so seeds, values and files line up
+    cells["seeds"] = grouped["seed"].agg(lambda s: ";".join(str(x) for x in s)).to_numpy()
+    cells["values"] = grouped["value"].agg(lambda s: ";".join(f"{x:.6f}" for x in s)).to_numpy()
+    cells["files"] = grouped["file"].agg(lambda s: ";".join(s)).to_numpy()
+    cells["budgets"] = grouped["budget"].agg(lambda s: " | ".join(sorted(set(s)))).to_numpy()
     return cells
 
 
@@ -551,6 +566,8 @@ OBS_COLUMNS = [
     "seed",
     "file",
     "short",
+    "constant",
+    "budget",
     "params_exact",
     "params_rule",
     "setting",
@@ -584,9 +601,17 @@ CELL_COLUMNS = [
     "median",
     "min",
     "max",
+    "values",
+    "mean",
+    "std",
+    "constant_runs",
+    "unchecked_runs",
     "paper",
     "diff",
+    "retention",
+    "paper_retention",
     "short_run",
+    "budget",
     "files",
     "settings",
     "setting",
@@ -633,6 +658,8 @@ def observations(spec: Spec, runs: list[dict], rule: str = DEFAULT_GRID_RULE) ->
                     "seed": run["seed"],
                     "file": run["file"],
                     "short": run["short"],
+                    "constant": run["constant"],
+                    "budget": run["budget"],
                     "params_exact": run["params_exact"],
                     "params_rule": run["params_rule"],
                     "setting": cell.setting,
@@ -673,6 +700,47 @@ class PaperIndex:
         return found[:1]
 
 
+class Retention:
+    """What a stand-in model's cells are compared by: value ÷ Fine-tune's, ours beside the paper's.
+
+    Ours: the cell's median over the median of our Fine-tune cell (same model, task and column,
+    chosen by the same selection policy), only when both cells' runs share one training protocol
+    (``RunRecord.budget``). The paper's: its number for the cell over its Fine-tune number for the
+    reference model (Table 2 for GLUE, Table 3 for generation).
+    """
+
+    def __init__(self, runs: list[dict], paper: list[dict], rule: str):
+        dense = [run for run in runs if run["label"] == "Fine-tune"]
+        cells = select_cells([run["record"] for run in dense], lambda rec: (rec.model, rec.task), rule)
+        by_name = {run["file"]: run for run in dense}
+        self.ours: dict[tuple[str, str], tuple[float, set[str]]] = {}
+        for (model, _task), cell in cells.items():
+            chosen = [by_name[rec.name] for rec in cell.runs]
+            budgets = {run["budget"] for run in chosen}
+            for column in sorted({c for run in chosen for c in run["values"]}):
+                values = [run["values"][column] for run in chosen if column in run["values"]]
+                self.ours[model, column] = (statistics.median(values), budgets)
+        self.paper = {
+            (cell["model"], cell["column"]): cell["value"]
+            for cell in paper
+            if cell["label"] == "Fine-tune" and cell["table"] in (2, 3)
+        }
+
+    def ours_of(self, model: str, column: str, budgets: set[str]) -> tuple[float | None, str]:
+        """(our retention ×100 or None, why None) for a median of a cell with the given budgets."""
+        found = self.ours.get((model, column))
+        if found is None:
+            return None, "no Fine-tune run"
+        dense, dense_budgets = found
+        if budgets != dense_budgets or len(budgets) != 1:
+            return None, "Fine-tune trained on another protocol"
+        return dense, ""
+
+    def paper_of(self, reference: str, column: str, value: float | None) -> float | None:
+        dense = self.paper.get((reference, column))
+        return None if value is None or not dense else 100.0 * value / dense
+
+
 def _row_params(obs: pd.DataFrame, fields: list[str], row: dict) -> pd.DataFrame:
     """The observations of one row (for its parameter counts)."""
     mask = pd.Series(True, index=obs.index)
@@ -686,6 +754,7 @@ def build_table(
 ) -> Built:
     """Select, aggregate the runs that enter `spec`, compare them with the paper and list what is missing."""
     index = PaperIndex(spec, paper)
+    retention = Retention(runs, paper, rule)
     fields = ["model", *spec.keys]
     obs, policy_cells = observations(spec, runs, rule)
     cells = aggregate(obs, fields) if len(obs) else pd.DataFrame(columns=[*fields, "column"])
@@ -699,16 +768,18 @@ def build_table(
         medians = {}
         for column in value_columns:
             cell, ref = by_cell.get((*(row[f] for f in fields), column)), index.cell(row, column)
-            shown[column], median, long_row = _value_cell(spec, index, row, column, cell, ref)
+            shown[column], median, long_row = _value_cell(spec, index, retention, row, column, cell, ref)
             if cell is None:
                 continue
-            medians[column] = median
+            if median is not None:  # a constant predictor's value is no result: no Avg. over it
+                medians[column] = median
             long_rows.append(long_row)
             if cell["distinct_seeds"] < cell["runs"]:
                 keys = " ".join(_key_text(f, row[f]) for f in spec.keys)
                 repeated.append(f"{row['model']} {keys} {column}: seeds {cell['seeds']} ({cell['files']})")
         if spec.average:
-            shown["Avg."] = _average_cell(spec, medians, index.cell(row, "Avg."))
+            stand_in = index.model_for(row["model"]) != row["model"]
+            shown["Avg."] = _average_cell(spec, medians, index.cell(row, "Avg."), stand_in)
         rows.append(shown)
     key_headers = ["Model", "Paper model", *(KEY_HEADERS[f] for f in spec.keys)]
     key_headers += PARAM_HEADERS if spec.params else []
@@ -795,24 +866,58 @@ def _row_header(spec: Spec, index: PaperIndex, obs: pd.DataFrame, fields: list[s
     return shown
 
 
+def _ours_text(cell: dict) -> str:
+    """Our side of a cell: the median [min–max] (mean ± std), or what the runs' predictions were."""
+    runs, constant = int(cell["runs"]), int(cell["constant_runs"])
+    median, short = float(cell["median"]), bool(cell["short"])
+    if constant == runs:
+        return f"constant ({fmt_number(median)})" + (SHORT_MARK if short else "")
+    text = fmt_ours(median, float(cell["low"]), float(cell["high"]), runs, short)
+    if runs > 1:
+        text += f" ({fmt_number(float(cell['mean']))} ± {fmt_number(float(cell['std']))})"
+    return text + (f" ({constant}/{runs} constant)" if constant else "")
+
+
+def fmt_percent(value: float | None) -> str:
+    return DASH if value is None else f"{fmt_number(value, 1)}%"
+
+
 def _value_cell(
-    spec: Spec, index: PaperIndex, row: dict, column: str, cell: dict | None, ref: dict | None
+    spec: Spec, index: PaperIndex, retention: Retention, row: dict, column: str, cell: dict | None, ref: dict | None
 ) -> tuple[tuple[str, str, str], float | None, dict | None]:
-    """(ours, paper, diff) strings of one cell, our median, and its tableN_cells.csv line."""
+    """(ours, paper, comparison) strings of one cell, its median for Avg. (None unless every run
+    learned), and its tableN_cells.csv line.
+
+    The paper's models compare raw values (diff = ours − paper); a stand-in model compares
+    retention (value ÷ Fine-tune's, ``Retention``), and its Fine-tune row shows no comparison.
+    """
     paper_value = None if ref is None else ref["value"]
-    paper_text = fmt_paper(paper_value, bool(ref and ref["elsewhere"]))
+    elsewhere = bool(ref and ref["elsewhere"])
+    paper_text = fmt_paper(paper_value, elsewhere)
     if cell is None:
         return (DASH, paper_text, DASH), None, None
     median = float(cell["median"])
-    diff = diff_value(median, paper_value)
-    ours = fmt_ours(median, float(cell["low"]), float(cell["high"]), int(cell["runs"]), bool(cell["short"]))
+    learned = int(cell["constant_runs"]) == 0
+    ours = _ours_text(cell)
+    reference = index.model_for(row["model"])
+    ours_ret = paper_ret = diff = None
+    if reference == row["model"]:
+        diff = diff_value(median, paper_value) if learned else None
+    elif row.get("label", "PST") != "Fine-tune":
+        task_column = row["task"] if spec.number == 4 else column
+        dense, _why = retention.ours_of(row["model"], task_column, set(cell["budgets"].split(" | ")))
+        ours_ret = 100.0 * median / dense if dense and learned else None
+        paper_ret = retention.paper_of(reference, task_column, paper_value)
+        ours += f" · ret {fmt_percent(ours_ret)}"
+        paper_text = "ret " + fmt_percent(paper_ret) + (ELSEWHERE_MARK if elsewhere and paper_ret is not None else "")
+        diff = None if ours_ret is None or paper_ret is None else round(round(ours_ret, 1) - round(paper_ret, 1), 1)
 
     def six(value):  # 6 decimals: enough to recompute every printed number
-        return "" if value is None else f"{round(float(value), 6) + 0.0:.6f}"
+        return "" if value is None or pd.isna(value) else f"{round(float(value), 6) + 0.0:.6f}"
 
     long_row = {
         "model": row["model"],
-        "paper_model": index.model_for(row["model"]),
+        "paper_model": reference,
         "method": row.get("label", "PST"),
         "sparsity": fmt_sparsity(row.get("sparsity", 90.0)),
         "task": row.get("task", ""),
@@ -821,27 +926,45 @@ def _value_cell(
         "column": column,
         "runs": int(cell["runs"]),
         "seeds": cell["seeds"],
+        "values": cell["values"],
         "median": six(median),
         "min": six(cell["low"]),
         "max": six(cell["high"]),
+        "mean": six(cell["mean"]),
+        "std": six(cell["std"]),
+        "constant_runs": int(cell["constant_runs"]),
+        "unchecked_runs": int(cell["unchecked_runs"]),
         "paper": six(paper_value),
-        "diff": six(diff),
+        "diff": six(diff) if reference == row["model"] else "",
+        "retention": six(ours_ret),
+        "paper_retention": six(paper_ret),
         "short_run": bool(cell["short"]),
+        "budget": cell["budgets"],
         "files": cell["files"],
         "settings": int(cell["settings"]),
         "setting": cell["setting"],
     }
-    return (ours, paper_text, fmt_diff(diff)), median, long_row
+    comparison = fmt_diff(diff) if reference == row["model"] else _fmt_points(diff)
+    return (ours, paper_text, comparison), (median if learned else None), long_row
 
 
-def _average_cell(spec: Spec, medians: dict, paper_ref: dict | None) -> tuple[str, str, str]:
-    """Mean of the row's task medians when every task of the paper's average is present."""
+def _fmt_points(value: float | None) -> str:
+    """A retention difference in percentage points, `+1.8` / `-0.4`."""
+    if value is None:
+        return DASH
+    text = fmt_number(value, 1)
+    return text if text.startswith("-") else "+" + text
+
+
+def _average_cell(spec: Spec, medians: dict, paper_ref: dict | None, stand_in: bool) -> tuple[str, str, str]:
+    """Mean of the row's task medians when every task of the paper's average is present and learned
+    (a stand-in model's mean is not compared with the paper's)."""
     paper_value = None if paper_ref is None else paper_ref["value"]
     paper_text = fmt_paper(paper_value, bool(paper_ref and paper_ref["elsewhere"]))
     if any(column not in medians for column in spec.columns):
         return DASH, paper_text, DASH
     mean = math.fsum(medians[c] for c in spec.columns) / len(spec.columns)
-    return fmt_number(mean), paper_text, fmt_diff(diff_value(mean, paper_value))
+    return fmt_number(mean), paper_text, DASH if stand_in else fmt_diff(diff_value(mean, paper_value))
 
 
 def missing_command(spec: Spec, model: str, cell: dict) -> str:
@@ -945,9 +1068,21 @@ def _notes(built: Built) -> list[str]:
     notes = list(built.spec.notes)
     if built.stand_ins:
         notes.append(
-            f"The paper has no such rows for {', '.join(built.stand_ins)}: compared against the "
-            f"paper's {built.spec.reference} numbers, marked `(stand-in)`."
+            f"The paper did not run {', '.join(built.stand_ins)} (marked `(stand-in)` for the paper's "
+            f"{built.spec.reference}): a raw difference from the paper's numbers would mostly measure the "
+            "model and the budget, so these rows compare retention instead. A sparse cell reads "
+            "`ours · ret R / ret P (R − P in points)`, retention being the value ÷ "
+            "the same model's Fine-tune value on the same task and training protocol (ours), or the "
+            f"paper's value ÷ its {built.spec.reference} Fine-tune value (the paper's). Their Fine-tune "
+            "rows show the paper's number for orientation only, and their Avg. is not compared."
         )
+    notes.append(
+        "Several runs: median [min–max] (mean ± sample std). `constant (v)`: every run of the cell "
+        "predicts one class on the dev set (≥ 99% of it) or one value (prediction std < 5% of the "
+        "labels'), so v says nothing about the method: no difference, retention or Avg. is computed from it; "
+        "`(k/n constant)`: k of the n runs did (`RunRecord.constant_predictor`, from the prediction "
+        "summary each record stores; `unchecked_runs` in the cells CSV counts older records without one)."
+    )
     if built.has_short:
         notes.append(
             f"{SHORT_MARK}: at least one run of the cell used a subset (`train.max_train_examples`, "

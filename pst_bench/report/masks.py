@@ -1,0 +1,131 @@
+"""How far apart two methods' final masks are: Figure 5's similarity and the per-run mask distances.
+
+A run's masks (``<id>.masks.npz``, ``pst_bench.run.artifacts``) are compared with those of
+another method's run on the same model, task, sparsity and seed. Two numbers, pooled over
+every sparsified matrix the two runs share:
+
+- **Hamming distance**: the fraction of all entries on which the masks disagree. At 90%
+  sparsity two unrelated masks disagree on about 2 · 0.1 · 0.9 = 18% of the entries.
+- **Kept overlap**: the fraction of one run's kept weights that the other keeps too (both
+  keep the same count), 1 for identical masks and about 1 - sparsity for unrelated ones.
+
+The runs compared are the ones the tables show (the selection policy, ``report.selection``):
+MvP - MaP says whether MvP's scores moved away from their |W| start (movement pruning, not
+magnitude pruning under another name); PST - MaP and PST - MvP are the paper's Figure 5.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..record import RecordSkipped, RunRecord
+from ..run.artifacts import load_masks
+from .labels import label_of
+from .selection import DEFAULT_GRID_RULE, at_paper_ranks, select_cells
+
+COMPARED = ("MaP", "MvP", "PST")  # the paper's three sparse methods (Figures 4 and 5)
+PAIRS = (("MaP", "PST"), ("MvP", "PST"), ("MaP", "MvP"))
+
+
+def hamming_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of entries on which two boolean masks agree (1 - normalised Hamming distance)."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
+    return float(np.count_nonzero(a == b)) / a.size
+
+
+def similarity_by_layer(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> list[tuple[str, float]]:
+    """(matrix, similarity) for every matrix both mask sets have with the same shape, in ``first``'s order."""
+    return [
+        (name, hamming_similarity(mask, second[name]))
+        for name, mask in first.items()
+        if name in second and second[name].shape == mask.shape
+    ]
+
+
+@dataclass(frozen=True)
+class MaskDistance:
+    """Two mask sets compared over the matrices they share."""
+
+    distance: float  # fraction of entries that differ
+    kept_overlap: float  # fraction of the first set's kept entries the second keeps too
+    matrices: int
+
+
+def mask_distance(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> MaskDistance | None:
+    """Hamming distance and kept overlap pooled over the shared matrices; None when they share none."""
+    differ = total = kept = both = 0
+    matrices = 0
+    for name, a in first.items():
+        b = second.get(name)
+        if b is None or b.shape != a.shape:
+            continue
+        a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+        differ += int(np.count_nonzero(a != b))
+        total += a.size
+        kept += int(np.count_nonzero(a))
+        both += int(np.count_nonzero(a & b))
+        matrices += 1
+    if not matrices:
+        return None
+    return MaskDistance(differ / total, both / kept if kept else 1.0, matrices)
+
+
+@dataclass(frozen=True)
+class MaskPair:
+    """One compared pair: two methods' runs on one model, task, sparsity and seed."""
+
+    model: str
+    task: str
+    sparsity: float  # percent
+    seed: int
+    first: str  # method label
+    second: str
+    first_run: str  # record names
+    second_run: str
+    result: MaskDistance
+
+
+def _masks(record: RunRecord, cache: dict) -> dict[str, np.ndarray] | None:
+    if record.name not in cache:
+        path = record.artifact("masks")
+        masks = None
+        if path is not None:
+            try:
+                masks = load_masks(path) or None
+            except Exception as exc:  # missing, truncated or foreign file
+                warnings.warn(f"{path}: masks unreadable ({type(exc).__name__}: {exc})", RecordSkipped, stacklevel=2)
+        cache[record.name] = masks
+    return cache[record.name]
+
+
+def _main_label(record: RunRecord) -> str | None:
+    label = "PST" if label_of(record) == "PST[mag+ab+rc]" else label_of(record)
+    return label if label in COMPARED and at_paper_ranks(record) else None
+
+
+def mask_pairs(records: Iterable[RunRecord], rule: str = DEFAULT_GRID_RULE) -> list[MaskPair]:
+    """Every same-seed pair of MaP, MvP and PST runs that the tables show, with its mask distance."""
+    usable = [r for r in records if _main_label(r) is not None and r.sparsity > 0]
+    cells = select_cells(usable, lambda r: (r.model, r.task, r.sparsity_pct, _main_label(r)), rule)
+    shown: dict[tuple, dict[str, dict[int, RunRecord]]] = {}
+    for (model, task, pct, label), cell in cells.items():
+        shown.setdefault((model, task, pct), {})[label] = {run.seed: run for run in cell.runs}
+    cache: dict = {}
+    pairs = []
+    for (model, task, pct), by_label in sorted(shown.items()):
+        for first, second in PAIRS:
+            if first not in by_label or second not in by_label:
+                continue
+            for seed in sorted(set(by_label[first]) & set(by_label[second])):
+                a, b = by_label[first][seed], by_label[second][seed]
+                masks_a, masks_b = _masks(a, cache), _masks(b, cache)
+                result = None if masks_a is None or masks_b is None else mask_distance(masks_a, masks_b)
+                if result is not None:
+                    pairs.append(MaskPair(model, task, pct, seed, first, second, a.name, b.name, result))
+    return pairs
