@@ -153,9 +153,17 @@ def test_table2_cells_median_range_paper_and_difference(built):
     rows = read_csv(out / "table2.csv")
     pst = row_of(rows, Model="bert-base", Method="PST", Sparsity="90%")
     # Two seeds: median [min-max] of the best-in-window values (seed 1's final epoch is ignored).
-    assert (pst["SST-2 ours"], pst["SST-2 paper"], pst["SST-2 diff"]) == ("88.50 [88.10–88.90] (88.50 ± 0.57)", "88.65", "-0.15")
+    assert (pst["SST-2 ours"], pst["SST-2 paper"], pst["SST-2 diff"]) == (
+        "88.50 [88.10–88.90] (88.50 ± 0.57)",
+        "88.65",
+        "-0.15",
+    )
     # Three seeds, pst and pst_mag_ab_rc together; the r1=4/r2=16 run is not in this cell.
-    assert (pst["MRPC ours"], pst["MRPC paper"], pst["MRPC diff"]) == ("86.00 [85.00–87.00] (86.00 ± 1.00)", "85.57", "+0.43")
+    assert (pst["MRPC ours"], pst["MRPC paper"], pst["MRPC diff"]) == (
+        "86.00 [85.00–87.00] (86.00 ± 1.00)",
+        "85.57",
+        "+0.43",
+    )
     assert (pst["CoLA ours"], pst["CoLA paper"], pst["CoLA diff"]) == ("-", "42.49", "-")
     assert (pst["Avg. ours"], pst["Avg. paper"]) == ("-", "75.99")
     assert (pst["Params exact (M)"], pst["Params paper rule (M)"], pst["Params paper (M)"]) == ("2.82", "2.82", "2.91")
@@ -246,7 +254,12 @@ def test_table5_ablation_and_average(built):
     methods = [row["Method"] for row in rows if row["Model"] == "bert-base"]
     assert methods == ["PST[mag+ab+rc]", "PST[ab]", "PST[rc]"]  # the paper's row order
     full = row_of(rows, Model="bert-base", Method="PST[mag+ab+rc]")
-    assert (full["r1"], full["r2"], full["MRPC ours"], full["MRPC paper"]) == ("8", "8", "86.00 [85.00–87.00] (86.00 ± 1.00)", "85.57")
+    assert (full["r1"], full["r2"], full["MRPC ours"], full["MRPC paper"]) == (
+        "8",
+        "8",
+        "86.00 [85.00–87.00] (86.00 ± 1.00)",
+        "85.57",
+    )
     ab = row_of(rows, Model="bert-base", Method="PST[ab]")
     assert (ab["CoLA ours"], ab["CoLA paper"], ab["CoLA diff"]) == ("25.00", "22.02", "+2.98")
     assert (ab["Avg. ours"], ab["Avg. paper"]) == ("-", "65.98")
@@ -353,20 +366,27 @@ def test_stand_in_rows_compare_retention_and_constant_cells_are_marked(tmp_path)
     runs.mkdir()
     balanced = class_counts(430, 442)
     records = [
-        *(glue_record("sst2", "minilm-l6", "finetune", 0.0, s, v, predictions=balanced, max_train_examples=2000)
-          for s, v in ((1, 0.80), (2, 0.82), (3, 0.84))),
-        *(glue_record("sst2", "minilm-l6", "pst", 0.9, s, v, predictions=balanced, max_train_examples=2000)
-          for s, v in ((1, 0.78), (2, 0.79), (3, 0.80))),
+        *(
+            glue_record("sst2", "minilm-l6", "finetune", 0.0, s, v, predictions=balanced, max_train_examples=2000)
+            for s, v in ((1, 0.80), (2, 0.82), (3, 0.84))
+        ),
+        *(
+            glue_record("sst2", "minilm-l6", "pst", 0.9, s, v, predictions=balanced, max_train_examples=2000)
+            for s, v in ((1, 0.78), (2, 0.79), (3, 0.80))
+        ),
         # trained on another protocol than the Fine-tune runs: no retention
         glue_record("sst2", "minilm-l6", "map", 0.9, 1, 0.70, predictions=balanced, max_train_examples=1000),
         # one class for every dev example: a constant predictor, and one of two MvP runs
-        glue_record("sst2", "minilm-l6", "mvp", 0.9, 1, 0.5092, predictions=class_counts(0, 872),
-                    max_train_examples=2000),
+        glue_record(
+            "sst2", "minilm-l6", "mvp", 0.9, 1, 0.5092, predictions=class_counts(0, 872), max_train_examples=2000
+        ),
         glue_record("sst2", "minilm-l6", "mvp", 0.9, 2, 0.75, predictions=balanced, max_train_examples=2000),
-        glue_record("stsb", "minilm-l6", "map", 0.9, 1, 0.05, predictions=regression_spread(0.01),
-                    max_train_examples=2000),
-        glue_record("stsb", "minilm-l6", "mvp", 0.9, 1, 0.05, predictions=regression_spread(0.4),
-                    max_train_examples=2000),
+        glue_record(
+            "stsb", "minilm-l6", "map", 0.9, 1, 0.05, predictions=regression_spread(0.01), max_train_examples=2000
+        ),
+        glue_record(
+            "stsb", "minilm-l6", "mvp", 0.9, 1, 0.05, predictions=regression_spread(0.4), max_train_examples=2000
+        ),
     ]
     for record in records:
         (runs / f"{record['run_id']}.json").write_text(json.dumps(record))

@@ -11,6 +11,10 @@ one selection policy of every report (:mod:`pst_bench.report.selection`,
 ``--grid best-dev|pool``), named in each table's notes. The paper's numbers come from the packaged
 ``pst_bench/paper/paper_results.csv`` (or ``--paper``).
 
+``--out`` also receives ``claims.md`` (the paper's five qualitative claims checked on these
+records, :mod:`pst_bench.report.claims`) and ``mask_distance.md`` / ``.csv`` (per-seed distances
+between the methods' final masks, :mod:`pst_bench.report.masks`).
+
 For each table N in 2..5, ``--out`` receives:
 
 - ``tableN.md``: the table laid out like the paper's, one cell ``ours / paper (diff)``,
@@ -47,6 +51,7 @@ import pandas as pd
 from ..files import atomic_write_text
 from ..record import RecordSkipped, RunRecord, load_records
 from .labels import FULL_PST, MAIN_LABELS, label_of, method_of_label
+from .masks import MaskPair, mask_pairs
 from .selection import DEFAULT_GRID_RULE, GRID_RULES, Cell, at_paper_ranks, describe_rule, select_cells
 
 DASH = "-"
@@ -529,6 +534,7 @@ def aggregate(obs: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
         std=("value", "std"),  # sample std (n - 1); NaN for one run
         constant_runs=("constant", lambda flags: sum(1 for flag in flags if flag is True)),
         unchecked_runs=("constant", lambda flags: sum(1 for flag in flags if flag is None)),
+        params_m=("params_exact", "median"),
     ).reset_index()
     # obs is sorted by seed inside each cell, so seeds, values and files line up
     cells["seeds"] = grouped["seed"].agg(lambda s: ";".join(str(x) for x in s)).to_numpy()
@@ -611,6 +617,7 @@ CELL_COLUMNS = [
     "retention",
     "paper_retention",
     "short_run",
+    "params_m",
     "budget",
     "files",
     "settings",
@@ -939,6 +946,7 @@ def _value_cell(
         "retention": six(ours_ret),
         "paper_retention": six(paper_ret),
         "short_run": bool(cell["short"]),
+        "params_m": six(cell["params_m"]),
         "budget": cell["budgets"],
         "files": cell["files"],
         "settings": int(cell["settings"]),
@@ -1100,10 +1108,50 @@ def _notes(built: Built) -> list[str]:
             + "; ".join(built.repeated_seeds)
             + "."
         )
+    paired = paired_notes(built)
+    if paired:
+        notes.append(
+            "Paired per-seed differences (same seed; constant predictors included): " + "; ".join(paired) + "."
+        )
     notes.append(
-        f"Per-cell numbers (runs, seeds, median, min, max, record files): `table{built.spec.number}_cells.csv`."
+        f"Per-cell numbers (runs, seeds, per-seed values, median, min, max, mean, std, retention, record files): "
+        f"`table{built.spec.number}_cells.csv`."
     )
     return notes
+
+
+def per_seed_values(cell: dict) -> dict[int, float]:
+    """{seed: value} of one tableN_cells.csv line."""
+    return {int(seed): float(value) for seed, value in zip(cell["seeds"].split(";"), cell["values"].split(";"))}
+
+
+def paired_differences(first: dict, second: dict) -> dict[int, float]:
+    """{seed: first − second} over the seeds both cells have (a paired comparison: same seed, same data order)."""
+    a, b = per_seed_values(first), per_seed_values(second)
+    return {seed: a[seed] - b[seed] for seed in sorted(set(a) & set(b))}
+
+
+PAIRED = (("PST", "MaP"), ("PST", "MvP"))
+
+
+def paired_notes(built: Built) -> list[str]:
+    """Table 2/3: PST − MaP and PST − MvP seed by seed, for every model, sparsity and column with both."""
+    if built.spec.number not in (2, 3) or not len(built.cells):
+        return []
+    by_key = {(c["model"], c["sparsity"], c["column"], c["method"]): c for c in built.cells.to_dict("records")}
+    lines = []
+    for (model, sparsity, column, method), cell in sorted(by_key.items()):
+        for first, second in PAIRED:
+            other = by_key.get((model, sparsity, column, second))
+            if method != first or other is None:
+                continue
+            diffs = paired_differences(cell, other)
+            if not diffs:
+                continue
+            shown = ", ".join(f"{seed}: {fmt_diff(value)}" for seed, value in diffs.items())
+            mean = math.fsum(diffs.values()) / len(diffs)
+            lines.append(f"{model} {sparsity} {column} {first} − {second}: {shown} (mean {fmt_diff(mean)})")
+    return lines
 
 
 def _missing_lines(built: Built) -> list[str]:
@@ -1154,16 +1202,84 @@ def write_table(built: Built, out_dir: Path, runs_dir: str) -> list[Path]:
     return written
 
 
+MASK_COLUMNS = [
+    "model",
+    "task",
+    "sparsity",
+    "seed",
+    "pair",
+    "hamming_distance",
+    "kept_overlap",
+    "matrices",
+    "first_run",
+    "second_run",
+]
+
+
+def mask_distance_frame(pairs: list[MaskPair]) -> pd.DataFrame:
+    """mask_distance.csv: one line per compared same-seed pair of runs."""
+    lines = [
+        {
+            "model": p.model,
+            "task": p.task,
+            "sparsity": fmt_sparsity(p.sparsity),
+            "seed": p.seed,
+            "pair": f"{p.first}-{p.second}",
+            "hamming_distance": f"{p.result.distance:.6f}",
+            "kept_overlap": f"{p.result.kept_overlap:.6f}",
+            "matrices": p.result.matrices,
+            "first_run": p.first_run,
+            "second_run": p.second_run,
+        }
+        for p in pairs
+    ]
+    return pd.DataFrame(lines, columns=MASK_COLUMNS)
+
+
+def mask_distance_markdown(pairs: list[MaskPair], runs_dir: str) -> str:
+    """mask_distance.md: the per-run distances between methods' final masks, by model, task and sparsity."""
+    out = [
+        "# Mask distances between methods, per run",
+        "",
+        f"Built by `{COMMAND}` from the masks (`<id>.masks.npz`) of the runs the tables show in `{runs_dir}`: "
+        "each same-seed pair of MaP, MvP and PST runs on one model, task and sparsity. Hamming distance: the "
+        "share of all sparsified entries on which the two final masks differ (two unrelated masks at 90% "
+        "sparsity differ on about 18%); kept overlap: the share of one run's kept weights the other keeps too "
+        "(1 for identical masks, about 1 − sparsity for unrelated ones). MvP–MaP near 0 means MvP's scores "
+        "never moved from |W|: magnitude pruning under another name.",
+        "",
+    ]
+    if not pairs:
+        return "\n".join([*out, "No pair of runs with masks yet.", ""])
+    out += [
+        "| Model | Task | Sparsity | Pair | Seed | Hamming distance | Kept overlap |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in sorted(pairs, key=lambda p: (p.model, p.task, p.sparsity, f"{p.first}-{p.second}", p.seed)):
+        out.append(
+            f"| {p.model} | {p.task} | {fmt_sparsity(p.sparsity)} | {p.first}–{p.second} | {p.seed} | "
+            f"{fmt_number(100 * p.result.distance)}% | {fmt_number(100 * p.result.kept_overlap)}% |"
+        )
+    return "\n".join([*out, "", "Per pair, with the record files: `mask_distance.csv`.", ""])
+
+
 def make_tables(
     runs_dir: Path, out_dir: Path, paper_csv: Path | None = None, rule: str = DEFAULT_GRID_RULE
 ) -> tuple[list[dict], list[Built]]:
     """Build and write Tables 2-5 from the records under runs_dir; returns the runs and the tables."""
+    from .claims import check_claims, claims_markdown  # claims reads tables' cells: imported late
+
     runs = load_runs(runs_dir)
     paper = load_paper(paper_csv or default_paper_csv())
     orders = Orders(paper)
     built = [build_table(spec, runs, paper, orders, rule) for spec in SPECS]
     for table in built:
         write_table(table, out_dir, runs_dir.as_posix())
+    pairs = mask_pairs([run["record"] for run in runs], rule)
+    atomic_write_text(out_dir / "mask_distance.csv", to_csv_text(mask_distance_frame(pairs)))
+    atomic_write_text(out_dir / "mask_distance.md", mask_distance_markdown(pairs, runs_dir.as_posix()))
+    verdicts = check_claims(built, pairs, paper)
+    atomic_write_text(out_dir / "claims.md", claims_markdown(verdicts, len(runs), runs_dir.as_posix()))
     return runs, built
 
 
@@ -1212,6 +1328,7 @@ def main(argv: list[str] | None = None) -> int:
             f"table{table.spec.number}: {len(table.files)} records, {len(table.rows)} rows, "
             f"{len(table.missing)} missing paper cells -> {args.out.as_posix()}/table{table.spec.number}.md"
         )
+    print(f"claims and mask distances -> {args.out.as_posix()}/claims.md, {args.out.as_posix()}/mask_distance.md")
     return 0
 
 
