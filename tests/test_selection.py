@@ -109,3 +109,33 @@ def test_the_pool_rule_and_an_unknown_rule():
     assert sorted(run.name for run in pooled.runs) == ["a.json", "b.json"] and pooled.setting.startswith("pooled: ")
     with pytest.raises(ValueError, match="grid rule 'best'"):
         select_cell("cell", records, rule="best")
+
+
+def test_a_grid_tuned_on_one_seed_is_ranked_on_that_seed():
+    """The winner of seed 1 was repeated on seeds 2 and 3, which happened to be worse: it still wins,
+    since the settings are compared on the seed they share, not a 3-seed median against a 1-seed value."""
+    records = [
+        as_record(sst2("pst", 1, 0.80), "tuned_s1.json"),
+        as_record(sst2("pst", 2, 0.70), "tuned_s2.json"),
+        as_record(sst2("pst", 3, 0.71), "tuned_s3.json"),
+        as_record(sst2("pst", 1, 0.75, "train.lr=1e-3"), "other_s1.json"),
+    ]
+    cell = select_cell("cell", records)
+    assert cell.chosen.setting == "train.lr=5e-05" and cell.chosen.seeds == [1, 2, 3]
+    assert cell.chosen.ranking_seeds == (1,) and cell.chosen.median_dev == pytest.approx(0.80)
+    # with no seed in common, each setting is ranked on its own seeds
+    alone = select_cell("cell", records[1:])
+    assert alone.chosen.setting == "train.lr=0.001" and alone.chosen.ranking_seeds == (1,)
+
+
+def test_constant_predictor_thresholds():
+    from helpers import class_counts, regression_spread
+
+    def constant(predictions, task="sst2"):
+        return as_record(fake_record([f"task={task}"], dev=0.5, predictions=predictions)).constant_predictor
+
+    assert constant(class_counts(1, 99)) is True  # 99% of the dev set in one class
+    assert constant(class_counts(3, 97)) is False
+    assert constant(None) is None  # an older record without a prediction summary
+    assert constant(regression_spread(0.07, label_std=1.5), "stsb") is True  # below 5% of the labels' std
+    assert constant(regression_spread(0.08, label_std=1.5), "stsb") is False

@@ -328,3 +328,55 @@ def test_score_lr_goes_to_exactly_the_score_parameters(method, scores):
     assert all("lr" not in g for g in groups if not {id(p) for p in g["params"]} & expected)
     no_score_lr = compose_cfg(["model=tiny-bert", "task=sst2", f"method={method}"])
     assert all("lr" not in g for g in param_groups(model, layers, no_score_lr))
+
+
+def test_regression_head_starts_at_the_training_labels_mean(tmp_path, shared_data):
+    """STS-B (real data): `task.regression_head_bias=train_mean` (its default) sets the output bias to the
+    labels' mean before training, for every method; `zero` leaves the fresh head alone."""
+    from pst_bench.models.loading import load_model, load_tokenizer
+    from pst_bench.models.prepare import prepare_model
+    from pst_bench.tasks import make_task_runner
+    from pst_bench.tasks.glue import output_layer
+
+    def head_bias(*extra):
+        cfg = compose_cfg(
+            [
+                "model=tiny-bert",
+                "task=stsb",
+                "method=pst",
+                f"data.dir={shared_data}",
+                "train.max_train_examples=64",
+                *extra,
+            ],
+            tmp_path,
+        )
+        runner = make_task_runner(cfg)
+        model = load_model(cfg.model, cfg.task, 42)
+        prepare_model(model, cfg.model, cfg.method)
+        train_set, _ = runner.build_datasets(load_tokenizer(cfg.model))
+        runner.init_head(model, train_set)
+        return float(output_layer(model, 1).bias), float(torch.tensor(train_set["labels"]).double().mean())
+
+    bias, mean = head_bias()
+    assert 1.0 < mean < 4.0 and bias == pytest.approx(mean, abs=1e-6)
+    bias, _ = head_bias("task.regression_head_bias=zero")
+    assert bias == 0.0
+
+
+def test_regression_head_bias_is_refused_on_a_classification_task(tmp_path):
+    from pst_bench.errors import ConfigError
+    from pst_bench.schema.validate import validate_config
+
+    with pytest.raises(ConfigError, match="task.regression_head_bias=train_mean needs a regression task"):
+        validate_config(compose_cfg(["task=sst2", "task.regression_head_bias=train_mean"], tmp_path))
+    with pytest.raises(ConfigError, match="choose zero or train_mean"):
+        validate_config(compose_cfg(["task=stsb", "task.regression_head_bias=label_mean"], tmp_path))
+
+
+def test_prediction_summary_of_classes_and_of_a_regression():
+    from pst_bench.tasks.glue import prediction_summary
+
+    classes = prediction_summary(torch.tensor([1, 1, 1, 0]), torch.tensor([0, 1, 0, 1]), False)
+    assert classes == {"counts": {"0": 1, "1": 3}, "majority_share": 0.75}
+    spread = prediction_summary(torch.tensor([2.0, 2.0, 4.0, 4.0]), torch.tensor([0.0, 5.0, 0.0, 5.0]), True)
+    assert spread == {"mean": 3.0, "std": 1.0, "label_mean": 2.5, "label_std": 2.5}
