@@ -12,8 +12,13 @@ import torch
 from pst_bench.run.artifacts import load_masks
 from pst_bench.sparsity.bits import pack_bits, unpack_bits
 
-RUNS = Path(__file__).resolve().parents[1] / "results" / "runs"
-COMMITTED_RECORDS = sorted(RUNS.glob("sst2_minilm-l6_pst_p90_s42_*.json"))
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+# the committed records: the current ones and the archived 1,000-example CPU runs
+COMMITTED_RECORDS = sorted(
+    path
+    for folder in ("runs", "archive/cpu-1000")
+    for path in (RESULTS / folder).glob("sst2_minilm-l6_pst_p90_s42_*.json")
+)
 
 
 @pytest.mark.parametrize("shape", [(1,), (7,), (8,), (3, 5), (64, 48), (2, 3, 7)])
@@ -31,14 +36,14 @@ def test_first_entry_is_the_most_significant_bit():
     assert pack_bits(mask).tolist() == [0b10000000, 0b01000000]
 
 
-@pytest.mark.skipif(not COMMITTED_RECORDS, reason="no committed sst2_minilm-l6_pst_p90 runs in results/runs")
-@pytest.mark.parametrize("record_path", COMMITTED_RECORDS, ids=lambda path: path.stem)
+@pytest.mark.skipif(not COMMITTED_RECORDS, reason="no committed sst2_minilm-l6_pst_p90 runs under results/")
+@pytest.mark.parametrize("record_path", COMMITTED_RECORDS, ids=lambda path: f"{path.parent.name}/{path.stem}")
 def test_committed_masks_still_load_identically(record_path):
     """Each mask's pruned fraction is the record's, and its entries at the sampled positions of the
     run's score file are that file's ``kept`` flags. The second check is the one a changed bit order
     fails (a permutation within each byte keeps the counts)."""
     record = json.loads(record_path.read_text())
-    masks_path = RUNS / record["artifacts"]["masks"]
+    masks_path = record_path.parent / record["artifacts"]["masks"]
     if not masks_path.is_file():
         pytest.skip(f"{masks_path.name} not found")
     masks = load_masks(masks_path)
@@ -46,12 +51,12 @@ def test_committed_masks_still_load_identically(record_path):
     assert set(masks) == set(per_matrix)
     for name, mask in masks.items():
         assert round(1.0 - float(mask.mean()), 6) == per_matrix[name], name
-    _check_against_the_score_sample(record, masks)
+    _check_against_the_score_sample(record, masks, record_path.parent)
 
 
-def _check_against_the_score_sample(record: dict, masks: dict) -> None:
+def _check_against_the_score_sample(record: dict, masks: dict, folder: Path) -> None:
     """Redraw the positions save_score_sample drew (its seeded randperm) and compare the kept flags."""
-    sample = np.load(RUNS / record["artifacts"]["scores"])
+    sample = np.load(folder / record["artifacts"]["scores"])
     settings = record["config"]["artifacts"]
     generator = torch.Generator().manual_seed(int(record["config"]["train"]["seed"]))
     for name in list(masks)[: int(settings["score_sample_layers"])]:
