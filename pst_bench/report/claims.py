@@ -256,7 +256,7 @@ def claim4(built: list[Built], model: str, paper_spreads: dict[str, float]) -> V
 def claim5(pairs: list[MaskPair], model: str) -> Verdict:
     trios: dict[tuple[str, int], dict[tuple[str, str], float]] = {}
     for p in pairs:
-        if p.model == model and p.sparsity == 90.0:
+        if p.model == model and p.sparsity == 90.0 and p.shown:
             trios.setdefault((p.task, p.seed), {})[p.first, p.second] = p.result.distance
     complete = {k: v for k, v in trios.items() if ("MaP", "PST") in v and ("MvP", "PST") in v}
     if not complete:

@@ -89,6 +89,8 @@ class MaskPair:
     first_run: str  # record names
     second_run: str
     result: MaskDistance
+    shown: bool = True  # both runs are the ones the tables show (else a grid setting they left out)
+    setting: str = ""  # the grid setting of a run the tables left out
 
 
 def _masks(record: RunRecord, cache: dict) -> dict[str, np.ndarray] | None:
@@ -110,22 +112,37 @@ def _main_label(record: RunRecord) -> str | None:
 
 
 def mask_pairs(records: Iterable[RunRecord], rule: str = DEFAULT_GRID_RULE) -> list[MaskPair]:
-    """Every same-seed pair of MaP, MvP and PST runs that the tables show, with its mask distance."""
+    """Every same-seed pair of MaP, MvP and PST runs that the tables show, with its mask distance; and the
+    runs of every other grid setting of a cell against the other method's shown run (``shown=False``), so
+    that the distance of each setting tried (e.g. each MvP score learning rate) is on record."""
     usable = [r for r in records if _main_label(r) is not None and r.sparsity > 0]
     cells = select_cells(usable, lambda r: (r.model, r.task, r.sparsity_pct, _main_label(r)), rule)
     shown: dict[tuple, dict[str, dict[int, RunRecord]]] = {}
+    others: dict[tuple, dict[str, list[tuple[str, RunRecord]]]] = {}
     for (model, task, pct, label), cell in cells.items():
         shown.setdefault((model, task, pct), {})[label] = {run.seed: run for run in cell.runs}
+        chosen = {run.name for run in cell.runs}
+        left_out = [(c.setting, run) for c in cell.candidates for run in c.runs if run.name not in chosen]
+        others.setdefault((model, task, pct), {})[label] = left_out
     cache: dict = {}
     pairs = []
-    for (model, task, pct), by_label in sorted(shown.items()):
+
+    def compare(key, first, second, a, b, is_shown, setting=""):
+        masks_a, masks_b = _masks(a, cache), _masks(b, cache)
+        result = None if masks_a is None or masks_b is None else mask_distance(masks_a, masks_b)
+        if result is not None:
+            pairs.append(MaskPair(*key, a.seed, first, second, a.name, b.name, result, is_shown, setting))
+
+    for key, by_label in sorted(shown.items()):
         for first, second in PAIRS:
             if first not in by_label or second not in by_label:
                 continue
             for seed in sorted(set(by_label[first]) & set(by_label[second])):
-                a, b = by_label[first][seed], by_label[second][seed]
-                masks_a, masks_b = _masks(a, cache), _masks(b, cache)
-                result = None if masks_a is None or masks_b is None else mask_distance(masks_a, masks_b)
-                if result is not None:
-                    pairs.append(MaskPair(model, task, pct, seed, first, second, a.name, b.name, result))
+                compare(key, first, second, by_label[first][seed], by_label[second][seed], True)
+            for setting, run in others[key][first]:
+                if run.seed in by_label[second]:
+                    compare(key, first, second, run, by_label[second][run.seed], False, setting)
+            for setting, run in others[key][second]:
+                if run.seed in by_label[first]:
+                    compare(key, first, second, by_label[first][run.seed], run, False, setting)
     return pairs

@@ -1213,6 +1213,8 @@ MASK_COLUMNS = [
     "matrices",
     "first_run",
     "second_run",
+    "shown",
+    "setting",
 ]
 
 
@@ -1230,6 +1232,8 @@ def mask_distance_frame(pairs: list[MaskPair]) -> pd.DataFrame:
             "matrices": p.result.matrices,
             "first_run": p.first_run,
             "second_run": p.second_run,
+            "shown": p.shown,
+            "setting": p.setting,
         }
         for p in pairs
     ]
@@ -1252,13 +1256,18 @@ def mask_distance_markdown(pairs: list[MaskPair], runs_dir: str) -> str:
     if not pairs:
         return "\n".join([*out, "No pair of runs with masks yet.", ""])
     out += [
-        "| Model | Task | Sparsity | Pair | Seed | Hamming distance | Kept overlap |",
-        "|---|---|---|---|---|---|---|",
+        "| Model | Task | Sparsity | Pair | Seed | Hamming distance | Kept overlap | Runs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for p in sorted(pairs, key=lambda p: (p.model, p.task, p.sparsity, f"{p.first}-{p.second}", p.seed)):
+
+    def order(p: MaskPair) -> tuple:
+        return (p.model, p.task, p.sparsity, f"{p.first}-{p.second}", not p.shown, p.setting, p.seed)
+
+    for p in sorted(pairs, key=order):
+        runs = "shown in the tables" if p.shown else f"grid setting left out: {p.setting}"
         out.append(
             f"| {p.model} | {p.task} | {fmt_sparsity(p.sparsity)} | {p.first}–{p.second} | {p.seed} | "
-            f"{fmt_number(100 * p.result.distance)}% | {fmt_number(100 * p.result.kept_overlap)}% |"
+            f"{fmt_number(100 * p.result.distance)}% | {fmt_number(100 * p.result.kept_overlap)}% | {runs} |"
         )
     return "\n".join([*out, "", "Per pair, with the record files: `mask_distance.csv`.", ""])
 
