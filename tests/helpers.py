@@ -69,7 +69,7 @@ def fake_record(
     final: float | None = None,
     params: dict | None = None,
     extra: dict | None = None,
-    predictions: dict | None = None,
+    predictions: dict | None | str = "varied",
 ) -> dict:
     """A results record built by the real builder (pst_bench.record.build_record) without training.
 
@@ -77,13 +77,18 @@ def fake_record(
     in the final window) with main dev value `dev`, epoch 3 (the final one) with `final` (default
     `dev`). GLUE records carry the task's metric, NLG records the dev loss; `extra` is what a task
     runner adds (NLG: {"generation": ...}); `predictions` the dev prediction summary a GLUE run stores
-    (``class_counts`` and ``regression_spread`` build one).
+    (``class_counts`` and ``regression_spread`` build one; "varied", the default, is one of a run that
+    predicts both classes, or spread-out values; None leaves it out, as in records made before it existed).
     """
     from pst_bench.record import build_record, run_id
     from pst_bench.tasks import runner_class, task_kind
 
     cfg = compose_cfg(list(overrides))
     split = str(cfg.task.main_split)
+    if predictions == "varied":
+        glue = runner_class(task_kind(cfg.task)).architecture == "sequence_classification"
+        regression = glue and bool(cfg.task.is_regression)
+        predictions = (regression_spread(1.0) if regression else class_counts(5, 5)) if glue else None
     metric = "loss" if runner_class(task_kind(cfg.task)).architecture == "causal_lm" else str(cfg.task.metric)
 
     def epoch(number: int, value: float) -> dict:

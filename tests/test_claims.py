@@ -220,3 +220,17 @@ def test_claim5_needs_masks_of_all_three(tmp_path, runs):
 def test_no_glue_runs_say_so(tmp_path, runs):
     make_tables(runs, tmp_path / "out", SHARED_PAPER_CSV)
     assert "No GLUE runs yet" in (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
+
+
+def test_records_without_a_prediction_summary_are_marked_and_do_not_count(tmp_path, runs):
+    """Older records (the archived 1,000-example runs) cannot say whether they predict a constant."""
+    for task in ("sst2", "mrpc"):
+        write(runs, record(task, "finetune", 0.0, 1, 0.85, predictions=None))
+        write(runs, record(task, "map", 0.5, 1, 0.845, predictions=None))
+        write(runs, record(task, "pst", 0.5, 1, 0.83, predictions=None))
+    found = verdicts(tmp_path)[2]
+    assert found.verdict == claims.TOO_FEW
+    text = (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
+    assert "SST-2 (Fine-tune 0%: 1/1 runs without a prediction summary" in text
+    table = (tmp_path / "out" / "table2.csv").read_text(encoding="utf-8")
+    assert "85.00†?" in table

@@ -57,6 +57,7 @@ from .selection import DEFAULT_GRID_RULE, GRID_RULES, Cell, at_paper_ranks, desc
 DASH = "-"
 RANGE_DASH = "\u2013"  # en dash: a hyphen would be ambiguous next to negative numbers (CoLA)
 SHORT_MARK = "\u2020"  # dagger
+UNCHECKED_MARK = "?"  # a run predates the prediction summary: whether it predicts a constant is unknown
 ELSEWHERE_MARK = "*"
 COMMAND = "make tables"
 
@@ -188,6 +189,8 @@ def parse_record(record: RunRecord, warn: Callable[[str], None]) -> dict:
         "r2": r2,
         "short": record.is_short,
         "constant": record.constant_predictor,
+        # a GLUE record older than the prediction summary cannot say (generation has no such check)
+        "unchecked": record.family == "glue" and record.constant_predictor is None,
         "budget": budget_text(record),
         "params_exact": None if exact is None else float(exact) / 1e6,
         "params_rule": None if rule is None else float(rule),
@@ -533,7 +536,7 @@ def aggregate(obs: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
         mean=("value", "mean"),
         std=("value", "std"),  # sample std (n - 1); NaN for one run
         constant_runs=("constant", lambda flags: sum(1 for flag in flags if flag is True)),
-        unchecked_runs=("constant", lambda flags: sum(1 for flag in flags if flag is None)),
+        unchecked_runs=("unchecked", "sum"),
         params_m=("params_exact", "median"),
     ).reset_index()
     # obs is sorted by seed inside each cell, so seeds, values and files line up
@@ -573,6 +576,7 @@ OBS_COLUMNS = [
     "file",
     "short",
     "constant",
+    "unchecked",
     "budget",
     "params_exact",
     "params_rule",
@@ -666,6 +670,7 @@ def observations(spec: Spec, runs: list[dict], rule: str = DEFAULT_GRID_RULE) ->
                     "file": run["file"],
                     "short": run["short"],
                     "constant": run["constant"],
+                    "unchecked": run["unchecked"],
                     "budget": run["budget"],
                     "params_exact": run["params_exact"],
                     "params_rule": run["params_rule"],
@@ -882,7 +887,8 @@ def _ours_text(cell: dict) -> str:
     text = fmt_ours(median, float(cell["low"]), float(cell["high"]), runs, short)
     if runs > 1:
         text += f" ({fmt_number(float(cell['mean']))} ± {fmt_number(float(cell['std']))})"
-    return text + (f" ({constant}/{runs} constant)" if constant else "")
+    text += f" ({constant}/{runs} constant)" if constant else ""
+    return text + (UNCHECKED_MARK if int(cell["unchecked_runs"]) else "")
 
 
 def fmt_percent(value: float | None) -> str:
@@ -1089,7 +1095,8 @@ def _notes(built: Built) -> list[str]:
         "predicts one class on the dev set (≥ 99% of it) or one value (prediction std < 5% of the "
         "labels'), so v says nothing about the method: no difference, retention or Avg. is computed from it; "
         "`(k/n constant)`: k of the n runs did (`RunRecord.constant_predictor`, from the prediction "
-        "summary each record stores; `unchecked_runs` in the cells CSV counts older records without one)."
+        "summary each record stores). A trailing `?`: some run's record predates that summary, so whether "
+        "it predicts a constant is unknown (`unchecked_runs` in the cells CSV)."
     )
     if built.has_short:
         notes.append(
