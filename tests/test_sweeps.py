@@ -21,7 +21,23 @@ EXPECTED_JOBS = {
     "table4_cpu": 2 * 3 * 3,
     "table5_cpu": 5 * 7,
     "figure3_cpu": 2 * 3 * 5,
+    "evidence_sst2": 8,
+    "evidence_stsb": 8,
+    "evidence_mrpc": 8,
 }
+
+# What each point of the evidence grid (conf/hparams/) must run: method, train.lr, method.score_lr.
+EVIDENCE_POINTS = {
+    "finetune": ("finetune", 1e-4, None),
+    "map": ("map", 1e-4, None),
+    "mvp_slr1e-3": ("mvp", 1e-4, 1e-3),
+    "mvp_slr3e-3": ("mvp", 1e-4, 3e-3),
+    "mvp_slr1e-2": ("mvp", 1e-4, 1e-2),
+    "pst_lr1e-4": ("pst", 1e-4, None),
+    "pst_lr3e-4": ("pst", 3e-4, None),
+    "pst_lr1e-3": ("pst", 1e-3, None),
+}
+EVIDENCE_BUDGET = {"sst2": 2000, "stsb": 2000, "mrpc": None}  # train.max_train_examples; 3 epochs each
 
 # The CPU sweeps as they were when each learning rate had its own file (table2_cpu + table2_cpu_pst,
 # figure3_cpu + figure3_cpu_pst, ...): their grids and the train.lr each file set. The sweep that
@@ -100,7 +116,13 @@ def test_sweep_expands_to_the_expected_jobs_and_each_validates(sweep):
             cfg = compose(config_name="config", overrides=[f"sweep={sweep}", *job])
             validate_config(cfg)
             ids.add(run_id(cfg))
-            if sweep.endswith(("_cpu", "_cpu_finetune")):
+            if sweep.startswith("evidence_"):
+                point = next(o.split("=", 1)[1] for o in job if o.startswith("hparams="))
+                method, lr, score_lr = EVIDENCE_POINTS[point]
+                assert (cfg.method.name, cfg.train.lr, cfg.method.get("score_lr")) == (method, lr, score_lr)
+                assert cfg.method.sparsity == (0.0 if method == "finetune" else 0.9)
+                assert cfg.train.max_train_examples == EVIDENCE_BUDGET[cfg.task.name] and cfg.train.epochs == 3
+            elif sweep.endswith(("_cpu", "_cpu_finetune")):
                 assert cfg.model.name == "minilm-l6" and cfg.train.max_train_examples == 1000
     assert len(ids) == len(jobs), "two jobs of one sweep would share a run id (and a results record)"
 
