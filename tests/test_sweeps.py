@@ -24,6 +24,10 @@ EXPECTED_JOBS = {
     "evidence_sst2": 8,
     "evidence_stsb": 8,
     "evidence_mrpc": 8,
+    "evidence_sst2_seeds": 3 * 2,
+    "evidence_p50": 2 * 3,
+    "evidence_sst2_table4": 3 * 3,
+    "evidence_sst2_table5": 6,
 }
 
 # What each point of the evidence grid (conf/hparams/) must run: method, train.lr, method.score_lr.
@@ -117,14 +121,24 @@ def test_sweep_expands_to_the_expected_jobs_and_each_validates(sweep):
             validate_config(cfg)
             ids.add(run_id(cfg))
             if sweep.startswith("evidence_"):
-                point = next(o.split("=", 1)[1] for o in job if o.startswith("hparams="))
-                method, lr, score_lr = EVIDENCE_POINTS[point]
-                assert (cfg.method.name, cfg.train.lr, cfg.method.get("score_lr")) == (method, lr, score_lr)
-                assert cfg.method.sparsity == (0.0 if method == "finetune" else 0.9)
-                assert cfg.train.max_train_examples == EVIDENCE_BUDGET[cfg.task.name] and cfg.train.epochs == 3
+                _check_evidence_job(sweep, job, cfg)
             elif sweep.endswith(("_cpu", "_cpu_finetune")):
                 assert cfg.model.name == "minilm-l6" and cfg.train.max_train_examples == 1000
     assert len(ids) == len(jobs), "two jobs of one sweep would share a run id (and a results record)"
+
+
+def _check_evidence_job(sweep: str, job: list[str], cfg) -> None:
+    """A grid point runs its method at its learning rates; every job at its task's budget."""
+    point = next((o.split("=", 1)[1] for o in job if o.startswith("hparams=")), None)
+    if point is not None:
+        method, lr, score_lr = EVIDENCE_POINTS[point]
+        assert (cfg.method.name, cfg.train.lr, cfg.method.get("score_lr")) == (method, lr, score_lr)
+        expected = 0.5 if sweep == "evidence_p50" else 0.9
+        assert cfg.method.sparsity == (0.0 if method == "finetune" else expected)
+    else:  # Tables 4 and 5: PST's stage-1 winner on SST-2
+        assert cfg.method.kind == "pst" and cfg.train.lr == 1e-4 and cfg.method.sparsity == 0.9
+    assert cfg.train.max_train_examples == EVIDENCE_BUDGET[cfg.task.name] and cfg.train.epochs == 3
+    assert cfg.model.name == "minilm-l6"
 
 
 @pytest.mark.parametrize("sweep", sorted(OLD_CPU_SWEEPS))
