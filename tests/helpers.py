@@ -5,6 +5,7 @@ Imported as ``from helpers import ...`` (pytest puts tests/ on sys.path); fixtur
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -62,6 +63,13 @@ def tiny_run_overrides(data_dir: Path, method: str = "pst", *extra: str) -> list
     ]
 
 
+@functools.lru_cache(maxsize=512)
+def _composed(overrides: tuple[str, ...]):
+    """compose_cfg, once per override list: fake records of one setting differ only in their values
+    (build_record reads the config and never changes it)."""
+    return compose_cfg(list(overrides))
+
+
 def fake_record(
     overrides=(),
     *,
@@ -83,7 +91,7 @@ def fake_record(
     from pst_bench.record import build_record, run_id
     from pst_bench.tasks import runner_class, task_kind
 
-    cfg = compose_cfg(list(overrides))
+    cfg = _composed(tuple(overrides))
     split = str(cfg.task.main_split)
     if predictions == "varied":
         glue = runner_class(task_kind(cfg.task)).architecture == "sequence_classification"
