@@ -839,6 +839,7 @@ def selection_notes(spec: Spec, cells: list[Cell]) -> list[str]:
                 f"{c.setting}: seeds {c.seeds}, median dev "
                 f"{'-' if c.median_dev is None else fmt_number(abs(c.median_dev), 4)}"
                 + ("" if list(c.ranking_seeds) == c.seeds else f" on seeds {list(c.ranking_seeds)}")
+                + (" (a constant predictor)" if all(run.constant_predictor for run in c.runs) else "")
                 for c in cell.candidates
             )
             shown = "all pooled" if cell.rule == "pool" else f"shown: {cell.chosen.setting}"
