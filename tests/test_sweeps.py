@@ -28,6 +28,7 @@ EXPECTED_JOBS = {
     "evidence_p50": 2 * 3,
     "evidence_sst2_table4": 3 * 3,
     "evidence_sst2_table5": 6,
+    "budget_glue": 2,
 }
 
 # What each point of the evidence grid (conf/hparams/) must run: method, train.lr, method.score_lr.
@@ -122,6 +123,9 @@ def test_sweep_expands_to_the_expected_jobs_and_each_validates(sweep):
             ids.add(run_id(cfg))
             if sweep.startswith("evidence_"):
                 _check_evidence_job(sweep, job, cfg)
+            elif sweep == "budget_glue":
+                assert (cfg.method.name, cfg.train.max_train_examples, cfg.train.epochs) == ("finetune", None, 3)
+                assert cfg.paths.results_dir == "results/budget"
             elif sweep.endswith(("_cpu", "_cpu_finetune")):
                 assert cfg.model.name == "minilm-l6" and cfg.train.max_train_examples == 1000
     assert len(ids) == len(jobs), "two jobs of one sweep would share a run id (and a results record)"
