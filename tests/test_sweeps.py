@@ -29,6 +29,8 @@ EXPECTED_JOBS = {
     "evidence_sst2_table4": 3 * 3,
     "evidence_sst2_table5": 6,
     "budget_glue": 2,
+    "evidence_stsb_seeds": 4 * 2,
+    "evidence_stsb_figure3": 3 * 3,
 }
 
 # What each point of the evidence grid (conf/hparams/) must run: method, train.lr, method.score_lr.
@@ -137,8 +139,8 @@ def _check_evidence_job(sweep: str, job: list[str], cfg) -> None:
     if point is not None:
         method, lr, score_lr = EVIDENCE_POINTS[point]
         assert (cfg.method.name, cfg.train.lr, cfg.method.get("score_lr")) == (method, lr, score_lr)
-        expected = 0.5 if sweep == "evidence_p50" else 0.9
-        assert cfg.method.sparsity == (0.0 if method == "finetune" else expected)
+        expected = {"evidence_p50": (0.5,), "evidence_stsb_figure3": (0.6, 0.7, 0.8)}.get(sweep, (0.9,))
+        assert cfg.method.sparsity in ((0.0,) if method == "finetune" else expected)
     else:  # Tables 4 and 5: PST's stage-1 winner on SST-2
         assert cfg.method.kind == "pst" and cfg.train.lr == 1e-4 and cfg.method.sparsity == 0.9
     assert cfg.train.max_train_examples == EVIDENCE_BUDGET[cfg.task.name] and cfg.train.epochs == 3
