@@ -180,6 +180,21 @@ def test_metric_vs_sparsity_median_and_range_over_seeds():
     better = [record(seed, 0.8, "train.lr=3e-4") for seed in (1, 2)]
     points = figures.metric_vs_sparsity(records + better)["tiny-bert", "rte"]["PST"]
     assert points[0]["seeds"] == [1, 2] and points[0]["median"] == pytest.approx(0.8)
+    assert points[0]["constant"] is False
+
+
+def test_figure3_marks_a_cell_of_constant_predictors(tmp_path):
+    from helpers import class_counts
+
+    one_class = [
+        fake_record(
+            ["task=rte", "model=tiny-bert", "method=map", f"train.seed={s}"], dev=0.53, predictions=class_counts(0, 9)
+        )
+        for s in (1, 2)
+    ]
+    learned = fake_record(["task=rte", "model=tiny-bert", "method=pst"], dev=0.6)
+    series = figures.metric_vs_sparsity([*one_class, learned])["tiny-bert", "rte"]
+    assert series["MaP"][0]["constant"] is True and series["PST"][0]["constant"] is False
 
 
 def test_pick_layer():

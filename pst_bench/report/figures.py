@@ -236,7 +236,8 @@ def metric_vs_sparsity(records: list, rule: str = DEFAULT_GRID_RULE) -> dict[tup
 
     ``records`` are RunRecords or record dicts (invalid ones are left out). A point is
     {"sparsity": percent, "median", "min", "max": dev value over the cell's seeds, "seeds": [...],
-    "label", "metric"}; the cell's runs are those of the selection policy (PST at r1 = r2 = 8 only),
+    "label", "metric", "constant": every run a constant predictor}; the cell's runs are those of the
+    selection policy (PST at r1 = r2 = 8 only),
     for Table 2's methods (Fine-tune, MaP, MvP, PST).
     """
     usable = [r for r in (_as_run_record(r, i) for i, r in enumerate(records)) if r is not None]
@@ -254,6 +255,8 @@ def metric_vs_sparsity(records: list, rule: str = DEFAULT_GRID_RULE) -> dict[tup
             "seeds": sorted(run.seed for run in cell.runs),
             "label": label,
             "metric": cell.runs[0].metric or "metric",
+            # every run predicts one class / one value: no result, drawn as a cross (RunRecord.constant_predictor)
+            "constant": all(run.constant_predictor for run in cell.runs),
         }
         out.setdefault((model, task), {}).setdefault(label, []).append(point)
     return out
@@ -433,6 +436,11 @@ def figure3(runs: list[Run], out: Path) -> tuple[list[Path], list[str]]:
                     color=color,
                     label=points[0]["label"],
                 )
+                constant = [(p["sparsity"], 100 * p["median"]) for p in points if p["constant"]]
+                if constant:
+                    first = "constant predictor" not in ax.get_legend_handles_labels()[1]
+                    label = "constant predictor" if first else None
+                    ax.scatter(*zip(*constant), marker="x", s=60, color="black", zorder=3, label=label)
             ax.set_title(f"{key[0]} / {key[1]}")
             ax.set_xlabel("sparsity (%)")
             ax.set_ylabel(f"dev {metric} (x100)")
