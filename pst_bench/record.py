@@ -37,6 +37,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from .schema.structured import STRUCTURE_DEFAULTS, structure_of
+
 SCHEMA_VERSION = 1
 READABLE_SCHEMAS = (1,)
 FINISHED = "finished"
@@ -54,6 +56,8 @@ _NON_IDENTITY_KEYS = {
     "run_name": None,
     "artifacts": None,
     "train": ["resume", "progress_bar", "device", "num_workers", "checkpoint_every_steps", "eval_batch_size"],
+    # where a model's FFN neurons and heads live: architecture facts, not a setting (the pattern is one)
+    "model": ["units"],
 }
 #: Settings that name a run or repeat it, not what it is: left out of ``RunRecord.setting``.
 _NOT_A_SETTING = ("train.seed", "method.name", "method.paper_label")
@@ -100,7 +104,8 @@ class RecordError(ValueError):
 
 
 def identity_config(cfg) -> dict:
-    """The resolved config minus the keys that do not change the results."""
+    """The resolved config minus the keys that do not change the results, and minus the mask-structure
+    keys that hold their default (runs from before those keys existed keep their ids)."""
     # a stored record's config is copied: the pops below must not change the record
     plain = copy.deepcopy(cfg) if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
     for key, sub in _NON_IDENTITY_KEYS.items():
@@ -109,6 +114,10 @@ def identity_config(cfg) -> dict:
         else:
             for name in sub:
                 (plain.get(key) or {}).pop(name, None)
+    method = plain.get("method") or {}
+    for name, default in STRUCTURE_DEFAULTS.items():
+        if name in method and method[name] == default:
+            method.pop(name)
     return plain
 
 
@@ -323,9 +332,24 @@ class RunRecord:
         return tuple(term for term in SCORE_TERMS if term in terms)
 
     @property
+    def structure(self) -> tuple[str, ...]:
+        """The mask structure where it is not the paper's, e.g. ("2:4",), ("units:ffn+head", "global");
+        () for one unstructured top-v per matrix."""
+        values = structure_of(self.method_config)
+        pattern = values["pattern"]
+        if pattern == "block":
+            pattern = "block:" + "x".join(str(v) for v in values["block_shape"])
+        elif pattern == "units":
+            pattern = "units:" + "+".join(values["units"])
+        parts = () if pattern == "unstructured" else (pattern,)
+        return parts + (() if values["scope"] == "layer" else (values["scope"],))
+
+    @property
     def computation(self) -> tuple[str, ...]:
-        """What the method computes, independent of its config name: ("pst", "mag", "ab", "rc")."""
-        return ("pst", *self.score_terms) if self.kind == "pst" else (self.kind,)
+        """What the method computes, independent of its config name: ("pst", "mag", "ab", "rc"), then the
+        mask structure where it is not the paper's (so a 2:4 run never shares a cell with the paper's)."""
+        base = ("pst", *self.score_terms) if self.kind == "pst" else (self.kind,)
+        return base + self.structure
 
     @property
     def ranks(self) -> tuple[int | None, int | None]:

@@ -10,6 +10,7 @@ counts (n + k)(r1 + r2 + 1) per sparsified n x k matrix and nothing else
 from __future__ import annotations
 
 from ..sparsity.layers import paper_rule_count
+from ..sparsity.structure import describe_structure
 from .loading import meta_model
 from .prepare import prepare_model
 
@@ -29,6 +30,7 @@ def parameter_report(model, layers, model_cfg, method_cfg) -> dict:
         "sparsified_matrices": len(layers),
         "sparsified_weights": sparsified,
         "paper_rule_m": paper_rule_millions(layers, model_cfg, method_cfg),
+        "mask_structure": describe_structure(layers),
     }
     return report
 
@@ -58,6 +60,7 @@ def format_report(cfg, report: dict) -> str:
         ("parameters of the model", f"{report['model_params']:,}"),
         ("sparsified matrices", f"{report['sparsified_matrices']}"),
         ("weights in sparsified matrices", f"{report['sparsified_weights']:,}"),
+        ("mask structure", report["mask_structure"]),
         ("trainable, total (exact)", f"{report['trainable_total']:,}"),
         ("  added by the method (scores / U,V,A,B,R,C)", f"{report['trainable_sparse_added']:,}"),
         ("  model weights, head, biases, norms", f"{report['trainable_other']:,}"),

@@ -30,13 +30,15 @@ def label_of(record: RunRecord) -> str:
     """The paper's label of what a record computes: MaP, MvP, Fine-tune, PST or PST[terms].
 
     From the computation, not the config name: ``pst`` and ``pst_mag_ab_rc`` are both PST,
-    and ``method=pst method.score_terms=[mag]`` is PST[mag].
+    and ``method=pst method.score_terms=[mag]`` is PST[mag]. A mask structure other than the paper's
+    follows in brackets: ``PST (2:4)``, ``MaP (units:ffn+head, global)``.
     """
-    computation = record.computation
-    if computation[0] != "pst":
-        return _KIND_LABELS.get(computation[0], record.method)
-    terms = computation[1:]
-    return "PST" if terms == SCORE_TERMS else f"PST[{'+'.join(terms)}]"
+    if record.kind != "pst":
+        label = _KIND_LABELS.get(record.kind, record.method)
+    else:
+        terms = record.score_terms
+        label = "PST" if terms == SCORE_TERMS else f"PST[{'+'.join(terms)}]"
+    return f"{label} ({', '.join(record.structure)})" if record.structure else label
 
 
 def method_of_label(label: str) -> str | None:

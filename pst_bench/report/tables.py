@@ -333,6 +333,8 @@ def select_table5(run: dict) -> list[dict]:
     label = FULL_PST if run["label"] == "PST" else run["label"]
     if run["family"] != "glue" or not label.startswith("PST[") or run["sparsity"] != 90.0:
         return []
+    if run["record"].structure:
+        return []  # the paper's ablation is unstructured; a structured variant is another experiment
     if label == FULL_PST and not at_paper_ranks(run["record"]):
         return []
     return _observations(run, label, r1=run["r1"], r2=run["r2"])

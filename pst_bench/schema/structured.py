@@ -23,7 +23,40 @@ from typing import Any, Dict, List, Optional, Union
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+#: A method's mask-structure keys and their defaults (the paper's setting: one unstructured top-v per
+#: matrix). Records written before these keys existed have none of them: readers fill the defaults in
+#: (``structure_of``), and a run's identity leaves out a key that holds its default, so those runs keep
+#: their ids and sweeps still resume them (``pst_bench.record.identity_config``).
+STRUCTURE_DEFAULTS: Dict[str, Any] = {
+    "pattern": "unstructured",
+    "block_shape": [4, 4],
+    "units": ["ffn", "head"],
+    "scope": "layer",
+    "matrix_sparsity_min": None,
+    "matrix_sparsity_max": None,
+}
+
+
+def structure_of(method_cfg) -> Dict[str, Any]:
+    """The structure keys of a method config (a DictConfig or a record's dict), defaults filled in."""
+    values = {}
+    for key, default in STRUCTURE_DEFAULTS.items():
+        value = method_cfg.get(key, default)
+        values[key] = list(value) if isinstance(default, list) and value is not None else value
+    return values
+
+
 # --------------------------------------------------------------------------- model/
+
+
+@dataclass
+class UnitsConfig:
+    """One regular expression per role over sparse layer names; group 1 is the transformer layer index."""
+
+    ffn_in: str = MISSING
+    ffn_out: str = MISSING
+    attn_in: str = MISSING  # q, k, v (split) or a fused q/k/v projection
+    attn_out: str = MISSING
 
 
 @dataclass
@@ -44,6 +77,8 @@ class ModelConfig:
     split_qkv: bool = False
     # transformers config kwargs (model_type, sizes, ...): free-form by nature.
     arch: Dict[str, Any] = field(default_factory=dict)
+    # Where FFN neurons and attention heads live (method.pattern=units); null: the model has none.
+    units: Optional[UnitsConfig] = None
 
 
 # --------------------------------------------------------------------------- method/
@@ -62,6 +97,13 @@ class MethodConfig:
     paper_label: Optional[str] = None
     # The learning rate the method wants at a scale (conf/scale/) where it differs from train.lr.
     lr: Dict[str, float] = field(default_factory=dict)
+    # Mask structure (pst_bench.sparsity.structure); the defaults are the paper's setting.
+    pattern: str = STRUCTURE_DEFAULTS["pattern"]  # unstructured | N:M (e.g. 2:4) | block | row | column | units
+    block_shape: List[int] = field(default_factory=lambda: list(STRUCTURE_DEFAULTS["block_shape"]))  # [b_out, b_in]
+    units: List[str] = field(default_factory=lambda: list(STRUCTURE_DEFAULTS["units"]))  # for pattern=units
+    scope: str = STRUCTURE_DEFAULTS["scope"]  # layer | global
+    matrix_sparsity_min: Optional[float] = None  # per-matrix (per unit set) bounds at the final sparsity
+    matrix_sparsity_max: Optional[float] = None
 
 
 @dataclass

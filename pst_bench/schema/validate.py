@@ -12,7 +12,11 @@ from omegaconf.errors import InterpolationResolutionError
 from ..errors import ConfigError
 from ..record import SCORE_TERMS
 from ..run.compressed import VALUE_DTYPES
-from ..sparsity.inject import METHOD_KINDS
+from ..schema.structured import structure_of
+from ..sparsity.inject import METHOD_KINDS, SPARSE_KINDS
+from ..sparsity.patterns import NM, parse_pattern
+from ..sparsity.structure import SCOPES
+from ..sparsity.units import UNIT_KINDS
 from ..tasks import runner_class, task_kind
 
 
@@ -54,6 +58,41 @@ def _check_method(method: DictConfig) -> None:
     )
     if method.kind == "pst":
         _check_pst(method)
+    _check_structure(method)
+
+
+def _check_structure(method: DictConfig) -> None:
+    """Pattern, scope and bounds (shapes are checked when the layers exist: ``patterns.check``)."""
+    values = structure_of(method)
+    pattern = values["pattern"]
+    if pattern == "unstructured" and values["scope"] == "layer":
+        return
+    _check(
+        method.kind in SPARSE_KINDS,
+        f"method={method.name} is dense: method.pattern / method.scope need method=map, mvp or pst",
+    )
+    _check(values["scope"] in SCOPES, f"method.scope={values['scope']!r}: choose {' or '.join(SCOPES)}")
+    if pattern == "units":
+        units = values["units"]
+        _check(
+            bool(units) and set(units) <= set(UNIT_KINDS),
+            f"method.units={units} must be a non-empty subset of [{', '.join(UNIT_KINDS)}]",
+        )
+    else:
+        matrix_pattern = parse_pattern(pattern, values["block_shape"])  # raises on an unknown pattern
+        if isinstance(matrix_pattern, NM):
+            _check(
+                abs(method.sparsity - matrix_pattern.final_sparsity) < 1e-9,
+                f"method.pattern={pattern} prunes exactly {matrix_pattern.final_sparsity:.0%} of every matrix: "
+                f"set method.sparsity={matrix_pattern.final_sparsity:g}",
+            )
+    low, high = values["matrix_sparsity_min"], values["matrix_sparsity_max"]
+    for key, bound in (("matrix_sparsity_min", low), ("matrix_sparsity_max", high)):
+        _check(bound is None or 0.0 <= bound <= 1.0, f"method.{key}={bound} must be in [0, 1] or null")
+    _check(
+        (low is None or low <= method.sparsity) and (high is None or method.sparsity <= high),
+        f"method.sparsity={method.sparsity} must lie within method.matrix_sparsity_min={low} and _max={high}",
+    )
 
 
 def _check_pst(method: DictConfig) -> None:

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mask import StraightThroughMask, kept_count, topv_mask
+from .mask import StraightThroughMask, kept_count
+from .patterns import UNSTRUCTURED, MatrixPattern
 from .pst_autograd import PSTLinear, PSTMaskedWeight
 
 
@@ -43,6 +44,10 @@ class SparseLinear(nn.Module):
             raise TypeError(f"{type(self).__name__} wraps nn.Linear, got {type(base_layer).__name__}")
         self.base_layer = base_layer
         self.sparsity = 0.0
+        #: Which weights go together (``patterns``); ``mask_group`` is set when masks are chosen
+        #: across layers (``method.scope=global`` or ``pattern=units``, see ``allocation``).
+        self.pattern: MatrixPattern = UNSTRUCTURED
+        self.mask_group = None
         self._mask: torch.Tensor | None = None
         self._mask_key: tuple | None = None
         self._eval_weight: torch.Tensor | None = None
@@ -57,6 +62,7 @@ class SparseLinear(nn.Module):
 
     @property
     def kept(self) -> int:
+        """Weights an unstructured mask of this matrix alone keeps at the current sparsity."""
         n, k = self.weight_shape
         return kept_count(n * k, self.sparsity)
 
@@ -89,12 +95,15 @@ class SparseLinear(nn.Module):
 
     def current_mask(self) -> torch.Tensor:
         """Boolean mask for the current sparsity, recomputed only when its inputs changed."""
+        if self.mask_group is not None:
+            self.mask_group.refresh()  # sets this layer's _mask with every other member's
+            return self._mask
         key = (self.sparsity, self._versions(self.score_inputs()))
         if self._mask is None or key != self._mask_key:
             started = time.perf_counter()
             self._mask = None  # free the old mask before the new one is built
             with torch.no_grad():
-                self._mask = topv_mask(self.importance_scores(), self.kept)
+                self._mask = self.pattern.mask(self.importance_scores(), self.sparsity)
             self._mask_key = key
             self.mask_computations += 1
             self.mask_seconds += time.perf_counter() - started
@@ -142,7 +151,9 @@ class SparseLinear(nn.Module):
 
     def extra_repr(self) -> str:
         n, k = self.weight_shape
-        return f"method={self.method}, shape=({n}, {k}), sparsity={self.sparsity:.4f}"
+        structure = "" if self.pattern is UNSTRUCTURED else f", pattern={self.pattern!r}"
+        structure += "" if self.mask_group is None else f", scope={self.mask_group.scope}"
+        return f"method={self.method}, shape=({n}, {k}), sparsity={self.sparsity:.4f}{structure}"
 
 
 class MagnitudeSparseLinear(SparseLinear):
