@@ -53,6 +53,7 @@ _NON_IDENTITY_KEYS = {
     "info": None,
     "export": None,
     "export_compressed": None,
+    "export_slim": None,
     "run_name": None,
     "artifacts": None,
     "train": ["resume", "progress_bar", "device", "num_workers", "checkpoint_every_steps", "eval_batch_size"],

@@ -1,4 +1,4 @@
-"""What a finished run writes besides its record: masks and scores, the merged and compressed exports."""
+"""What a finished run writes besides its record: masks and scores, the merged, compressed and slim exports."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from ..sparsity.conv1d import restore_conv1d
 from ..sparsity.inject import merge_sparse_layers
 from . import artifacts
 from .compressed import checkpoint_sizes, save_compressed
+from .slim import save_slim
 
 
 def save_artifacts(cfg, layers: dict, results_dir: Path, rid: str) -> dict:
@@ -59,4 +60,7 @@ def export_run(cfg, model, tokenizer, rid: str) -> dict:
     exported = {"export_dir": str(export_dir)}
     if cfg.get("export_compressed"):
         exported["export_compressed"] = export_compressed(model, tokenizer, export_dir, str(cfg.export_compressed))
+    if cfg.get("export_slim"):  # last: slimming changes the model in place
+        target = export_dir.with_name(f"{export_dir.name}.slim")
+        exported["export_slim"] = save_slim(model, tokenizer, cfg.model.units, target)
     return exported

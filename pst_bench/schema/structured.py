@@ -246,6 +246,7 @@ class Config:
     export: bool = MISSING
     # float16 | bfloat16 | float32, or null / false (off): the names are checked by validate_config.
     export_compressed: Optional[Union[bool, str]] = MISSING
+    export_slim: bool = False
     run_name: Optional[str] = None
 
 

@@ -34,6 +34,10 @@ def validate_config(cfg: DictConfig) -> None:
         compressed in (None, False, *VALUE_DTYPES),
         f"export_compressed={compressed!r}: choose {', '.join(VALUE_DTYPES)} or null (off)",
     )
+    _check(
+        not cfg.get("export_slim") or (cfg.export and structure_of(cfg.method)["pattern"] == "units"),
+        "export_slim=true needs export=true and method.pattern=units: other masks remove no whole FFN neuron or head",
+    )
     _check_model_fits_task(cfg)
 
 
