@@ -15,7 +15,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all lint params clean figures tables sweep evidence bench
+.PHONY: install nltk-data demo test test-all lint params clean figures tables sweep evidence bench bench-infer
 
 install: $(STAMP)
 
@@ -101,6 +101,12 @@ tables: $(STAMP)
 # make bench BENCH_ARGS="model=roberta-base --repeats 10"
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.bench $(BENCH_ARGS)
+
+# Inference latency, throughput and peak memory of dense, unstructured (dense and CSR kernels), slimmed and
+# (on a GPU) 2:4 models side by side -> results/bench/infer_*. Options through BENCH_ARGS, e.g.
+# make bench-infer BENCH_ARGS="--device cuda" or BENCH_ARGS="--export mine=exports/<run id>.slim"
+bench-infer: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.bench_infer $(BENCH_ARGS)
 
 clean:
 	rm -rf outputs multirun checkpoints exports build *.egg-info

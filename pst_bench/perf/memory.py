@@ -48,7 +48,8 @@ class PeakTensorMemory(TorchDispatchMode):
         self.live_bytes -= nbytes
 
     def _track(self, tensor) -> None:
-        if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
+        # a sparse tensor has no storage of its own: its index and value tensors are counted instead
+        if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta" and tensor.layout == torch.strided:
             self._track_storage(tensor.untyped_storage())
 
     def register(self, *objects) -> None:
