@@ -23,17 +23,20 @@ def test_csr_linear_computes_what_the_dense_layer_does():
 
 
 def test_bench_infer_writes_every_model_and_says_why_2_4_was_skipped(tmp_path):
-    report = run(["model=tiny-bert", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path), "--quiet"])
+    argv = ["model=tiny-bert", "--units", "0.5,0.75", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path)]
+    report = run([*argv, "--quiet"])
     written = json.loads((tmp_path / "infer_tiny-bert_cpu.json").read_text())
-    assert written["models"].keys() == {"dense", "unstructured", "unstructured-csr", "slim"} == report["models"].keys()
+    names = {"dense", "unstructured", "unstructured-csr", "slim-50%", "slim-75%"}
+    assert written["models"].keys() == names == report["models"].keys()
     for entry in written["models"].values():
         assert entry["1x128"]["latency_s"] > 0 and entry["32x128"]["sequences_per_s"] > 0 and entry["peak_mib"] > 0
     assert written["models"]["dense"]["32x128"]["speedup_vs_dense"] == 1.0
-    assert written["models"]["slim"]["weight_bytes"] < written["models"]["dense"]["weight_bytes"]
+    sizes = [written["models"][name]["weight_bytes"] for name in ("dense", "slim-50%", "slim-75%")]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[1]
     if not torch.cuda.is_available():
         assert [skip["name"] for skip in written["skipped"]] == ["2:4"]
         assert "compute capability" in written["skipped"][0]["reason"]
-    assert "| slim |" in (tmp_path / "infer_tiny-bert_cpu.md").read_text()
+    assert "| slim-75% |" in (tmp_path / "infer_tiny-bert_cpu.md").read_text()
 
 
 def test_two_four_detection():

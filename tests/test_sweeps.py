@@ -32,6 +32,7 @@ EXPECTED_JOBS = {
     "evidence_stsb_seeds": 4 * 2,
     "evidence_sst2_seeds_mvp": 2,
     "evidence_stsb_figure3": 3 * 3,
+    "structured_cpu": 2 * 4 * 2,
 }
 
 # What each point of the evidence grid (conf/hparams/) must run: method, train.lr, method.score_lr.
@@ -126,6 +127,13 @@ def test_sweep_expands_to_the_expected_jobs_and_each_validates(sweep):
             ids.add(run_id(cfg))
             if sweep.startswith("evidence_"):
                 _check_evidence_job(sweep, job, cfg)
+            elif sweep == "structured_cpu":
+                hparams = dict(o.split("=", 1) for o in job)["hparams"]
+                expected = {"map_units": ("map", 1e-4), "pst_units_lr1e-4": ("pst", 1e-4)}
+                expected.update({"pst_units_lr3e-4": ("pst", 3e-4), "pst_lr1e-4": ("pst", 1e-4)})
+                assert (cfg.method.kind, cfg.train.lr) == expected[hparams]
+                assert cfg.method.pattern == ("units" if "units" in hparams else "unstructured")
+                assert (cfg.train.max_train_examples, cfg.train.epochs) == (2000, 3)
             elif sweep == "budget_glue":
                 assert (cfg.method.name, cfg.train.max_train_examples, cfg.train.epochs) == ("finetune", None, 3)
                 assert cfg.paths.results_dir == "results/budget"
@@ -207,3 +215,18 @@ def test_a_sweep_file_runs_through_the_cli_with_seeds_as_an_extra_axis(tmp_path)
     assert grid == [(4, 1), (4, 2), (8, 1), (8, 2), (16, 1), (16, 2)]
     assert all(r["config"]["method"]["r1"] == 4 and r["sparsity"] == 0.9 for r in records)
     assert {r["config"]["train"]["lr"] for r in records} == {3e-4}  # PST's CPU-scale lr, resolved
+
+
+def test_structured_sweep_reuses_the_evidence_runs_it_compares_with():
+    """PST unstructured at 50% is evidence_p50's run: the same run id, so it is not trained twice."""
+    from hydra import compose, initialize_config_module
+
+    from pst_bench.record import run_id
+
+    def ids(sweep: str) -> set[str]:
+        jobs = expand(sweep)
+        with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
+            return {run_id(compose(config_name="config", overrides=[f"sweep={sweep}", *job])) for job in jobs}
+
+    shared = ids("structured_cpu") & ids("evidence_p50")
+    assert len(shared) == 2 and all("_pst_p50_s42_" in rid for rid in shared)

@@ -11,8 +11,8 @@ depend on their values, and merged to plain layers as an export would be):
   multiplied like any other weight;
 - ``unstructured-csr``: the same weights with every sparsified matrix in PyTorch's CSR layout
   (``torch.sparse.mm``);
-- ``slim``: magnitude masks with ``method.pattern=units`` at ``--units`` (FFN neurons and heads), the
-  removed units physically gone (``pst_bench.run.slim``);
+- ``slim-<share>``: magnitude masks with ``method.pattern=units`` at each share of ``--units`` (FFN
+  neurons and heads), the removed units physically gone (``pst_bench.run.slim``);
 - ``2:4``: 2:4 masks as semi-structured sparse tensors (``pst_bench.run.semi_structured``), on a GPU
   that has the kernels only; elsewhere the report says why it was skipped;
 - ``--export LABEL=DIR``: exported models, loaded with ``load_slim`` (plain exports load unchanged).
@@ -33,6 +33,7 @@ import shlex
 import statistics
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +61,9 @@ class CsrLinear(nn.Module):
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
-        csr = linear.weight.detach().to_sparse_csr()
+        with warnings.catch_warnings():  # "CSR support is in beta": the benchmark measures it as it is
+            warnings.simplefilter("ignore", UserWarning)
+            csr = linear.weight.detach().to_sparse_csr()
         # the parts as plain buffers: state_dict, .to() and the memory counter handle them
         self.register_buffer("crow", csr.crow_indices())
         self.register_buffer("col", csr.col_indices())
@@ -69,7 +72,7 @@ class CsrLinear(nn.Module):
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        weight = torch.sparse_csr_tensor(self.crow, self.col, self.values, self.shape)
+        weight = torch.sparse_csr_tensor(self.crow, self.col, self.values, self.shape, check_invariants=False)
         flat = inputs.reshape(-1, self.shape[1])
         out = torch.sparse.mm(weight, flat.t()).t()
         out = out if self.bias is None else out + self.bias
@@ -90,6 +93,11 @@ class Subject:
     def weight_bytes(self) -> int:
         tensors = [*self.model.parameters(), *self.model.buffers()]
         return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def slim_name(share: float) -> str:
+    """The benchmark's name of the slim model with this share of units removed (``slim-50%``)."""
+    return f"slim-{round(100 * share)}%"
 
 
 def _sparse_model(overrides: list[str], structure: list[str], sparsity: float):
@@ -115,12 +123,14 @@ def build_subjects(args, log) -> tuple[list[Subject], list[dict]]:
         for name in names:
             replace_module(csr_model, name, CsrLinear(csr_model.get_submodule(name)))
         subjects.append(Subject("unstructured-csr", csr_model, "torch.sparse.mm, CSR"))
-    if args.units:
-        log(f"building slim ({args.units:.0%} of FFN neurons and heads removed)")
-        unit_cfg, model, _ = _sparse_model(args.overrides, ["method.pattern=units"], args.units)
+    for share in args.units:
+        log(f"building slim ({share:.0%} of FFN neurons and heads removed)")
+        unit_cfg, model, _ = _sparse_model(args.overrides, ["method.pattern=units"], share)
         restore_conv1d(model)
         summary = slim_model(model, unit_cfg.model.units)
-        subjects.append(Subject("slim", model, f"FFN width {summary['ffn_width']}, heads {summary['heads_per_layer']}"))
+        heads = sorted(set(summary["heads_per_layer"].values()))
+        note = f"FFN width {summary['ffn_width']}, heads per layer {'/'.join(map(str, heads))}"
+        subjects.append(Subject(slim_name(share), model, note))
     if args.two_four:
         available, reason = semi_structured_support(args.device)
         if available:
@@ -241,7 +251,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m pst_bench.bench_infer", description=__doc__.split("\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (default model=bert-base task=sst2)")
     parser.add_argument("--unstructured", type=float, default=0.9, help="unstructured sparsity (0: leave out)")
-    parser.add_argument("--units", type=float, default=0.5, help="share of FFN neurons and heads removed (0: none)")
+    parser.add_argument(
+        "--units", default="0.5", help="shares of FFN neurons and heads removed, comma-separated (0: no slim model)"
+    )
     parser.add_argument("--no-two-four", dest="two_four", action="store_false", help="leave out the 2:4 model")
     parser.add_argument("--export", action="append", default=[], metavar="LABEL=DIR", help="an exported model")
     parser.add_argument("--warmup", type=int, default=1)
@@ -253,9 +265,13 @@ def parse_args(argv):
     parser.add_argument("--name", default=None, help="file stem (default infer_<model>_<device>)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    for key in ("unstructured", "units"):
-        if not 0.0 <= getattr(args, key) < 1.0:
-            parser.error(f"--{key}={getattr(args, key)} must be in [0, 1)")
+    try:
+        args.units = [float(share) for share in str(args.units).split(",") if float(share) > 0]
+    except ValueError:
+        parser.error(f"--units={args.units!r}: give shares such as 0.3,0.5")
+    for share in (args.unstructured, *args.units):
+        if not 0.0 <= share < 1.0:
+            parser.error(f"--unstructured / --units: {share} must be in [0, 1)")
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
