@@ -314,3 +314,39 @@ def test_a_tiny_structured_run_trains_and_records_its_structure(tmp_path, synthe
         ffn_in = masks["bert.encoder.layer.0.intermediate.dense"]
         ffn_out = masks["bert.encoder.layer.0.output.dense"]
         assert (ffn_in.all(axis=1) == ffn_out.all(axis=0)).all()
+
+
+def test_structured_table_compares_units_with_magnitude_and_unstructured_and_reads_the_speed(tmp_path):
+    from helpers import fake_record
+    from pst_bench.record import load_records
+    from pst_bench.report.structured import write_structured
+
+    runs, bench = tmp_path / "runs", tmp_path / "bench"
+    runs.mkdir()
+    bench.mkdir()
+    base = ["task=sst2", "model=minilm-l6", "train.max_train_examples=2000"]
+    made = {
+        "ft": ([*base, "method=finetune", "train.seed=42"], 0.80),
+        "map_u42": ([*base, "method=map", "method.pattern=units", "method.sparsity=0.5", "train.seed=42"], 0.70),
+        "map_u43": ([*base, "method=map", "method.pattern=units", "method.sparsity=0.5", "train.seed=43"], 0.72),
+        "pst_u42": ([*base, "method=pst", "method.pattern=units", "method.sparsity=0.5", "train.seed=42"], 0.74),
+        "pst_u43": ([*base, "method=pst", "method.pattern=units", "method.sparsity=0.5", "train.seed=43"], 0.73),
+        "pst": ([*base, "method=pst", "method.sparsity=0.5", "train.seed=42"], 0.78),
+        "pst_90": ([*base, "method=pst", "method.sparsity=0.9", "train.seed=42"], 0.75),  # no structured run at 90%
+    }
+    for name, (overrides, value) in made.items():
+        (runs / f"{name}.json").write_text(json.dumps(fake_record(overrides, dev=value)))
+    speed = {
+        "models": {
+            "slim-50%": {"32x128": {"speedup_vs_dense": 1.8}},
+            "unstructured": {"32x128": {"speedup_vs_dense": 1.0}},
+        }
+    }
+    (bench / "infer_minilm-l6_cpu.json").write_text(json.dumps(speed))
+    write_structured(load_records(runs), tmp_path, "runs", bench, "best-dev")
+    table = (tmp_path / "structured.md").read_text()
+    assert "| minilm-l6 | sst2 | 50% | PST (units:ffn+head) | 42 43 | 73.50 [73.00–74.00] | 91.9% | 1.80× |" in table
+    assert "| minilm-l6 | sst2 | 50% | MaP (units:ffn+head) | 42 43 | 71.00 [70.00–72.00] | 88.8% | 1.80× |" in table
+    assert "| minilm-l6 | sst2 | 50% | PST | 42 | 78.00 [78.00–78.00] | 97.5% | 1.00× |" in table
+    assert "| minilm-l6 | sst2 | 0% | Fine-tune | 42 |" in table and "90%" not in table
+    assert "PST − MaP with units, per seed: +4.00, +1.00 (mean +2.50)" in table

@@ -1283,10 +1283,16 @@ def mask_distance_markdown(pairs: list[MaskPair], runs_dir: str) -> str:
 
 
 def make_tables(
-    runs_dir: Path, out_dir: Path, paper_csv: Path | None = None, rule: str = DEFAULT_GRID_RULE
+    runs_dir: Path,
+    out_dir: Path,
+    paper_csv: Path | None = None,
+    rule: str = DEFAULT_GRID_RULE,
+    bench_dir: Path = Path("results/bench"),
 ) -> tuple[list[dict], list[Built]]:
-    """Build and write Tables 2-5 from the records under runs_dir; returns the runs and the tables."""
+    """Build and write Tables 2-5 (and the claims, mask distances and the structured-sparsity table) from
+    the records under runs_dir; returns the runs and the tables."""
     from .claims import check_claims, claims_markdown  # claims reads tables' cells: imported late
+    from .structured import write_structured
 
     runs = load_runs(runs_dir)
     paper = load_paper(paper_csv or default_paper_csv())
@@ -1299,6 +1305,7 @@ def make_tables(
     atomic_write_text(out_dir / "mask_distance.md", mask_distance_markdown(pairs, runs_dir.as_posix()))
     verdicts = check_claims(built, pairs, paper)
     atomic_write_text(out_dir / "claims.md", claims_markdown(verdicts, len(runs), runs_dir.as_posix()))
+    write_structured([run["record"] for run in runs], out_dir, runs_dir.as_posix(), bench_dir, rule)
     return runs, built
 
 
@@ -1322,6 +1329,9 @@ def main(argv: list[str] | None = None) -> int:
         help="a cell holding several settings: show the best on dev (the paper's rule) or pool "
         "all (default: %(default)s)",
     )
+    parser.add_argument(
+        "--bench", type=Path, default=Path("results/bench"), help="inference benchmark folder (structured.md's speed)"
+    )
     args = parser.parse_args(argv)
     if not args.runs.is_dir():
         print(f"pst-bench tables: error: no runs folder {args.runs}", file=sys.stderr)
@@ -1333,12 +1343,13 @@ def main(argv: list[str] | None = None) -> int:
     # print the warning's source line and drop repeats).
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RecordSkipped)
-        runs, built = make_tables(args.runs, args.out, args.paper, args.grid)
+        runs, built = make_tables(args.runs, args.out, args.paper, args.grid, args.bench)
     for item in caught:
         print(f"pst-bench tables: warning: {item.message}", file=sys.stderr)
     used = set().union(*(table.files for table in built))
     for run in runs:
-        if run["file"] not in used:  # a PST variant at 50%, PST ranks on a task Table 4 lacks, a duplicate
+        if run["file"] not in used and not run["record"].structure:  # structured runs: structured.md
+            # a PST variant at 50%, PST ranks on a task Table 4 lacks, a duplicate
             print(
                 f"pst-bench tables: note: {run['file']} is in no table (or left out by the selection)", file=sys.stderr
             )
