@@ -133,10 +133,8 @@ def _paired_notes(cells: dict) -> list[str]:
         theirs = {run.seed: run.dev_value for run in other.runs}
         diffs = [100 * (run.dev_value - theirs[run.seed]) for run in cell.runs if theirs.get(run.seed) is not None]
         if diffs:
-            text = ", ".join(f"{d:+.2f}" for d in diffs)
-            notes.append(
-                f"- {key[1]} at {key[3]:g}%: PST − MaP with units, per seed: {text} (mean {statistics.mean(diffs):+.2f})"
-            )
+            text = ", ".join(f"{d:+.2f}" for d in diffs) + f" (mean {statistics.mean(diffs):+.2f})"
+            notes.append(f"- {key[1]} at {key[3]:g}%: PST − MaP with units, per seed: {text}")
     return notes
 
 
