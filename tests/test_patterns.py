@@ -314,6 +314,10 @@ def test_a_tiny_structured_run_trains_and_records_its_structure(tmp_path, synthe
         ffn_in = masks["bert.encoder.layer.0.intermediate.dense"]
         ffn_out = masks["bert.encoder.layer.0.output.dense"]
         assert (ffn_in.all(axis=1) == ffn_out.all(axis=0)).all()
+    from pst_bench.report.figures import make_figures
+
+    written, _ = make_figures(tmp_path / "results" / "runs", tmp_path / "figures", sparsity=0.5)
+    assert any(path.name.startswith("fig2_masks_tiny-bert_sst2_p50") for path in written)
 
 
 def test_structured_table_compares_units_with_magnitude_and_unstructured_and_reads_the_speed(tmp_path):

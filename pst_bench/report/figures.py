@@ -6,8 +6,10 @@ and writes PNGs under ``<out>``:
 
 - ``fig2_masks_<model>_<task>_p<P>.png``: one row per method that has masks at sparsity P (default
   90%): left, the histograms of row (orange) and column (blue) sparsity of one matrix (bins of 0.1,
-  y = percentage of rows / columns); right, the mask itself (kept = dark). The matrix is the first
-  block's query projection unless ``--layer`` names another.
+  y = percentage of rows / columns); right, the mask itself (kept = dark), or for a run with a mask
+  structure other than the paper's (N:M, blocks, units, ...) its top-left 32 x 32 corner at one cell
+  per weight, so that the pattern shows. The matrix is the first block's query projection unless
+  ``--layer`` names another.
 - ``fig3_metric_vs_sparsity.png``: one panel per (model, task) of the GLUE records of Table 2's
   methods: the task's main dev metric (best epoch in the final window, else the final epoch; x100)
   against sparsity, one line per method, the median over seeds with min-max error bars. Dense
@@ -54,6 +56,7 @@ from .selection import DEFAULT_GRID_RULE, GRID_RULES, at_paper_ranks, describe_r
 
 DEFAULT_SPARSITY = 0.9
 PAIR_COLORS = {("MaP", "PST"): "tab:blue", ("MvP", "PST"): "tab:orange", ("MaP", "MvP"): "tab:green"}
+PATTERN_CORNER = 32  # a structured run's mask panel shows this corner of the matrix, one cell per weight
 ROW_COLOR, COL_COLOR = "tab:orange", "tab:blue"  # the paper's Figure 2: rows orange, columns blue
 KEPT_COLOR, PRUNED_COLOR = "tab:blue", "0.65"  # the paper's Figure 4: kept blue, pruned grey
 QUERY_RE = re.compile(r"(^|\.)(query|q_proj|q)$")
@@ -374,12 +377,15 @@ def figure2(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> t
                 ax.set_title(f"{run.label}: row / column sparsity")
                 ax.legend(loc="upper left", frameon=False)
                 ax = axes[row, 1]
-                # antialiased: a matrix larger than the panel shows its kept density, not aliasing
-                ax.imshow(mask, cmap="Greys", vmin=0, vmax=1, interpolation="antialiased", aspect="auto")
-                ax.set_title(
-                    f"{run.label} mask, {mask.shape[0]}x{mask.shape[1]}, {100 * (1 - mask.mean()):.1f}% pruned",
-                    fontsize=8,
-                )
+                title = f"{run.label} mask, {mask.shape[0]}x{mask.shape[1]}, {100 * (1 - mask.mean()):.1f}% pruned"
+                if run.record.structure:  # a corner at full resolution, so N:M groups and blocks show
+                    corner = mask[:PATTERN_CORNER, :PATTERN_CORNER]
+                    ax.imshow(corner, cmap="Greys", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+                    title += f"\n(top-left {corner.shape[0]}x{corner.shape[1]} corner: the pattern)"
+                else:
+                    # antialiased: a matrix larger than the panel shows its kept density, not aliasing
+                    ax.imshow(mask, cmap="Greys", vmin=0, vmax=1, interpolation="antialiased", aspect="auto")
+                ax.set_title(title, fontsize=8)
                 ax.set_xlabel("column (input)")
                 ax.set_ylabel("row (output)")
             fig.suptitle(
