@@ -304,7 +304,7 @@ def test_a_tiny_structured_run_trains_and_records_its_structure(tmp_path, synthe
     achieved = record["sparsity_achieved"]
     masks = load_masks(tmp_path / "results" / "runs" / record["artifacts"]["masks"])
     if "2:4" in structure[0]:
-        assert record["params"]["mask_structure"].startswith("2:4")
+        assert record["params"]["mask_structure"].startswith("pattern=2:4, scope=layer: one selection per matrix")
         assert all(value == 0.5 for value in achieved["per_matrix"].values())
         for mask in masks.values():
             assert (mask.reshape(-1, 4).sum(axis=1) == 2).all()
@@ -354,3 +354,22 @@ def test_structured_table_compares_units_with_magnitude_and_unstructured_and_rea
     assert "| minilm-l6 | sst2 | 50% | PST | 42 | 78.00 [78.00–78.00] | 97.5% | 1.00× |" in table
     assert "| minilm-l6 | sst2 | 0% | Fine-tune | 42 |" in table and "90%" not in table
     assert "PST − MaP with units, per seed: +4.00, +1.00 (mean +2.50)" in table
+
+
+@pytest.mark.parametrize("method", ["map", "mvp", "pst"])
+@pytest.mark.parametrize("scope", ["layer", "global"])
+@pytest.mark.parametrize("pattern", ["unstructured", "2:4", "block", "row", "column", "units"])
+def test_every_pattern_and_scope_composes_and_appears_in_info_params(method, scope, pattern):
+    from pst_bench.models.params import format_report, parameter_report_for_config
+
+    sparsity = "0.5" if pattern == "2:4" else "0.9"
+    overrides = [
+        f"method={method}",
+        f"method.pattern={pattern}",
+        f"method.scope={scope}",
+        f"method.sparsity={sparsity}",
+    ]
+    cfg = compose_cfg(["model=tiny-bert", "task=sst2", *overrides])
+    validate_config(cfg)
+    line = format_report(cfg, parameter_report_for_config(cfg))
+    assert f"pattern={pattern}" in line and f"scope={scope}" in line

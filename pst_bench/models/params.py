@@ -30,7 +30,7 @@ def parameter_report(model, layers, model_cfg, method_cfg) -> dict:
         "sparsified_matrices": len(layers),
         "sparsified_weights": sparsified,
         "paper_rule_m": paper_rule_millions(layers, model_cfg, method_cfg),
-        "mask_structure": describe_structure(layers),
+        "mask_structure": describe_structure(layers, method_cfg),
     }
     return report
 

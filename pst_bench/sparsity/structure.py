@@ -45,22 +45,38 @@ def apply_structure(model, layers: dict, method_cfg, units_cfg=None) -> None:
         log.debug("pattern %r on %d matrices, one selection per matrix", pattern, len(layers))
 
 
-def describe_structure(layers: dict) -> str:
+def describe_structure(layers: dict, method_cfg) -> str:
     """One line on how the masks of these layers are chosen (``info=params`` prints it)."""
     if not layers:
         return "none (dense)"
+    values = structure_of(method_cfg)
+    head = f"pattern={values['pattern']}"
+    head += f" {values['block_shape'][0]}x{values['block_shape'][1]}" if values["pattern"] == "block" else ""
+    head += f" ({'+'.join(values['units'])})" if values["pattern"] == "units" else ""
+    head += f", scope={values['scope']}"
+    if values["scope"] == "global" and (
+        values["matrix_sparsity_min"] is not None or values["matrix_sparsity_max"] is not None
+    ):
+        head += (
+            f", per-matrix sparsity in [{values['matrix_sparsity_min'] or 0:g}, {values['matrix_sparsity_max'] or 1:g}]"
+        )
     groups = {id(layer.mask_group): layer.mask_group for layer in layers.values() if layer.mask_group is not None}
-    patterns = sorted({repr(layer.pattern) for layer in layers.values() if layer.mask_group is None})
     if not groups:
-        return f"{', '.join(patterns)}; one selection per matrix ({len(layers)} matrices)"
+        return f"{head}: one selection per matrix ({len(layers)} matrices)"
     parts = []
     for group in groups.values():
         kinds: dict[str, list] = {}
         for entry in group.entries:
-            kinds.setdefault(getattr(entry, "kind", repr(getattr(entry, "pattern", ""))), []).append(entry)
-        sizes = ", ".join(f"{len(entries)} x {entries[0].num_units} {kind}" for kind, entries in kinds.items())
-        how = "one ranking over all of them" if group.scope == "global" else "one selection per set"
-        parts.append(f"{sizes} units ({how})")
-    if patterns:
-        parts.append(f"{sum(layer.mask_group is None for layer in layers.values())} matrices {', '.join(patterns)}")
-    return "; ".join(parts)
+            kinds.setdefault(getattr(entry, "kind", "matrix"), []).append(entry)
+        sizes = ", ".join(
+            f"{len(entries)} matrices' units"
+            if kind == "matrix"
+            else f"{len(entries)} x {entries[0].num_units} {kind} units"
+            for kind, entries in kinds.items()
+        )
+        how = "one ranking over all of them" if group.scope == "global" else "one selection per layer's set"
+        parts.append(f"{sizes}, {how}")
+    dense = sum(layer.mask_group is None for layer in layers.values())
+    if dense:
+        parts.append(f"{dense} matrices left dense")
+    return f"{head}: {'; '.join(parts)}"
