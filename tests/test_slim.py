@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import transformers
@@ -15,9 +19,11 @@ from pst_bench.run.slim import SLIM_KEY, load_slim, save_slim
 from pst_bench.schema.validate import validate_config
 from pst_bench.sparsity.inject import set_sparsity
 
+INPUTS = torch.randint(0, 1000, (3, 12), generator=torch.Generator().manual_seed(0))
+
 
 def _masked_and_slim(tmp_path, model_name: str, task: str, *extra: str):
-    """(logits of the masked model, logits of the reloaded slim export, slim summary, slim model)."""
+    """(logits of the masked model on INPUTS, logits of the reloaded slim export, slim summary, slim model)."""
     heads = "model.arch.num_attention_heads=4" if model_name == "tiny-bert" else "model.arch.n_head=4"
     cfg = compose_cfg(
         [
@@ -38,15 +44,14 @@ def _masked_and_slim(tmp_path, model_name: str, task: str, *extra: str):
             if name.endswith("mask_scores"):
                 param.add_(torch.randn_like(param) * param.std())
     model.eval()
-    inputs = torch.randint(0, 1000, (3, 12))
     with torch.no_grad():
-        masked = model(input_ids=inputs).logits
+        masked = model(input_ids=INPUTS).logits
     tokenizer = load_tokenizer(cfg.model)
     export_model(model, tokenizer, tmp_path / "merged")
     summary = save_slim(model, tokenizer, cfg.model.units, tmp_path / "slim")
     slim = load_slim(tmp_path / "slim")
     with torch.no_grad():
-        reloaded = slim(input_ids=inputs).logits
+        reloaded = slim(input_ids=INPUTS).logits
     return masked, reloaded, summary, slim
 
 
@@ -63,13 +68,35 @@ def test_heads_and_neurons_removed_give_identical_logits_and_a_smaller_model(tmp
 
 def test_ffn_neurons_alone_load_in_vanilla_transformers(tmp_path):
     masked, _, summary, _ = _masked_and_slim(tmp_path, "tiny-bert", "sst2", "method.units=[ffn]")
-    assert summary["loader"] == "transformers from_pretrained"
+    assert summary["loader"] == "from_pretrained"
     vanilla = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "slim")
     assert vanilla.config.intermediate_size == 32
-    assert not hasattr(vanilla.config, SLIM_KEY)
+    assert not hasattr(vanilla.config, SLIM_KEY) and not (tmp_path / "slim" / "modeling_pst_slim.py").exists()
     with torch.no_grad():
-        logits = vanilla(input_ids=torch.randint(0, 1000, (3, 12))).logits
-    assert logits.shape == masked.shape
+        logits = vanilla.eval()(input_ids=INPUTS).logits
+    torch.testing.assert_close(logits, masked, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "model_name,task,auto_class",
+    [("tiny-bert", "sst2", "AutoModelForSequenceClassification"), ("tiny-gpt2", "e2e", "AutoModelForCausalLM")],
+)
+def test_removed_heads_load_in_plain_transformers_without_pst_bench(tmp_path, model_name, task, auto_class):
+    masked, _, summary, _ = _masked_and_slim(tmp_path, model_name, task)
+    assert summary["loader"] == "from_pretrained(trust_remote_code=True)"
+    torch.save(INPUTS, tmp_path / "inputs.pt")
+    script = f"""
+import sys
+sys.modules["pst_bench"] = None  # any import of pst-bench fails: the export must load on its own
+import torch, transformers
+model = transformers.{auto_class}.from_pretrained({str(tmp_path / "slim")!r}, trust_remote_code=True).eval()
+assert type(model).__name__.startswith("PstSlim"), type(model)
+with torch.no_grad():
+    torch.save(model(input_ids=torch.load({str(tmp_path / "inputs.pt")!r})).logits, {str(tmp_path / "out.pt")!r})
+"""
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path)
+    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), masked, atol=1e-5, rtol=1e-5)
 
 
 def test_uneven_neuron_counts_are_padded_to_the_widest_layer(tmp_path):

@@ -14,20 +14,20 @@ Loading:
   result loads in vanilla ``transformers`` with ``from_pretrained``.
 - Heads: transformers 5 has no head pruning any more (``prune_heads`` and ``config.pruned_heads``
   are gone), and a stock config cannot say "fewer heads of the same size". A model with heads
-  removed records the kept count per layer in its config under ``pst_slim`` and loads through
-  ``load_slim(path)``, which builds the stock model, shrinks q, k, v and the output projection to
-  those counts and loads the weights (strictly). Without removed heads ``load_slim`` is plain
-  ``from_pretrained``.
+  removed records the kept count per layer in its config under ``pst_slim`` and carries its loader:
+  ``modeling_pst_slim.py`` (a copy of ``pst_bench.run.slim_modeling``, torch and transformers only)
+  with ``auto_map`` in ``config.json``, so plain ``AutoModelFor...from_pretrained(folder,
+  trust_remote_code=True)`` builds the stock model with q, k, v and the output projection at those
+  counts and loads the weights. ``load_slim(folder)`` does that for either kind of export.
 """
 
 from __future__ import annotations
 
-import re
+import shutil
 from pathlib import Path
 
 import torch
 import transformers
-from safetensors.torch import load_file
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
@@ -35,14 +35,18 @@ from ..errors import ConfigError
 from ..files import atomic_folder
 from ..sparsity.conv1d import conv1d_to_linear, linear_to_conv1d
 from ..sparsity.modules import replace_module
+from . import slim_modeling
+from .slim_modeling import SLIM_KEY, head_rows, module_roles, set_attention_width
+from .slim_modeling import weight_of as _weight
 
-SLIM_KEY = "pst_slim"
-_ROLES = ("ffn_in", "ffn_out", "attn_in", "attn_out")
-
-
-def _weight(module) -> torch.Tensor:
-    """The (out, in) weight of a Linear or a GPT-2 Conv1D."""
-    return module.weight.t() if isinstance(module, Conv1D) else module.weight
+REMOTE_CODE = "modeling_pst_slim.py"
+#: transformers' Auto class of each base class a slim export can have
+AUTO_CLASSES = {
+    "BertForSequenceClassification": "AutoModelForSequenceClassification",
+    "RobertaForSequenceClassification": "AutoModelForSequenceClassification",
+    "GPT2ForSequenceClassification": "AutoModelForSequenceClassification",
+    "GPT2LMHeadModel": "AutoModelForCausalLM",
+}
 
 
 def _sliced(module, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None):
@@ -61,16 +65,7 @@ def _sliced(module, rows: torch.Tensor | None = None, cols: torch.Tensor | None 
 
 def _roles(model, units_cfg) -> dict[int, dict[str, list[str]]]:
     """{layer index: {role: [module names]}} of the model's linear maps, from the units patterns."""
-    compiled = {role: re.compile(units_cfg[role]) for role in _ROLES}
-    found: dict[int, dict[str, list[str]]] = {}
-    for name, module in model.named_modules():
-        if not isinstance(module, (nn.Linear, Conv1D)):
-            continue
-        for role, regex in compiled.items():
-            match = regex.fullmatch(name)
-            if match:
-                found.setdefault(int(match.group(1)), {}).setdefault(role, []).append(name)
-                break
+    found = module_roles(model, dict(units_cfg))
     if not found:
         raise ConfigError(f"no module of {type(model).__name__} matches the units patterns {dict(units_cfg)}")
     return found
@@ -80,35 +75,18 @@ def _heads_of(model) -> int:
     return int(model.config.num_attention_heads)
 
 
-def _head_rows(keep_heads: torch.Tensor, num_heads: int, head_dim: int, rows: int) -> torch.Tensor:
-    """Row indices of the kept heads in a q/k/v projection (a fused one holds q, k, v in turn)."""
-    parts = rows // (num_heads * head_dim)
-    heads = torch.arange(rows).view(parts, num_heads, head_dim)
-    return heads[:, keep_heads].reshape(-1)
-
-
-def _set_attention_width(model, attention_name: str, heads: int, head_dim: int) -> None:
-    """The head count and width attributes an attention module reads (GPT-2 splits c_attn by width)."""
-    attention = model.get_submodule(attention_name)
-    for attr in ("num_attention_heads", "num_heads"):
-        if hasattr(attention, attr):
-            setattr(attention, attr, heads)
-    for attr in ("all_head_size", "split_size"):
-        if hasattr(attention, attr):
-            setattr(attention, attr, heads * head_dim)
-
-
 def _shrink_heads(model, roles: dict, keep: torch.Tensor, head_dim: int) -> None:
+    """Keep only the ``keep`` heads' rows of q, k, v and columns of the output projection."""
     num_heads = _heads_of(model)
     for name in roles["attn_in"]:
         module = model.get_submodule(name)
         replace_module(
-            model, name, _sliced(module, rows=_head_rows(keep, num_heads, head_dim, _weight(module).shape[0]))
+            model, name, _sliced(module, rows=head_rows(keep, num_heads, head_dim, _weight(module).shape[0]))
         )
     out_name = roles["attn_out"][0]
     cols = torch.arange(num_heads * head_dim).view(num_heads, head_dim)[keep].reshape(-1)
     replace_module(model, out_name, _sliced(model.get_submodule(out_name), cols=cols))
-    _set_attention_width(model, roles["attn_in"][0].rsplit(".", 1)[0], int(keep.numel()), head_dim)
+    set_attention_width(model, roles["attn_in"][0].rsplit(".", 1)[0], int(keep.numel()), head_dim)
 
 
 def _first_kept(dead: torch.Tensor, count: int) -> torch.Tensor:
@@ -149,13 +127,19 @@ def slim_model(model, units_cfg) -> dict:
     if dead_ffn:
         setattr(model.config, "n_inner" if model.config.model_type == "gpt2" else "intermediate_size", width)
     removed_heads = any(count < num_heads for count in heads_kept.values())
+    loader = "from_pretrained"
     if removed_heads:
         setattr(model.config, SLIM_KEY, {"heads": {str(i): c for i, c in heads_kept.items()}, "units": dict(units_cfg)})
+        base = type(model).__name__
+        if base not in AUTO_CLASSES:
+            raise ConfigError(f"removed heads of a {base} cannot be loaded back; supported: {', '.join(AUTO_CLASSES)}")
+        model.config.auto_map = {AUTO_CLASSES[base]: f"{REMOTE_CODE[:-3]}.PstSlim{base}"}
+        loader = "from_pretrained(trust_remote_code=True)"
     return {
         "ffn_width": width if dead_ffn else None,
         "ffn_live_per_layer": {str(i): int((~dead).sum()) for i, dead in dead_ffn.items()},
         "heads_per_layer": {str(i): c for i, c in heads_kept.items()},
-        "loader": "pst_bench.run.slim.load_slim" if removed_heads else "transformers from_pretrained",
+        "loader": loader,
     }
 
 
@@ -167,6 +151,8 @@ def save_slim(model, tokenizer, units_cfg, target: Path) -> dict:
         model.save_pretrained(partial)
         if tokenizer is not None:
             tokenizer.save_pretrained(partial)
+        if getattr(model.config, SLIM_KEY, None):  # the loader travels with the weights
+            shutil.copyfile(slim_modeling.__file__, partial / REMOTE_CODE)
     return {
         "dir": str(target),
         "params_before": before,
@@ -176,29 +162,11 @@ def save_slim(model, tokenizer, units_cfg, target: Path) -> dict:
 
 
 def load_slim(path, **from_pretrained_kwargs):
-    """A slim export as a model: ``from_pretrained`` where the stock config describes it, else the
-    stock model with q, k, v and the output projections shrunk to the recorded head counts."""
+    """A slim export as a model, through transformers' Auto class for its architecture; an export that
+    removed heads brings its own loader (``modeling_pst_slim.py``), so remote code is trusted for it."""
     path = Path(path)
     config = transformers.AutoConfig.from_pretrained(path)
-    model_class = getattr(transformers, config.architectures[0])
-    info = getattr(config, SLIM_KEY, None)
-    if not info:
-        return model_class.from_pretrained(path, **from_pretrained_kwargs)
-    model = model_class(config)
-    roles = _roles(model, info["units"])
-    num_heads = _heads_of(model)
-    for index, kept in info["heads"].items():
-        if kept < num_heads:
-            head_dim = _weight(model.get_submodule(roles[int(index)]["attn_out"][0])).shape[1] // num_heads
-            _shrink_heads(model, roles[int(index)], torch.arange(kept), head_dim)
-    state = {}
-    for shard in sorted(path.glob("*.safetensors")):
-        state.update(load_file(shard))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    tied = {key for key in missing if key.endswith("lm_head.weight")}  # tied to the embeddings, not saved
-    if unexpected or set(missing) - tied:
-        raise ConfigError(
-            f"{path}: slim weights do not fit (missing {sorted(set(missing) - tied)}, unexpected {unexpected})"
-        )
-    model.tie_weights()
-    return model.eval()
+    base = config.architectures[0]
+    auto_class = getattr(transformers, AUTO_CLASSES.get(base, "AutoModel"))
+    trust = bool(getattr(config, SLIM_KEY, None))
+    return auto_class.from_pretrained(path, trust_remote_code=trust, **from_pretrained_kwargs).eval()

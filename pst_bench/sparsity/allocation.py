@@ -82,14 +82,15 @@ def layer_kept_units(entry, sparsity: float) -> int:
     return max(0, min(entry.num_units, round(budget / entry.unit_size)))
 
 
-def _joint_counts(unit_scores: list[torch.Tensor], rank: int) -> list[int]:
-    """How many of the top ``rank`` units of one joint ranking fall in each entry (ties by position,
-    as ``topv_mask`` breaks them: the earlier entry, then the lower index)."""
+def _joint_counts(unit_scores: list[torch.Tensor], joint: torch.Tensor, rank: int) -> list[int]:
+    """How many of the top ``rank`` units of one joint ranking (``joint``: the entries' unit scores one
+    after another) fall in each entry; ties by position, as ``topv_mask`` breaks them: the earlier
+    entry, then the lower index."""
     lengths = [len(scores) for scores in unit_scores]
-    total = sum(lengths)
+    total = joint.numel()
     if rank <= 0 or rank >= total:
         return [0] * len(lengths) if rank <= 0 else lengths
-    threshold = kth_smallest(torch.cat(unit_scores), total - rank)  # the best unit left out
+    threshold = kth_smallest(joint, total - rank)  # the best unit left out
     above = [int(torch.count_nonzero(scores > threshold)) for scores in unit_scores]
     left = rank - sum(above)
     counts = []
@@ -112,13 +113,15 @@ def global_counts(entries: list, unit_scores: list[torch.Tensor], sparsity: floa
     ranges = [bounds.unit_range(e, sparsity) for e in entries]
     sizes = [e.unit_size for e in entries]
 
+    joint = torch.cat(unit_scores)
+
     def clamped(rank: int) -> list[int]:
-        counts = _joint_counts(unit_scores, rank)
+        counts = _joint_counts(unit_scores, joint, rank)
         return [min(max(count, low), high) for count, (low, high) in zip(counts, ranges)]
 
     if len(set(sizes)) == 1 and not bounds.active:
         return clamped(budget // sizes[0])
-    low, high = 0, sum(len(scores) for scores in unit_scores)
+    low, high = 0, joint.numel()
     while low < high:  # the largest rank whose clamped kept weights fit the budget
         middle = (low + high + 1) // 2
         if sum(size * count for size, count in zip(sizes, clamped(middle))) <= budget:
