@@ -349,9 +349,9 @@ def test_structured_table_compares_units_with_magnitude_and_unstructured_and_rea
     (bench / "infer_minilm-l6_cpu.json").write_text(json.dumps(speed))
     write_structured(load_records(runs), tmp_path, "runs", bench, "best-dev")
     table = (tmp_path / "structured.md").read_text()
-    assert "| minilm-l6 | sst2 | 50% | PST (units:ffn+head) | 42 43 | 73.50 [73.00–74.00] | 91.9% | 1.80× |" in table
-    assert "| minilm-l6 | sst2 | 50% | MaP (units:ffn+head) | 42 43 | 71.00 [70.00–72.00] | 88.8% | 1.80× |" in table
-    assert "| minilm-l6 | sst2 | 50% | PST | 42 | 78.00 [78.00–78.00] | 97.5% | 1.00× |" in table
+    assert "| 50% | PST (units:ffn+head) | 42 43 | 73.50 [73.00–74.00] | 91.9% | 1.80× (slim-50%) |" in table
+    assert "| 50% | MaP (units:ffn+head) | 42 43 | 71.00 [70.00–72.00] | 88.8% | 1.80× (slim-50%) |" in table
+    assert "| minilm-l6 | sst2 | 50% | PST | 42 | 78.00 | 97.5% | 1.00× (unstructured) |" in table
     assert "| minilm-l6 | sst2 | 0% | Fine-tune | 42 |" in table and "90%" not in table
     assert "PST − MaP with units, per seed: +4.00, +1.00 (mean +2.50)" in table
 

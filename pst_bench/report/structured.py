@@ -145,7 +145,9 @@ def structured_markdown(frame: pd.DataFrame, cells: dict, runs_dir: str, rule: s
         f"From the records in `{runs_dir}` (`make tables`) and `results/bench/infer_<model>_cpu.json` "
         "(`make bench-infer`). Dev value ×100: median [min–max] over seeds; retention = median ÷ Fine-tune's "
         "median on the same budget; speed-up = dense latency ÷ this kind of model's latency at batch 32 × 128 "
-        "tokens on the CPU (random weights of the same shape; units = the slim export, unstructured = dense kernel).",
+        "tokens on the CPU, with the benchmark model it comes from (random weights of the same shape; units: the "
+        "slim export at that share, `slim-50%`; unstructured: the dense kernel, whose speed does not depend on the "
+        "sparsity, so any figure away from 1.00× there is the machine's noise).",
         "",
     ]
     if frame.empty:
@@ -159,10 +161,16 @@ def structured_markdown(frame: pd.DataFrame, cells: dict, runs_dir: str, rule: s
             dev = f"constant ({row['dev_median']:.2f})"
         elif row["dev_median"] is None:
             dev = "–"
+        elif row["dev_min"] == row["dev_max"]:
+            dev = f"{row['dev_median']:.2f}"
         else:
             dev = f"{row['dev_median']:.2f} [{row['dev_min']:.2f}–{row['dev_max']:.2f}]"
         retention = "–" if row["retention"] is None else f"{row['retention']:.1f}%"
-        speed = "–" if row["cpu_speedup"] is None else f"{row['cpu_speedup']:.2f}×"
+        speed = (
+            f"– ({row['bench_model']})"
+            if row["cpu_speedup"] is None
+            else f"{row['cpu_speedup']:.2f}× ({row['bench_model']})"
+        )
         lines.append(
             f"| {row['model']} | {row['task']} | {row['sparsity']:g}% | {row['method']} | {row['seeds']} | {dev} | "
             f"{retention} | {speed} |"
