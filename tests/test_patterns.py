@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -246,13 +245,17 @@ def test_a_block_that_does_not_divide_a_matrix_is_refused_when_the_model_is_buil
 
 
 def test_default_structure_keeps_the_run_ids_of_committed_records():
-    records = sorted((ROOT / "results" / "runs").glob("*_s42_*.json"))
-    assert records, "no committed records to check"
-    for path in records[:4]:
-        stored = json.loads(Path(path).read_text())["config"]
-        assert stored["method"].get("pattern") is None  # written before the structure keys existed
+    records = {
+        path: json.loads(path.read_text())["config"] for path in sorted((ROOT / "results" / "runs").glob("*.json"))
+    }
+    older = [path for path, config in records.items() if "pattern" not in config["method"]]
+    assert len(older) >= 4, "no committed records from before the structure keys to check"
+    for path, stored in records.items():  # every committed record's id is its config's hash, old or new
+        assert config_hash(stored) == path.stem.rsplit("_", 1)[1], path.name
+    for path in older:
+        stored = records[path]
         with_keys = {**stored, "method": {**stored["method"], "pattern": "unstructured", "scope": "layer"}}
-        assert config_hash(with_keys) == config_hash(stored) == path.stem.rsplit("_", 1)[1]
+        assert config_hash(with_keys) == config_hash(stored), path.name
     base = compose_cfg(["model=tiny-bert", "task=sst2", "method=map"])
     assert run_id(base) != run_id(compose_cfg(["model=tiny-bert", "task=sst2", "method=map", "method.pattern=row"]))
 
