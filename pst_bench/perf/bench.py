@@ -470,12 +470,16 @@ def run(argv=None) -> dict:
         "compressed_export": export,
     }
     name = args.name or f"{model_name}_{args.device}_b{args.batch_size}_s{args.seq_length}"
-    markdown = markdown_report(report)
-    atomic_write_text(args.out / f"{name}.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(args.out / f"{name}.md", markdown)
-    print(markdown)
-    print(f"wrote {args.out / name}.md and .json")
+    write_report(report, markdown_report(report), args.out, name)
     return report
+
+
+def write_report(report: dict, markdown: str, out: Path, name: str) -> None:
+    """A benchmark's JSON and Markdown under ``out`` (atomically), the Markdown printed as well."""
+    atomic_write_text(out / f"{name}.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / f"{name}.md", markdown)
+    print(markdown)
+    print(f"wrote {out / name}.md and .json")
 
 
 def main(argv=None) -> int:

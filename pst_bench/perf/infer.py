@@ -27,7 +27,6 @@ results/bench/, ratios to dense from the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import statistics
@@ -40,7 +39,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..files import atomic_write_text
 from ..models.loading import load_model
 from ..models.prepare import prepare_model
 from ..record import library_versions
@@ -49,7 +47,7 @@ from ..run.slim import load_slim, slim_model
 from ..sparsity.conv1d import restore_conv1d
 from ..sparsity.inject import merge_sparse_layers, set_sparsity
 from ..sparsity.modules import replace_module
-from .bench import DEFAULT_GROUPS, compose_config
+from .bench import DEFAULT_GROUPS, compose_config, write_report
 from .memory import PeakTensorMemory
 
 MIB = 2**20
@@ -316,12 +314,7 @@ def run(argv=None) -> dict:
         "models": summarize(subjects),
         "skipped": skipped,
     }
-    name = args.name or f"infer_{model_name}_{args.device}"
-    markdown = markdown_report(report)
-    atomic_write_text(args.out / f"{name}.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(args.out / f"{name}.md", markdown)
-    print(markdown)
-    print(f"wrote {args.out / name}.md and .json")
+    write_report(report, markdown_report(report), args.out, args.name or f"infer_{model_name}_{args.device}")
     return report
 
 
