@@ -37,19 +37,24 @@ def weight_of(module) -> torch.Tensor:
     return module.weight.t() if isinstance(module, Conv1D) else module.weight
 
 
-def module_roles(model, units: dict) -> dict[int, dict[str, list[str]]]:
-    """{layer index: {role: [module names]}} of the model's linear maps, from the units patterns."""
+def group_by_role(named, units: dict) -> dict[int, dict[str, list]]:
+    """{layer index: {role: [values]}} of (name, value) pairs whose name a units pattern matches
+    (the first role that matches; group 1 of the pattern is the layer index)."""
     compiled = {role: re.compile(units[role]) for role in ROLES}
-    found: dict[int, dict[str, list[str]]] = {}
-    for name, module in model.named_modules():
-        if not isinstance(module, (nn.Linear, Conv1D)):
-            continue
+    found: dict[int, dict[str, list]] = {}
+    for name, value in named:
         for role, regex in compiled.items():
             match = regex.fullmatch(name)
             if match:
-                found.setdefault(int(match.group(1)), {}).setdefault(role, []).append(name)
+                found.setdefault(int(match.group(1)), {}).setdefault(role, []).append(value)
                 break
     return found
+
+
+def module_roles(model, units: dict) -> dict[int, dict[str, list[str]]]:
+    """{layer index: {role: [module names]}} of the model's linear maps, from the units patterns."""
+    linear = [(name, name) for name, module in model.named_modules() if isinstance(module, (nn.Linear, Conv1D))]
+    return group_by_role(linear, units)
 
 
 def head_rows(keep_heads: torch.Tensor, num_heads: int, head_dim: int, rows: int) -> torch.Tensor:

@@ -12,14 +12,12 @@ matrices are: one regular expression per role whose first group is the transform
 
 from __future__ import annotations
 
-import re
-
 import torch
 
 from ..errors import ConfigError
+from ..run.slim_modeling import group_by_role
 
 UNIT_KINDS = ("ffn", "head")
-_ROLES = ("ffn_in", "ffn_out", "attn_in", "attn_out")
 
 
 class FfnNeurons:
@@ -103,19 +101,6 @@ class AttentionHeads:
         return masks
 
 
-def _roles_by_layer(layers: dict, units_cfg) -> dict[str, dict[str, list]]:
-    """{transformer layer index: {role: [sparse layers]}} from the model config's units patterns."""
-    compiled = {role: re.compile(units_cfg[role]) for role in _ROLES}
-    found: dict[str, dict[str, list]] = {}
-    for name, layer in layers.items():
-        for role, regex in compiled.items():
-            match = regex.fullmatch(name)
-            if match:
-                found.setdefault(match.group(1), {}).setdefault(role, []).append(layer)
-                break
-    return found
-
-
 def build_unit_entries(layers: dict, units_cfg, kinds, num_heads: int) -> tuple[list, list[str]]:
     """The FFN-neuron and head entries of the sparse layers, and the names of layers in no unit.
 
@@ -125,7 +110,7 @@ def build_unit_entries(layers: dict, units_cfg, kinds, num_heads: int) -> tuple[
     if not units_cfg:
         raise ConfigError("method.pattern=units needs the model config's `units` block (where FFN and heads live)")
     entries, covered = [], set()
-    for index, roles in sorted(_roles_by_layer(layers, units_cfg).items(), key=lambda item: int(item[0])):
+    for index, roles in sorted(group_by_role(layers.items(), dict(units_cfg)).items()):
         if "ffn" in kinds and ("ffn_in" in roles or "ffn_out" in roles):
             if len(roles.get("ffn_in", [])) != 1 or len(roles.get("ffn_out", [])) != 1:
                 raise ConfigError(f"layer {index}: FFN neurons need one input and one output projection")
