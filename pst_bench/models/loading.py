@@ -11,6 +11,7 @@ Resolution order for pretrained weights:
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from pathlib import Path
 
 import torch
@@ -129,3 +130,17 @@ def meta_model(model_cfg, task_cfg):
     """The model skeleton on the meta device: shapes only, no memory, no weights."""
     with torch.device("meta"):
         return AUTO_CLASSES[model_cfg.architecture].from_config(arch_config(model_cfg, task_cfg))
+
+
+def fit_tokenizer_to_model(tokenizer, model) -> None:
+    """Make a tokenizer and a model of different origins agree (a borrowed tokenizer, a decoder on GLUE).
+
+    The model learns the pad id (a decoder's classification head reads each row's last non-pad token),
+    and the tokenizer stops returning inputs the model's forward does not take (a BERT tokenizer's
+    token_type_ids for Llama or Qwen2).
+    """
+    config = getattr(model, "config", None)
+    if config is not None and getattr(config, "pad_token_id", None) is None:
+        config.pad_token_id = tokenizer.pad_token_id
+    accepted = inspect.signature(model.forward).parameters
+    tokenizer.model_input_names = [name for name in tokenizer.model_input_names if name in accepted]

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from ..adapter import SparseConfig
+from ..adapter.model import resolve_targets
 from ..files import atomic_write_text
 from ..models.loading import load_model
 from ..models.prepare import prepare_model
@@ -165,7 +167,8 @@ def _lora(model, cfg, rank: int):
 
     _, task_type = HEADS[_architecture(cfg)]
     # The same matrices the sparse methods wrap (leaves only: GPT-2's split q/k/v, not their container).
-    targets = matching_module_names(model, cfg.model.sparse_targets, leaves_only=True)
+    where = resolve_targets(model, SparseConfig.from_run_config(cfg.model, cfg.method))
+    targets = matching_module_names(model, where["targets"], leaves_only=True)
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets, task_type=task_type)
     return get_peft_model(model, config)
 

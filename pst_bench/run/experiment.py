@@ -18,7 +18,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from ..files import write_json_atomic
-from ..models.loading import load_model, load_tokenizer
+from ..models.loading import fit_tokenizer_to_model, load_model, load_tokenizer
 from ..models.params import parameter_report
 from ..models.prepare import prepare_model
 from ..record import build_record, read_record, run_id
@@ -116,6 +116,7 @@ def _build_model(cfg) -> tuple:
     """(tokenizer, model with sparse layers, {name: sparse layer}, parameter report)."""
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, cfg.task, int(cfg.train.seed))
+    fit_tokenizer_to_model(tokenizer, model)
     layers = prepare_model(model, cfg.model, cfg.method)
     return tokenizer, model, layers, parameter_report(model, layers, cfg.model, cfg.method)
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..errors import TrainingDiverged
 from ..sparsity.inject import set_sparsity
-from ..sparsity.schedule import cubic_sparsity, schedule_knots
+from ..sparsity.schedule import CubicSchedule
 from . import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
@@ -89,19 +89,23 @@ class StepPlan:
     total_steps: int
     steps_per_epoch: int
     num_epochs: int
-    ramp_end: int  # first step of the final window (target sparsity reached)
-    method: object  # cfg.method: the sparsity schedule's settings
+    schedule: CubicSchedule  # the method's sparsity per optimizer step (the library's schedule object)
 
     @classmethod
     def from_config(cls, cfg, batches_per_epoch: int) -> StepPlan:
         steps_per_epoch = max(1, math.ceil(batches_per_epoch / int(cfg.train.grad_accum_steps)))
         total_steps = int(cfg.train.max_steps or cfg.train.epochs * steps_per_epoch)
-        _, ramp_end = schedule_knots(total_steps, cfg.method.warmup_frac, cfg.method.cooldown_frac)
-        return cls(total_steps, steps_per_epoch, math.ceil(total_steps / steps_per_epoch), ramp_end, cfg.method)
+        m = cfg.method
+        schedule = CubicSchedule(m.sparsity, total_steps, m.initial_sparsity, m.warmup_frac, m.cooldown_frac)
+        return cls(total_steps, steps_per_epoch, math.ceil(total_steps / steps_per_epoch), schedule)
+
+    @property
+    def ramp_end(self) -> int:
+        """First step of the final window (target sparsity reached)."""
+        return self.schedule.ramp_end
 
     def sparsity_at(self, step: int) -> float:
-        m = self.method
-        return cubic_sparsity(step, self.total_steps, m.initial_sparsity, m.sparsity, m.warmup_frac, m.cooldown_frac)
+        return self.schedule(step)
 
     def as_record(self) -> dict:
         return {"total": self.total_steps, "per_epoch": self.steps_per_epoch, "ramp_end": self.ramp_end}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 #: A method's mask-structure keys and their defaults (the paper's setting: one unstructured top-v per
 #: matrix). Records written before these keys existed have none of them: readers fill the defaults in
@@ -67,10 +67,11 @@ class ModelConfig:
     package: Optional[str] = None
     tokenizer: Optional[str] = None
     random_init: bool = False
-    architecture: str = MISSING  # sequence_classification | causal_lm
+    architecture: str = MISSING  # sequence_classification | causal_lm | ${architecture_of:${task.kind}}
     nominal_params_m: Optional[float] = None
-    sparse_targets: List[str] = MISSING
-    head_modules: List[str] = field(default_factory=list)
+    # regexes over module names; null: the preset of the model's config.model_type (pst_bench.adapter.presets)
+    sparse_targets: Optional[List[str]] = None
+    head_modules: Optional[List[str]] = None
     # GPT-2 only: transformers' Conv1D projections, turned into nn.Linear before sparsification.
     conv1d_modules: List[str] = field(default_factory=list)
     qkv_modules: List[str] = field(default_factory=list)
@@ -262,8 +263,17 @@ SCHEMAS = (
 )
 
 
+def task_architecture(kind: str) -> str:
+    """The model head a task family needs (``TaskRunner.architecture``): what ``${architecture_of:${task.kind}}``
+    resolves to in the configs of models that have both heads (the decoders: GLUE or NLG)."""
+    from ..tasks import runner_class  # on first resolution only: the runners pull in data and metrics
+
+    return runner_class(kind).architecture
+
+
 def register() -> None:
-    """Store the schemas in Hydra's ConfigStore (idempotent: storing again replaces the same nodes)."""
+    """Store the schemas in Hydra's ConfigStore and the configs' resolver (idempotent)."""
+    OmegaConf.register_new_resolver("architecture_of", task_architecture, replace=True)
     store = ConfigStore.instance()
     for group, name, node, package in SCHEMAS:
         store.store(group=group, name=name, node=node, package=package)

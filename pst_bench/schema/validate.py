@@ -27,7 +27,7 @@ def _check(condition: bool, message: str) -> None:
 
 def validate_config(cfg: DictConfig) -> None:
     """Reject impossible settings with one line that says which key and why."""
-    _check_method(cfg.method)
+    check_method(cfg.method)
     _check_train(cfg.train)
     compressed = cfg.export_compressed
     _check(
@@ -41,7 +41,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_model_fits_task(cfg)
 
 
-def _check_method(method: DictConfig) -> None:
+def check_method(method: DictConfig) -> None:
     _check(
         method.kind in METHOD_KINDS, f"method.kind={method.kind!r} is unknown; choose one of {', '.join(METHOD_KINDS)}"
     )

@@ -1,0 +1,209 @@
+"""``get_sparse_model`` and ``SparseModel``: PST (or MaP, MvP) on any transformers model, peft-style.
+
+``get_sparse_model(model, config)`` changes ``model`` in place (GPT-2's Conv1D projections become
+linear layers, every target becomes a sparse layer, ``requires_grad`` is set per method) and returns a
+``SparseModel`` around it: a module that forwards to the model and adds the method's controls
+(``set_sparsity``, ``schedule``, ``print_trainable_parameters``, ``merge_and_unload``,
+``save_pretrained``). The runner (``pst_bench.models.prepare``) builds its models through here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import ConfigError
+from ..files import atomic_folder
+from ..sparsity.conv1d import linearize_conv1d, restore_conv1d
+from ..sparsity.inject import SPARSE_KINDS, configure_trainable, merge_sparse_layers, set_sparsity, sparsify
+from ..sparsity.modules import matching_module_names
+from ..sparsity.schedule import CubicSchedule
+from ..sparsity.structure import apply_structure, describe_structure
+from .config import SparseConfig
+from .presets import PRESETS, Preset, model_type_of, preset_for
+
+CONFIG_NAME = "sparse_config.json"
+WEIGHTS_NAME = "sparse_adapter.safetensors"
+FORMAT_VERSION = 1
+
+
+def resolve_targets(model: nn.Module, config: SparseConfig) -> dict:
+    """The module patterns ``config`` means for this model: its own where given, else its model type's preset.
+
+    A model type without a preset needs ``target_modules`` (the error lists its linear layers).
+    """
+    preset = PRESETS.get(model_type_of(model))
+    if preset is None and config.target_modules is None:
+        preset_for(model)  # raises, naming the model's linear layers
+    preset = preset or Preset(target_modules=())
+
+    def own_or_preset(value, default) -> list:
+        return list(default) if value is None else list(value)
+
+    # a preset's head names are candidates: the ones this model has (a causal LM has none)
+    heads = [name for name in preset.head_modules if matching_module_names(model, [name])]
+    return {
+        "targets": own_or_preset(config.target_modules, preset.target_modules),
+        "heads": own_or_preset(config.modules_to_save, heads),
+        "units": preset.units if config.unit_roles is None else dict(config.unit_roles),
+        "conv1d": own_or_preset(config.conv1d_modules, preset.conv1d_modules),
+        "qkv": own_or_preset(config.qkv_modules, preset.qkv_modules),
+    }
+
+
+def get_sparse_model(model: nn.Module, config: SparseConfig) -> SparseModel:
+    """Sparsify ``model`` in place as ``config`` says and return the ``SparseModel`` that controls it."""
+    if isinstance(model, SparseModel):
+        raise ConfigError("this model is already a SparseModel; call get_sparse_model on a plain model")
+    where = resolve_targets(model, config)
+    method = config.method_view()
+    if where["conv1d"]:
+        linearize_conv1d(model, where["conv1d"], where["qkv"])
+    layers = {}
+    if config.method in SPARSE_KINDS:
+        layers = sparsify(model, where["targets"], method)
+        apply_structure(model, layers, method, where["units"])
+    configure_trainable(model, method, where["heads"])
+    return SparseModel(model, config, layers)
+
+
+class SparseModel(nn.Module):
+    """A sparsified model and its controls; calls and unknown attributes go to the model.
+
+    ``forward`` carries the model's own signature, so ``transformers.Trainer`` keeps the dataset
+    columns the model takes (it inspects the signature to drop the others).
+    """
+
+    def __init__(self, model: nn.Module, config: SparseConfig, layers: dict):
+        super().__init__()
+        self.base_model = model
+        self.sparse_config = config
+        self._layers = layers
+
+        def forward(*args, **kwargs):
+            return model(*args, **kwargs)
+
+        self.forward = functools.update_wrapper(forward, model.forward)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "base_model":
+                raise
+            return getattr(self.base_model, name)
+
+    def get_base_model(self) -> nn.Module:
+        return self.base_model
+
+    @property
+    def sparse_layers(self) -> dict:
+        """{module name: sparse layer} of the wrapped model."""
+        return dict(self._layers)
+
+    # -- the schedule --------------------------------------------------------------
+    def set_sparsity(self, sparsity: float) -> None:
+        """Every sparse layer's target sparsity; the masks follow at the next forward."""
+        set_sparsity(self.base_model, sparsity)
+
+    def schedule(self, total_steps: int) -> CubicSchedule:
+        """The config's cubic schedule over ``total_steps`` optimizer steps: ``set_sparsity(schedule(step))``."""
+        c = self.sparse_config
+        return CubicSchedule(c.sparsity, total_steps, c.initial_sparsity, c.warmup_frac, c.cooldown_frac)
+
+    def achieved_sparsity(self) -> float:
+        """Pruned share of all sparsified weights under the current masks."""
+        total = sum(layer.base_layer.weight.numel() for layer in self._layers.values())
+        pruned = sum(layer.achieved_sparsity() * layer.base_layer.weight.numel() for layer in self._layers.values())
+        return pruned / total if total else 0.0
+
+    # -- counting ------------------------------------------------------------------
+    def get_nb_trainable_parameters(self) -> tuple[int, int]:
+        """(trainable, all) parameter counts; the method's added matrices count in both."""
+        params = list(self.base_model.parameters())
+        return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+    def print_trainable_parameters(self) -> None:
+        trainable, total = self.get_nb_trainable_parameters()
+        weights = sum(layer.base_layer.weight.numel() for layer in self._layers.values())
+        print(
+            f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}"
+            f" || method: {self.sparse_config.method}, {len(self._layers)} sparsified matrices ({weights:,} weights),"
+            f" {describe_structure(self._layers, self.sparse_config.method_view())}"
+        )
+
+    # -- export --------------------------------------------------------------------
+    def merge_and_unload(self) -> nn.Module:
+        """The plain transformers model with W* = M ⊙ W in place of every sparse layer (GPT-2: Conv1D again).
+
+        The masks are those of the current sparsity: set the final one first (``schedule(...)(total)``).
+        """
+        model = merge_sparse_layers(self.base_model)
+        restore_conv1d(model)
+        self._layers = {}
+        return model
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """What training changed: every parameter that trains, by its name in the wrapped model.
+
+        PST: the factors and scores (U, V, A, B, R, C) and the head; MvP and MaP train every weight, so
+        theirs is the whole model. Tied tensors are stored once.
+        """
+        state, seen = {}, set()
+        for name, param in self.base_model.named_parameters(remove_duplicate=False):
+            if param.requires_grad and param.data_ptr() not in seen:
+                seen.add(param.data_ptr())
+                state[name] = param.detach().contiguous().cpu()
+        return state
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """``sparse_adapter.safetensors`` (the trained state) and ``sparse_config.json`` (the config and the
+        sparsity the masks were at), written atomically; ``load_sparse_model`` reattaches them."""
+        folder = Path(folder)
+        sparsity = next(iter(self._layers.values())).sparsity if self._layers else 0.0
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "config": self.sparse_config.to_dict(),
+            "sparsity": sparsity,
+            "model_type": model_type_of(self.base_model),
+            "base_model": getattr(getattr(self.base_model, "config", None), "_name_or_path", None),
+        }
+        with atomic_folder(folder) as partial:
+            save_file(self.trained_state(), str(partial / WEIGHTS_NAME), metadata={"format": "pt"})
+            (partial / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+        return folder
+
+
+def load_sparse_model(model: nn.Module, folder: str | Path) -> SparseModel:
+    """Reattach a ``save_pretrained`` folder to a fresh copy of its base model (masks at the saved sparsity)."""
+    folder = Path(folder)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (folder / name).is_file():
+            raise ConfigError(f"{folder} has no {name}: not a folder written by SparseModel.save_pretrained")
+    meta = json.loads((folder / CONFIG_NAME).read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version")
+        raise ConfigError(f"{folder / CONFIG_NAME}: format_version {version} is not {FORMAT_VERSION}")
+    if meta.get("model_type") != model_type_of(model):
+        raise ConfigError(
+            f"{folder} was saved from a {meta.get('model_type')!r} model; this one is {model_type_of(model)!r}"
+        )
+    sparse = get_sparse_model(model, SparseConfig.from_dict(meta["config"]))
+    state = load_file(str(folder / WEIGHTS_NAME))
+    own = dict(sparse.base_model.named_parameters(remove_duplicate=False))
+    unknown = sorted(set(state) - set(own))
+    missing = sorted(set(sparse.trained_state()) - set(state))
+    if unknown or missing:
+        raise ConfigError(
+            f"{folder}: the adapter does not fit this model (unknown keys {unknown[:3]}, missing {missing[:3]})"
+        )
+    with torch.no_grad():
+        for name, tensor in state.items():
+            own[name].copy_(tensor.to(own[name].device, own[name].dtype))
+    sparse.set_sparsity(float(meta["sparsity"]))
+    return sparse
