@@ -56,6 +56,13 @@ def resolve_targets(model: nn.Module, config: SparseConfig) -> dict:
     }
 
 
+def merge_and_unload(model: nn.Module) -> nn.Module:
+    """Merge every sparse layer of ``model`` into a plain one and undo GPT-2's linearisation (in place)."""
+    merge_sparse_layers(model)
+    restore_conv1d(model)
+    return model
+
+
 def get_sparse_model(model: nn.Module, config: SparseConfig) -> SparseModel:
     """Sparsify ``model`` in place as ``config`` says and return the ``SparseModel`` that controls it."""
     if isinstance(model, SparseModel):
@@ -143,10 +150,8 @@ class SparseModel(nn.Module):
 
         The masks are those of the current sparsity: set the final one first (``schedule(...)(total)``).
         """
-        model = merge_sparse_layers(self.base_model)
-        restore_conv1d(model)
         self._layers = {}
-        return model
+        return merge_and_unload(self.base_model)
 
     def trained_state(self) -> dict[str, torch.Tensor]:
         """What training changed: every parameter that trains, by its name in the wrapped model.

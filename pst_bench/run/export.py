@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..adapter.model import merge_and_unload
 from ..files import atomic_folder
-from ..sparsity.conv1d import restore_conv1d
-from ..sparsity.inject import merge_sparse_layers
 from . import artifacts
 from .compressed import checkpoint_sizes, save_compressed
 from .slim import save_slim
@@ -36,8 +35,7 @@ def export_model(model, tokenizer, target: Path) -> Path:
 
     Written through ``atomic_folder``, so a crash never leaves half an export.
     """
-    merge_sparse_layers(model)
-    restore_conv1d(model)  # GPT-2: back to transformers' Conv1D layout
+    merge_and_unload(model)  # GPT-2: back to transformers' Conv1D layout too
     with atomic_folder(target) as partial:
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
