@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from .errors import PstBenchError
+from .run.preempt import Preempted
 
 log = logging.getLogger("pst_bench")
 
@@ -115,6 +116,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
                 f"{record['params']['trainable_total']:,} trainable parameters"
             )
         return float(final["main"])
+    except Preempted as err:  # checkpointed; a requeued job (or a rerun) resumes from it
+        print(f"pst-bench: {err}", file=sys.stderr)
+        if _in_multirun():
+            raise
+        sys.exit(err.exit_status)
     except PstBenchError as err:
         print(f"pst-bench: error: {err}", file=sys.stderr)
         if _in_multirun():

@@ -56,7 +56,16 @@ _NON_IDENTITY_KEYS = {
     "export_slim": None,
     "run_name": None,
     "artifacts": None,
-    "train": ["resume", "progress_bar", "device", "num_workers", "checkpoint_every_steps", "eval_batch_size"],
+    "train": [
+        "resume",
+        "progress_bar",
+        "device",
+        "num_workers",
+        "checkpoint_every_steps",
+        "eval_batch_size",
+        "log_with",  # tracking and diagnostics observe a run; they never change it
+        "diagnostics_every_steps",
+    ],
     # where a model's FFN neurons and heads live: architecture facts, not a setting (the pattern is one)
     "model": ["units"],
 }
@@ -195,11 +204,13 @@ def build_record(
     num_processes: int,
     checkpoint_dir: str,
     extra: dict | None = None,
+    diagnostics: list | None = None,
 ) -> dict:
     """The record of a finished run (schema ``SCHEMA_VERSION``), before exports are added.
 
     ``final`` and ``best`` are entries of ``history`` (``best``: the best epoch in the
-    final window, or None); ``extra`` holds what the task runner adds (NLG: ``generation``).
+    final window, or None); ``extra`` holds what the task runner adds (NLG: ``generation``);
+    ``diagnostics`` the loop's averaged mask and score measurements ({step, mean}, every N steps).
     """
     main_split = str(cfg.task.main_split)
     return {
@@ -218,6 +229,7 @@ def build_record(
         "final": _epoch_summary(final, main_split),
         "best_in_final_window": _epoch_summary(best, main_split),
         "epochs": history,
+        "diagnostics": diagnostics or [],
         "steps": steps,
         "train_examples": train_examples,
         "eval_examples": eval_examples,

@@ -23,6 +23,7 @@ def compose_cfg(overrides=(), tmp_path: Path | None = None):
             f"paths.results_dir={tmp_path}/results/runs",
             f"paths.checkpoint_dir={tmp_path}/checkpoints",
             f"paths.export_dir={tmp_path}/exports",
+            f"paths.log_dir={tmp_path}/logs",
             "train.progress_bar=false",
         ]
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):

@@ -604,6 +604,59 @@ def figure5(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], li
     return written, skipped
 
 
+def mask_dynamics(runs: list[Run], sparsity: float) -> dict[tuple[str, str], list[Run]]:
+    """Runs at ``sparsity`` whose records carry diagnostics (``train.diagnostics_every_steps``), by (model, task)."""
+    found: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        if run.record.data.get("diagnostics") and _same_sparsity(run.record.sparsity, sparsity):
+            found.setdefault((run.record.model, run.record.task), []).append(run)
+    return found
+
+
+def _diagnostic_series(run: Run, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(share of the run's steps, value) of one averaged diagnostic over training."""
+    entries = [e for e in run.record.data["diagnostics"] if key in e["mean"]]
+    steps = [e["step"] for e in entries]
+    total = int((run.record.data.get("steps") or {}).get("total") or 0) or max(steps, default=1) or 1
+    return np.array([e["step"] / total for e in entries]), np.array([e["mean"][key] for e in entries])
+
+
+def figure_mask_dynamics(runs: list[Run], out: Path, sparsity: float) -> tuple[list[Path], list[str]]:
+    """Not in the paper: how fast each method's masks settle (flip rate) and what PST's score is made of
+    (the terms' shares of S) over training; it explains Table 5's ablation."""
+    name = f"fig_mask_dynamics_{_tag(sparsity)}.png"
+    groups = mask_dynamics(runs, sparsity)
+    if not groups:
+        return [], [f"{name}: no records at {_tag(sparsity)} with diagnostics (train.diagnostics_every_steps)"]
+    plt = _pyplot()
+    with _style():
+        fig, axes = plt.subplots(len(groups), 2, figsize=(9.0, 3.2 * len(groups)), squeeze=False)
+        for (left, right), (key, group) in zip(axes, sorted(groups.items())):
+            labels = sorted({run.label for run in group})
+            for run in pick_trio(group, labels).values():
+                x, y = _diagnostic_series(run, "flip_rate")
+                left.plot(x, 100 * y, marker="o", markersize=3, color=color_of(run.label, labels), label=run.label)
+            left.set_title(f"{key[0]} / {key[1]}: mask flips between measurements")
+            left.set_xlabel("training progress (share of steps)")
+            left.set_ylabel("flip rate (% of entries)")
+            left.legend(frameon=False, fontsize=7)
+            pst = [run for run in group if run.label.startswith("PST")]
+            for run in pst[:1]:
+                for term, color in zip(("mag", "ab", "rc"), ("tab:blue", "tab:orange", "tab:green")):
+                    x, y = _diagnostic_series(run, f"share_{term}")
+                    if len(x):
+                        right.plot(x, y, color=color, label=term)
+                right.set_title(f"{run.label}: the terms' shares of the score norm")
+            if not pst:
+                right.set_visible(False)
+            right.set_xlabel("training progress (share of steps)")
+            right.set_ylabel("share of ‖S‖ terms")
+            right.legend(frameon=False, fontsize=7)
+        fig.suptitle(f"Mask dynamics at {_tag(sparsity)} (one seed per method)", fontsize=9)
+        fig.tight_layout()
+        return [_save(fig, out / name)], []
+
+
 def make_figures(
     runs_dir: Path,
     out_dir: Path,
@@ -622,6 +675,7 @@ def make_figures(
         figure3(runs, out_dir),
         figure4(runs, out_dir, sparsity, layer),
         figure5(runs, out_dir, sparsity),
+        figure_mask_dynamics(runs, out_dir, sparsity),
     ):
         written += result[0]
         skipped += result[1]

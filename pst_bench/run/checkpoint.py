@@ -4,6 +4,7 @@ Layout under ``<checkpoint_dir>/<run_id>/``:
   step-<N>/trainable.safetensors   every trainable tensor (frozen weights come from the model source)
   step-<N>/optimizer.pt, scheduler.pt, rng.pt
   step-<N>/progress.json           step, epoch, position in the epoch, metrics so far
+  step-<N>/extra.safetensors       state of observers that must survive a resume (diagnostics' last masks)
   latest                           name of the newest complete step folder
 
 A checkpoint folder is written completely first; only then is ``latest``
@@ -46,9 +47,10 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
     return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(run_dir: Path, model, optimizer, scheduler, progress: dict) -> Path:
+def save_checkpoint(run_dir: Path, model, optimizer, scheduler, progress: dict, extra_tensors=None) -> Path:
     """Write ``step-<N>`` completely, point ``latest`` at it, drop older steps; ``progress``
-    is the loop's state as JSON (``pst_bench.run.loop.LoopState.to_dict``)."""
+    is the loop's state as JSON (``pst_bench.run.loop.LoopState.to_dict``), ``extra_tensors``
+    what else must be restored on resume ({name: tensor}, see ``load_extra``)."""
     run_dir = Path(run_dir)
     folder = run_dir / f"step-{progress['global_step']}"
     with atomic_folder(folder) as partial:
@@ -57,6 +59,8 @@ def save_checkpoint(run_dir: Path, model, optimizer, scheduler, progress: dict) 
         torch.save(scheduler.state_dict(), partial / "scheduler.pt")
         torch.save(rng_state(), partial / "rng.pt")
         (partial / "progress.json").write_text(json.dumps(progress, indent=2))
+        if extra_tensors:
+            save_file({k: v.contiguous().cpu() for k, v in extra_tensors.items()}, str(partial / "extra.safetensors"))
     atomic_write_text(run_dir / "latest", folder.name + "\n")
     _remove_other_steps(run_dir, keep=folder)
     return folder
@@ -90,3 +94,9 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=False))
     set_rng_state(torch.load(folder / "rng.pt", weights_only=False))
     return json.loads((folder / "progress.json").read_text())
+
+
+def load_extra(folder: Path) -> dict[str, torch.Tensor]:
+    """The ``extra_tensors`` saved with a checkpoint ({} when it has none)."""
+    path = Path(folder) / "extra.safetensors"
+    return load_file(str(path)) if path.is_file() else {}

@@ -8,7 +8,9 @@ the masks, the score sample and the exports it names.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +25,13 @@ from ..models.params import parameter_report
 from ..models.prepare import prepare_model
 from ..record import build_record, read_record, run_id
 from ..schema.validate import validate_config
+from ..sparsity.diagnostics import MaskDiagnostics
 from ..tasks import make_task_runner
 from .export import export_run, save_artifacts
+from .lock import run_lock
 from .loop import EpochPermutation, LoopState, StepPlan, Trainee, TrainingLoop, resume_state, select_epochs
 from .optim import make_accelerator, make_optimizer, make_scheduler
+from .tracking import RunTracker
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,16 @@ def run_experiment(cfg) -> dict:
     if finished is not None:
         return finished
 
+    # one process per run id (the main rank holds the lock for all of a multi-process run's ranks)
+    with run_lock(paths.checkpoints) if _main_rank() else contextlib.nullcontext():
+        return _train_and_record(cfg, paths)
+
+
+def _main_rank() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _train_and_record(cfg, paths: RunPaths) -> dict:
     accelerator = make_accelerator(cfg)
     runner = make_task_runner(cfg)
     set_seed(int(cfg.train.seed))
@@ -72,9 +87,15 @@ def run_experiment(cfg) -> dict:
     data = _build_data(cfg, runner, tokenizer)
     runner.init_head(model, data.train_set)
     trainee, plan = _prepare_training(cfg, accelerator, runner, model, layers, data)
-    state = resume_state(paths.checkpoints, trainee) if cfg.train.resume else LoopState()
-    started -= state.elapsed_s  # a resumed run's wall time includes the time before its interruption
-    state = TrainingLoop(cfg, trainee, plan, state, paths.checkpoints, started, desc=paths.rid).run()
+    trainee.tracker = RunTracker(accelerator, cfg, paths.rid) if accelerator.is_main_process else None
+    trainee.diagnostics = MaskDiagnostics(layers) if layers else None
+    try:
+        state = resume_state(paths.checkpoints, trainee) if cfg.train.resume else LoopState()
+        started -= state.elapsed_s  # a resumed run's wall time includes the time before its interruption
+        state = TrainingLoop(cfg, trainee, plan, state, paths.checkpoints, started, desc=paths.rid).run()
+    finally:
+        if trainee.tracker is not None:
+            trainee.tracker.close()
 
     final, best = select_epochs(state.history, cfg.task.main_split, plan.ramp_end, runner.higher_is_better)
     trainee.model.eval()
@@ -96,6 +117,7 @@ def run_experiment(cfg) -> dict:
         num_processes=accelerator.num_processes,
         checkpoint_dir=str(paths.checkpoints),
         extra=extra,
+        diagnostics=state.diagnostics,
     )
     if accelerator.is_main_process:
         _save_outputs(cfg, record, paths, layers, trainee.unwrapped, tokenizer)

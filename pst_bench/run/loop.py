@@ -20,9 +20,12 @@ from torch.utils.data import Sampler
 from tqdm.auto import tqdm
 
 from ..errors import TrainingDiverged
+from ..sparsity.diagnostics import MaskDiagnostics
 from ..sparsity.inject import set_sparsity
 from ..sparsity.schedule import CubicSchedule
 from . import checkpoint as ckpt
+from .preempt import Preempted, StopSignals
+from .tracking import RunTracker
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +58,21 @@ class LoopState:
     epoch_loss_sum: float = 0.0
     epoch_loss_count: int = 0
     elapsed_s: float = 0.0  # wall time of the run up to the last checkpoint
+    diagnostics: list[dict] = field(default_factory=list)  # averaged mask/score diagnostics, every N steps
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    #: fields added after checkpoints existed: an older checkpoint resumes with their defaults
+    LATER_FIELDS = ("diagnostics",)
+
     @classmethod
     def from_dict(cls, progress: dict) -> LoopState:
         """The state saved by ``to_dict``; every field must be there (keys beyond them are ignored)."""
-        missing = [f.name for f in fields(cls) if f.name not in progress]
+        missing = [f.name for f in fields(cls) if f.name not in progress and f.name not in cls.LATER_FIELDS]
         if missing:
             raise ValueError(f"checkpoint progress lacks {', '.join(missing)}")
-        return cls(**{f.name: progress[f.name] for f in fields(cls)})
+        return cls(**{f.name: progress[f.name] for f in fields(cls) if f.name in progress})
 
     def count_batch(self, loss: float) -> None:
         self.batches_done_in_epoch += 1
@@ -123,6 +130,8 @@ class Trainee:
     train_loader: object
     sampler: EpochPermutation
     eval_loaders: dict
+    tracker: RunTracker | None = None  # accelerate's trackers (train.log_with)
+    diagnostics: MaskDiagnostics | None = None  # per-matrix mask and score diagnostics (sparse methods)
 
     @property
     def unwrapped(self) -> torch.nn.Module:
@@ -136,6 +145,8 @@ def resume_state(run_ckpt_dir: Path, trainee: Trainee) -> LoopState:
         return LoopState()
     progress = ckpt.load_checkpoint(last, trainee.unwrapped, trainee.optimizer, trainee.scheduler)
     state = LoopState.from_dict(progress)
+    if trainee.diagnostics is not None:  # the last measured masks: the next flip rate is the uninterrupted one
+        trainee.diagnostics.load_state(ckpt.load_extra(last))
     log.info("resuming from %s (step %d)", last, state.global_step)
     return state
 
@@ -187,10 +198,13 @@ class TrainingLoop:
         )
 
     def run(self) -> LoopState:
+        """Train to the end of the plan; on SIGTERM / SIGUSR1, checkpoint after the current step and raise
+        ``Preempted`` (``pst_bench.run.preempt``)."""
         self.trainee.model.train()
-        while self.state.epoch < self.plan.num_epochs and self.state.global_step < self.plan.total_steps:
-            self._train_epoch()
-            self._end_epoch()
+        with StopSignals() as self.stop:
+            while self.state.epoch < self.plan.num_epochs and self.state.global_step < self.plan.total_steps:
+                self._train_epoch()
+                self._end_epoch()
         self.bar.close()
         return self.state
 
@@ -237,14 +251,54 @@ class TrainingLoop:
             )
 
     def _finish_step(self, loss: float) -> bool:
-        """Count an optimizer step, checkpoint when due; True once the plan's last step is done."""
+        """Count an optimizer step, log it, measure and checkpoint when due; True once the plan's last step
+        is done. A stop signal received meanwhile ends the run here, checkpointed."""
         state = self.state
         state.global_step += 1
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{loss:.4f}", sparsity=f"{self.plan.sparsity_at(state.global_step):.3f}")
+        self._log_step(loss)
+        last = state.global_step >= self.plan.total_steps
+        if self._diagnostics_due(last):
+            self._measure()
         if self.every and state.global_step % self.every == 0:
             self._save(f"every {self.every} steps")
-        return state.global_step >= self.plan.total_steps
+        if self.stop.requested is not None and not last:
+            self._stop()
+        return last
+
+    def _log_step(self, loss: float) -> None:
+        t, step = self.trainee, self.state.global_step
+        if t.tracker is not None:
+            values = {"train/loss": loss, "train/lr": t.scheduler.get_last_lr()[0]}
+            values["train/sparsity_target"] = self.plan.sparsity_at(step - 1)  # the sparsity this step trained at
+            t.tracker.log(values, step)
+
+    def _diagnostics_due(self, last: bool) -> bool:
+        every = int(self.cfg.train.get("diagnostics_every_steps") or 0)
+        return self.trainee.diagnostics is not None and every > 0 and (last or self.state.global_step % every == 0)
+
+    def _measure(self) -> None:
+        """Per-matrix diagnostics to the trackers; their mean over matrices into the record's history."""
+        t, step = self.trainee, self.state.global_step
+        measured = t.diagnostics.measure(step)
+        self.state.diagnostics.append({"step": step, "mean": measured["mean"]})
+        if t.tracker is not None:
+            values = {f"diagnostics/mean/{key}": value for key, value in measured["mean"].items()}
+            for name, entry in measured["per_matrix"].items():
+                values.update({f"diagnostics/{name}/{key}": value for key, value in entry.items()})
+            t.tracker.log(values, step)
+
+    def _stop(self) -> None:
+        self._save(f"signal {self.stop.name}")
+        if self.trainee.tracker is not None:
+            self.trainee.tracker.close()
+        self.stop.pass_on()  # under submitit: its handler requeues the job and exits here
+        raise Preempted(
+            f"stopped by {self.stop.name} after step {self.state.global_step} of {self.plan.total_steps}; "
+            f"checkpoint {_last_checkpoint_name(self.run_ckpt_dir)}. Rerun the same command to resume",
+            self.stop.requested,
+        )
 
     def _end_epoch(self) -> None:
         """Evaluate with the mask of the current step's sparsity, record the epoch, checkpoint."""
@@ -270,6 +324,14 @@ class TrainingLoop:
             t.runner.main_name,
             metrics[main_split]["main"],
         )
+        if t.tracker is not None:
+            values = {
+                f"eval/{split}/{key}": value
+                for split, values_of_split in metrics.items()
+                for key, value in values_of_split.items()
+                if isinstance(value, (int, float))
+            }
+            t.tracker.log(values, step)
         state.finish_epoch(entry)
         self._save("end of epoch")
 
@@ -278,6 +340,8 @@ class TrainingLoop:
         self.state.elapsed_s = time.time() - self.started
         if t.accelerator.is_main_process:
             # looked up on the module at call time: tests replace ckpt.save_checkpoint to interrupt a run
-            path = ckpt.save_checkpoint(self.run_ckpt_dir, t.unwrapped, t.optimizer, t.scheduler, self.state.to_dict())
+            extra = {} if t.diagnostics is None else t.diagnostics.state()
+            args = (self.run_ckpt_dir, t.unwrapped, t.optimizer, t.scheduler, self.state.to_dict())
+            path = ckpt.save_checkpoint(*args, extra_tensors=extra) if extra else ckpt.save_checkpoint(*args)
             log.debug("checkpoint (%s) at %s", reason, path)
         t.accelerator.wait_for_everyone()

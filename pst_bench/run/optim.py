@@ -7,6 +7,7 @@ from accelerate import Accelerator
 from transformers import get_scheduler
 
 from ..errors import ConfigError
+from .tracking import tracker_names, tracking_dir
 
 
 def make_accelerator(cfg) -> Accelerator:
@@ -18,10 +19,13 @@ def make_accelerator(cfg) -> Accelerator:
     # On a machine without a GPU, accelerate sets up multi-process CPU training (gloo) under
     # torchrun / accelerate launch only when told cpu=True; "auto" means exactly that there.
     use_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    trackers = tracker_names(cfg.train.get("log_with"))
     return Accelerator(
         cpu=use_cpu,
         mixed_precision=str(cfg.train.mixed_precision),
         gradient_accumulation_steps=int(cfg.train.grad_accum_steps),
+        log_with=trackers or None,
+        project_dir=str(tracking_dir(cfg)) if trackers else None,
     )
 
 

@@ -193,6 +193,9 @@ class TrainConfig:
     resume: bool = MISSING
     num_workers: int = MISSING
     progress_bar: bool = MISSING
+    # tracking (pst_bench.run.tracking): accelerate tracker name(s), or none; diagnostics every N steps (0 = off)
+    log_with: Optional[str] = "tensorboard"
+    diagnostics_every_steps: int = 50
 
 
 @dataclass
@@ -206,6 +209,7 @@ class PathsConfig:
     results_dir: str = MISSING
     checkpoint_dir: str = MISSING
     export_dir: str = MISSING
+    log_dir: str = "logs"  # tracker output, <log_dir>/<run id>/
 
 
 @dataclass
