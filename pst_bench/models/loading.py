@@ -142,5 +142,10 @@ def fit_tokenizer_to_model(tokenizer, model) -> None:
     config = getattr(model, "config", None)
     if config is not None and getattr(config, "pad_token_id", None) is None:
         config.pad_token_id = tokenizer.pad_token_id
-    accepted = inspect.signature(model.forward).parameters
-    tokenizer.model_input_names = [name for name in tokenizer.model_input_names if name in accepted]
+    named = {
+        p.name
+        for p in inspect.signature(model.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    if named:  # a forward that names nothing (a wrapper's *args, **kwargs) says nothing about its inputs
+        tokenizer.model_input_names = [name for name in tokenizer.model_input_names if name in named]
