@@ -121,6 +121,36 @@ def test_a_signal_mid_epoch_checkpoints_and_the_rerun_gives_the_uninterrupted_re
     assert resumed["diagnostics"] == reference["diagnostics"], "flip rates survive the checkpoint"
 
 
+def test_a_signal_goes_on_to_the_previous_handler_after_the_checkpoint(tmp_path, synthetic_data, monkeypatch):
+    """Under submitit its SIGUSR2 handler requeues the job and exits: it must run after our checkpoint."""
+    from pst_bench.run import loop
+    from pst_bench.run.checkpoint import latest_checkpoint
+
+    seen = {}
+
+    def submitit_like(signum, frame):
+        run_dir = next((tmp_path / "checkpoints").iterdir())
+        seen["checkpoint"] = latest_checkpoint(run_dir).name
+        raise SystemExit(-1)  # what submitit's handler does after requeueing
+
+    real_log_step = loop.TrainingLoop._log_step
+
+    def signal_at_step_3(self, loss):
+        real_log_step(self, loss)
+        if self.state.global_step == 3:
+            os.kill(os.getpid(), signal.SIGUSR2)
+
+    monkeypatch.setattr(loop.TrainingLoop, "_log_step", signal_at_step_3)
+    previous = signal.signal(signal.SIGUSR2, submitit_like)
+    try:
+        with pytest.raises(SystemExit):
+            run(compose_cfg(tiny_run_overrides(synthetic_data, "pst"), tmp_path))
+        assert seen == {"checkpoint": "step-3"}
+        assert signal.getsignal(signal.SIGUSR2) is submitit_like, "the previous handler is back"
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
 def test_sigterm_to_the_cli_checkpoints_and_exits_with_status_143(tmp_path, synthetic_data):
     command = [
         sys.executable,

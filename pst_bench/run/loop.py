@@ -291,8 +291,6 @@ class TrainingLoop:
 
     def _stop(self) -> None:
         self._save(f"signal {self.stop.name}")
-        if self.trainee.tracker is not None:
-            self.trainee.tracker.close()
         self.stop.pass_on()  # under submitit: its handler requeues the job and exits here
         raise Preempted(
             f"stopped by {self.stop.name} after step {self.state.global_step} of {self.plan.total_steps}; "
