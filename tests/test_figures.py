@@ -219,6 +219,7 @@ EXPECTED = [
     "fig3_metric_vs_sparsity.png",
     "fig4_weight_vs_score_tiny-bert_sst2_p90.png",
     "fig5_mask_similarity_tiny-bert_sst2_p90.png",
+    "fig_mask_dynamics_p90.png",  # the tiny runs record diagnostics (train.diagnostics_every_steps)
 ]
 
 
@@ -254,6 +255,7 @@ def test_cli_and_skipped_figures(runs, tmp_path, capsys):
         "fig2_masks_tiny-bert_sst2_p50.png",
         "fig3_metric_vs_sparsity.png",
         "fig4_weight_vs_score_tiny-bert_sst2_p50.png",
+        "fig_mask_dynamics_p50.png",
     ]
     assert "skipped fig5_mask_similarity_tiny-bert_sst2_p50.png" in printed
 
