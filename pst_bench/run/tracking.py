@@ -71,5 +71,8 @@ class RunTracker:
             self.accelerator.log(values, step=int(step))
 
     def close(self) -> None:
+        # each tracker's finish(), not accelerator.end_training(): that also destroys the process group,
+        # which a multi-process run still needs (its ranks meet again before the record is written)
         if self.enabled:
-            self.accelerator.end_training()
+            for tracker in self.accelerator.trackers:
+                tracker.finish()
