@@ -21,15 +21,18 @@ def test_the_config_groups_hold_what_the_paper_needs():
     assert {"finetune", "map", "mvp", "pst"} | variants <= set(METHODS)
 
 
-def test_every_model_task_method_combination_composes_and_validates():
-    """Encoders pair with GLUE, GPT-2 with the NLG tasks; a mismatched pair fails validation."""
+def test_every_model_task_pair_composes_and_validates_with_every_method_in_turn():
+    """Encoders pair with GLUE, GPT-2 with the NLG tasks; a mismatched pair fails validation. The decoders
+    (Llama, Qwen2, GPT-2) take the head each task needs. Methods take turns over the pairs, so each one
+    meets many pairs without composing the whole product (which cost minutes)."""
     from hydra import compose, initialize_config_module
 
     from pst_bench.errors import ConfigError
     from pst_bench.schema.validate import validate_config
 
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
-        for model, task, method in itertools.product(MODELS, TASKS, METHODS):
+        for index, (model, task) in enumerate(itertools.product(MODELS, TASKS)):
+            method = METHODS[index % len(METHODS)]
             cfg = compose(config_name="config", overrides=[f"model={model}", f"task={task}", f"method={method}"])
             assert (cfg.model.name, cfg.task.name, cfg.method.name) == (model, task, method)
             generative = cfg.task.get("kind", "glue") == "nlg"
