@@ -267,3 +267,31 @@ def test_info_params_counts_the_decoder_configs_without_a_download(model_name, m
         report = parameter_report_for_config(compose_cfg([f"model={model_name}", f"task={task}", "method=pst"]))
         assert report["sparsified_matrices"] == matrices
         assert 0 < report["trainable_sparse_added"] < report["model_params"] / 50
+
+
+def test_a_copy_of_a_sparse_model_runs_its_own_weights_and_survives_pickle():
+    import copy
+    import inspect
+    import pickle
+
+    sparse = get_sparse_model(_tiny("bert"), SparseConfig(sparsity=0.5))
+    sparse.set_sparsity(0.5)
+    twin = copy.deepcopy(sparse)
+    with torch.no_grad():
+        for param in twin.parameters():
+            param.add_(1.0)
+        assert not torch.equal(twin(input_ids=_ids()).logits, sparse(input_ids=_ids()).logits)
+        restored = pickle.loads(pickle.dumps(sparse))
+        assert torch.equal(restored(input_ids=_ids()).logits, sparse(input_ids=_ids()).logits)
+    # the model's own signature, which transformers.Trainer reads to keep the dataset's columns
+    assert list(inspect.signature(sparse.forward).parameters)[:2] == ["input_ids", "attention_mask"]
+
+
+def test_finetune_needs_no_preset():
+    model = AutoModelForSequenceClassification.from_config(
+        AutoConfig.for_model("distilbert", vocab_size=64, dim=32, hidden_dim=64, n_layers=2, n_heads=2)
+    )
+    trainable, total = get_sparse_model(
+        model, SparseConfig(method="finetune", sparsity=0.0)
+    ).get_nb_trainable_parameters()
+    assert trainable == total

@@ -38,7 +38,7 @@ def resolve_targets(model: nn.Module, config: SparseConfig) -> dict:
     A model type without a preset needs ``target_modules`` (the error lists its linear layers).
     """
     preset = PRESETS.get(model_type_of(model))
-    if preset is None and config.target_modules is None:
+    if preset is None and config.target_modules is None and config.method in SPARSE_KINDS:
         preset_for(model)  # raises, naming the model's linear layers
     preset = preset or Preset(target_modules=())
 
@@ -91,11 +91,25 @@ class SparseModel(nn.Module):
         self.base_model = model
         self.sparse_config = config
         self._layers = layers
+        self._bind_forward()
+
+    def _bind_forward(self) -> None:
+        """``forward`` as an instance function that wraps the model's (its signature, its docstring)."""
 
         def forward(*args, **kwargs):
-            return model(*args, **kwargs)
+            return self.base_model(*args, **kwargs)
 
-        self.forward = functools.update_wrapper(forward, model.forward)
+        self.forward = functools.update_wrapper(forward, self.base_model.forward)
+
+    def __getstate__(self) -> dict:  # pickle: the bound forward is rebuilt on the other side
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state.pop("forward", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:  # also deepcopy: the copy's forward calls the copy's model
+        super().__setstate__(state)
+        self._bind_forward()
 
     def __getattr__(self, name: str):
         try:
