@@ -640,7 +640,8 @@ def figure_mask_dynamics(runs: list[Run], out: Path, sparsity: float) -> tuple[l
             left.set_xlabel("training progress (share of steps)")
             left.set_ylabel("flip rate (% of entries)")
             left.legend(frameon=False, fontsize=7)
-            pst = [run for run in group if run.label.startswith("PST")]
+            # the full score's shares (PST), else a variant's (PST[ab+rc], ...)
+            pst = sorted((run for run in group if run.label.startswith("PST")), key=lambda r: r.label != "PST")
             for run in pst[:1]:
                 for term, color in zip(("mag", "ab", "rc"), ("tab:blue", "tab:orange", "tab:green")):
                     x, y = _diagnostic_series(run, f"share_{term}")
