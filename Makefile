@@ -86,7 +86,10 @@ sweep: $(STAMP)
 EVIDENCE ?= evidence_sst2 evidence_stsb evidence_sst2_seeds evidence_sst2_seeds_mvp evidence_stsb_seeds \
 	evidence_p50 evidence_sst2_table5 evidence_sst2_table4 evidence_mrpc evidence_mrpc_seeds evidence_stsb_figure3
 evidence: $(STAMP)
-	for sweep in $(EVIDENCE); do $(MAKE) --no-print-directory sweep SWEEP=$$sweep || exit 1; done
+	for sweep in $(EVIDENCE); do \
+		if [ -f pst_bench/conf/sweep/$$sweep.yaml ]; then $(MAKE) --no-print-directory sweep SWEEP=$$sweep || exit 1; \
+		else echo "skipping $$sweep: pst_bench/conf/sweep/$$sweep.yaml is written from its stage 1 (README)"; fi; \
+	done
 
 # The paper's Figures 2-5 as PNGs under results/figures/ from results/runs (records, masks, score samples).
 figures: $(STAMP)
