@@ -167,6 +167,26 @@ def test_claim3_outcomes(tmp_path, runs, values, expected):
     assert "PST[mag+ab+rc] 80.00" in found.summary
 
 
+def test_claim3_compares_cells_on_the_seeds_they_share(tmp_path, runs):
+    """The full score has seeds 1-3 (median 0.70), the variants seed 1 only: seed 1 decides (0.80 vs 0.79)."""
+    for seed, value in ((1, 0.80), (2, 0.70), (3, 0.60)):
+        write(runs, record("sst2", "pst", 0.9, seed, value))
+    for method, value in {"pst_mag_ab": 0.79, "pst_mag_rc": 0.78, "pst_ab_rc": 0.77}.items():
+        write(runs, record("sst2", method, 0.9, 1, value))
+    found = verdicts(tmp_path)[3]
+    assert found.verdict == claims.HOLDS and "PST[mag+ab+rc] 80.00" in found.summary
+    assert "every cell has (1)" in found.summary
+
+
+def test_claim4_compares_rank_pairs_on_the_seeds_they_share(tmp_path, runs):
+    for seed, value in ((1, 0.800), (2, 0.70), (3, 0.60)):
+        write(runs, record("sst2", "pst", 0.9, seed, value, r1=8, r2=8))
+    for i, (r1, r2) in enumerate([(4, 4), (8, 4), (16, 16)]):
+        write(runs, record("sst2", "pst", 0.9, 1, 0.801 + 0.001 * i, r1=r1, r2=r2))
+    found = verdicts(tmp_path)[4]
+    assert found.verdict == claims.HOLDS and "spread 0.30" in found.summary and "(1)" in found.summary
+
+
 def test_claim3_needs_the_drop_one_variants(tmp_path, runs):
     write(runs, record("sst2", "pst", 0.9, 1, 0.8))
     write(runs, record("sst2", "pst_mag_ab", 0.9, 1, 0.7))
