@@ -221,9 +221,11 @@ def claim3(cells: list[dict], model: str) -> Verdict:
     compared = [c for c in mine if c["method"] in needed]
     value, seeds = {}, set()
     for column in sorted({c["column"] for c in compared}):  # like with like within each task
-        column_values, column_seeds = _on_shared_seeds([c for c in compared if c["column"] == column])
+        group = [c for c in compared if c["column"] == column]
+        column_values, column_seeds = _on_shared_seeds(group)
         value.update(column_values)
-        seeds.update(column_seeds)
+        if {c["method"] for c in group} >= set(needed):  # a task the check uses
+            seeds.update(column_seeds)
     by_variant: dict[str, dict[tuple, dict[str, float]]] = {}
     for c in compared:
         by_variant.setdefault(c["method"], {}).setdefault((c["r1"], c["r2"]), {})[c["column"]] = value[id(c)]
