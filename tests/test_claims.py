@@ -141,6 +141,17 @@ def test_claim2_outcomes(tmp_path, runs, map_value, pst_value, expected):
     assert verdicts(tmp_path)[2].verdict == expected
 
 
+def test_claim2_compares_fine_tuning_on_the_seeds_the_sparse_cells_have(tmp_path, runs):
+    """Fine-tuning has seeds 1-3 (median 0.90), MaP and PST seed 1 (fine-tuning 0.85 there): seed 1 decides."""
+    for task in ("sst2", "mrpc"):
+        for seed, value in ((1, 0.85), (2, 0.90), (3, 0.95)):
+            write(runs, record(task, "finetune", 0.0, seed, value))
+        write(runs, record(task, "map", 0.5, 1, 0.845))
+        write(runs, record(task, "pst", 0.5, 1, 0.83))
+    found = verdicts(tmp_path)[2]
+    assert found.verdict == claims.HOLDS and "Fine-tune 85.00" in found.summary and "(1)" in found.summary
+
+
 def test_claim2_needs_two_tasks(tmp_path, runs):
     write(runs, record("sst2", "finetune", 0.0, 1, 0.85))
     write(runs, record("sst2", "map", 0.5, 1, 0.85))
