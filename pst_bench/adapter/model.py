@@ -56,6 +56,13 @@ def resolve_targets(model: nn.Module, config: SparseConfig) -> dict:
     }
 
 
+def overall_sparsity(layers: dict) -> float:
+    """Pruned share of all the weights of these sparse layers under their current masks (0 for none)."""
+    total = sum(layer.base_layer.weight.numel() for layer in layers.values())
+    pruned = sum(layer.achieved_sparsity() * layer.base_layer.weight.numel() for layer in layers.values())
+    return pruned / total if total else 0.0
+
+
 def merge_and_unload(model: nn.Module) -> nn.Module:
     """Merge every sparse layer of ``model`` into a plain one and undo GPT-2's linearisation (in place)."""
     merge_sparse_layers(model)
@@ -102,8 +109,7 @@ class SparseModel(nn.Module):
         self.forward = functools.update_wrapper(forward, self.base_model.forward)
 
     def __getstate__(self) -> dict:  # pickle: the bound forward is rebuilt on the other side
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
-        state = dict(state)
+        state = self.__dict__.copy()
         state.pop("forward", None)
         return state
 
@@ -139,9 +145,7 @@ class SparseModel(nn.Module):
 
     def achieved_sparsity(self) -> float:
         """Pruned share of all sparsified weights under the current masks."""
-        total = sum(layer.base_layer.weight.numel() for layer in self._layers.values())
-        pruned = sum(layer.achieved_sparsity() * layer.base_layer.weight.numel() for layer in self._layers.values())
-        return pruned / total if total else 0.0
+        return overall_sparsity(self._layers)
 
     # -- counting ------------------------------------------------------------------
     def get_nb_trainable_parameters(self) -> tuple[int, int]:

@@ -23,6 +23,7 @@ numbers it rests on and how many seeds stand behind them.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 
 from .masks import MaskPair
@@ -88,9 +89,7 @@ def _on_shared_seeds(cells: list[dict]) -> tuple[dict[int, float], list[int]]:
     values = {}
     for c in cells:
         own = per_seed_values(c)
-        ordered = sorted(own[seed] for seed in shared)
-        middle = len(ordered) // 2
-        values[id(c)] = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        values[id(c)] = statistics.median(own[seed] for seed in shared)
     return values, sorted(shared)
 
 

@@ -19,6 +19,7 @@ import torch
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
+from ..adapter.model import overall_sparsity
 from ..files import write_json_atomic
 from ..models.loading import fit_tokenizer_to_model, load_model, load_tokenizer
 from ..models.params import parameter_report
@@ -189,9 +190,7 @@ def _prepare_training(cfg, accelerator, runner, model, layers: dict, data: RunDa
 def _measured_sparsity(layers: dict) -> dict:
     """The sparsity of every mask as trained, and over all sparsified entries."""
     per_matrix = {name: round(layer.achieved_sparsity(), 6) for name, layer in layers.items()}
-    total = sum(layer.base_layer.weight.numel() for layer in layers.values())
-    pruned = sum(layer.achieved_sparsity() * layer.base_layer.weight.numel() for layer in layers.values())
-    return {"overall": round(pruned / total, 6) if total else 0.0, "per_matrix": per_matrix}
+    return {"overall": round(overall_sparsity(layers), 6), "per_matrix": per_matrix}
 
 
 def _save_outputs(cfg, record: dict, paths: RunPaths, layers: dict, model, tokenizer) -> None:

@@ -339,7 +339,8 @@ class TrainingLoop:
         if t.accelerator.is_main_process:
             # looked up on the module at call time: tests replace ckpt.save_checkpoint to interrupt a run
             extra = {} if t.diagnostics is None else t.diagnostics.state()
-            args = (self.run_ckpt_dir, t.unwrapped, t.optimizer, t.scheduler, self.state.to_dict())
-            path = ckpt.save_checkpoint(*args, extra_tensors=extra) if extra else ckpt.save_checkpoint(*args)
+            path = ckpt.save_checkpoint(
+                self.run_ckpt_dir, t.unwrapped, t.optimizer, t.scheduler, self.state.to_dict(), extra_tensors=extra
+            )
             log.debug("checkpoint (%s) at %s", reason, path)
         t.accelerator.wait_for_everyone()
