@@ -443,6 +443,13 @@ class RunRecord:
         return float(summary["std"]) < CONSTANT_STD_RATIO * label_std or label_std == 0.0
 
     @property
+    def constant_baseline(self) -> float | None:
+        """The best main dev value a constant predictor reaches on this run's dev set, when the record
+        stores it (classification records since the baseline was added; ``tasks.glue.constant_baseline``)."""
+        best = (self.prediction_summary or {}).get("constant_baseline") or {}
+        return _finite_number(best.get("main"))
+
+    @property
     def dev_value(self) -> float | None:
         """The task's main dev value at the chosen epoch; None when absent or not finite."""
         entry = self.chosen_epoch

@@ -265,3 +265,23 @@ def test_records_without_a_prediction_summary_are_marked_and_do_not_count(tmp_pa
     assert "SST-2 (Fine-tune 0%: 1/1 runs without a prediction summary" in text
     table = (tmp_path / "out" / "table2.csv").read_text(encoding="utf-8")
     assert "85.00†?" in table
+
+
+def test_cells_no_better_than_the_constant_predictor_are_marked(tmp_path, runs):
+    """MRPC's constant "paraphrase" scores F1 81.22: a sparse run at 80.5 predicts both classes yet does not
+    beat it. One record storing the baseline is enough: it is a property of the dev labels."""
+    _claim1_records(runs, {"sst2": 0.745, "mrpc": 0.76, "cola": 0.75})
+    with_baseline = {**BALANCED, "constant_baseline": {"class": 1, "main": 0.73}}
+    write(runs, record("mrpc", "finetune", 0.0, 1, 0.85, predictions=with_baseline))  # replaces the plain one
+    verdicts(tmp_path)
+    details = (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
+    assert "MRPC: MaP 72.00, MvP 75.00, PST 76.20;" in details
+    assert "at or below the constant predictor's 73.00: MaP" in details
+    sst2 = next(line for line in details.splitlines() if line.startswith("- claim 1: SST-2"))
+    assert "constant predictor" not in sst2
+    table = (tmp_path / "out" / "table2.md").read_text(encoding="utf-8")
+    header = next(line for line in table.splitlines() if line.startswith("| Model |")).split(" | ")
+    row = next(line for line in table.splitlines() if "| MaP | 90% |" in line).split(" | ")
+    assert row[header.index("MRPC")].startswith("72.00 [71.00–73.00]† (72.00 ± 1.00)‡ · ret"), row
+    assert "‡" not in row[header.index("SST-2")]  # no SST-2 record knows its baseline
+    assert "Constant predictors: MRPC 73.00." in table

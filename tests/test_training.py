@@ -29,6 +29,8 @@ def test_tiny_end_to_end_run_per_method(tmp_path, synthetic_data, method):
     predictions = on_disk["final"]["eval"]["validation"]["predictions"]
     assert sum(predictions["counts"].values()) == on_disk["eval_examples"]["validation"]
     assert predictions["majority_share"] == max(predictions["counts"].values()) / on_disk["eval_examples"]["validation"]
+    assert sum(predictions["label_counts"].values()) == on_disk["eval_examples"]["validation"]
+    assert predictions["constant_baseline"]["class"] in (0, 1) and 0 < predictions["constant_baseline"]["main"] <= 1
     assert on_disk["best_in_final_window"]["epoch"] == 2  # epoch 1 ends before the cool-down
     assert on_disk["config"]["method"]["name"] == method
     assert on_disk["versions"]["torch"] and "commit" in on_disk["git"]
@@ -380,6 +382,24 @@ def test_prediction_summary_of_classes_and_of_a_regression():
     from pst_bench.tasks.glue import prediction_summary
 
     classes = prediction_summary(torch.tensor([1, 1, 1, 0]), torch.tensor([0, 1, 0, 1]), False)
-    assert classes == {"counts": {"0": 1, "1": 3}, "majority_share": 0.75}
+    assert classes == {"counts": {"0": 1, "1": 3}, "majority_share": 0.75, "label_counts": {"0": 2, "1": 2}}
     spread = prediction_summary(torch.tensor([2.0, 2.0, 4.0, 4.0]), torch.tensor([0.0, 5.0, 0.0, 5.0]), True)
     assert spread == {"mean": 3.0, "std": 1.0, "label_mean": 2.5, "label_std": 2.5}
+
+
+@pytest.mark.parametrize(
+    ("task", "best_class", "value"),
+    [
+        ("mrpc", 1, 2 * 279 / (408 + 279)),  # always "paraphrase": F1 81.22 (279 of the 408 dev pairs)
+        ("sst2", 1, 444 / 872),  # always "positive": accuracy 50.92
+        ("cola", 0, 0.0),  # every constant has Matthews 0
+    ],
+)
+def test_constant_baseline_on_the_real_dev_labels(tmp_path, task, best_class, value):
+    from helpers import SHARED_DATA
+    from pst_bench.data import load_glue_splits
+    from pst_bench.tasks.glue import constant_baseline
+
+    cfg = compose_cfg([f"task={task}", f"data.dir={SHARED_DATA / 'glue'}"], tmp_path)
+    labels = torch.tensor(load_glue_splits(cfg.task, cfg.data, ["validation"])["validation"]["label"])
+    assert constant_baseline(cfg.task, labels) == {"class": best_class, "main": round(value, 6)}

@@ -27,7 +27,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from .masks import MaskPair
-from .tables import Built, fmt_diff, fmt_number, paired_differences, per_seed_values
+from .tables import Built, at_or_below_baseline, fmt_diff, fmt_number, paired_differences, per_seed_values
 
 HOLDS, FAILS, TOO_FEW = "holds", "does not hold", "not enough runs"
 TOLERANCE = 1.0  # points: "within 1 point"
@@ -123,6 +123,15 @@ class Table2View:
         values, seeds = _on_shared_seeds(cells)
         return {label: values[id(cell)] for (label, _), cell in zip(keys, cells)}, seeds
 
+    def baseline_text(self, keys: list[tuple[str, str]], column: str) -> str:
+        """`; at or below the constant predictor's 81.22: MaP, MvP` for the cells no better than one class."""
+        cells = {label: self.get(label, sparsity, column) for label, sparsity in keys}
+        below = [label for label, cell in cells.items() if cell is not None and at_or_below_baseline(cell)]
+        if not below:
+            return ""
+        baseline = float(cells[below[0]]["constant_baseline"])
+        return f"; at or below the constant predictor's {fmt_number(baseline)}: {', '.join(below)}"
+
     def tasks_with(self, wanted: list[tuple[str, str]], min_runs: int) -> tuple[list[str], list[str]]:
         """(columns where every wanted (label, sparsity) cell and Fine-tune learned, why the others fail)."""
         usable, skipped = [], []
@@ -173,7 +182,7 @@ def claim1(view: Table2View, model: str) -> Verdict:
     )
     for t in tasks:
         medians = ", ".join(f"{label} {fmt_number(shared[t][0][label])}" for label in ("MaP", "MvP", "PST"))
-        details.append(f"{t}: {medians}; " + _paired_text(view, t, "90%"))
+        details.append(f"{t}: {medians}; " + _paired_text(view, t, "90%") + view.baseline_text(keys, t))
     return Verdict(1, model, HOLDS if accurate and small else FAILS, summary, details)
 
 
@@ -217,7 +226,7 @@ def claim2(view: Table2View, model: str) -> Verdict:
         values = shared[t][0]
         details.append(
             f"{t}: Fine-tune {fmt_number(values['Fine-tune'])}, MaP {fmt_number(values['MaP'])}, "
-            f"PST {fmt_number(values['PST'])}"
+            f"PST {fmt_number(values['PST'])}" + view.baseline_text(keys, t)
         )
     return Verdict(2, model, HOLDS if holds else FAILS, summary, details)
 

@@ -57,6 +57,7 @@ from .selection import DEFAULT_GRID_RULE, GRID_RULES, Cell, at_paper_ranks, desc
 DASH = "-"
 RANGE_DASH = "\u2013"  # en dash: a hyphen would be ambiguous next to negative numbers (CoLA)
 SHORT_MARK = "\u2020"  # dagger
+BASELINE_MARK = "‡"  # the median is at or below the best constant predictor's value on the same dev set
 UNCHECKED_MARK = "?"  # a run predates the prediction summary: whether it predicts a constant is unknown
 ELSEWHERE_MARK = "*"
 COMMAND = "make tables"
@@ -189,6 +190,9 @@ def parse_record(record: RunRecord, warn: Callable[[str], None]) -> dict:
         "r2": r2,
         "short": record.is_short,
         "constant": record.constant_predictor,
+        # the best constant predictor's value on the same dev set (x100, as the values), when known
+        "baseline": None if record.constant_baseline is None else 100.0 * record.constant_baseline,
+        "eval_size": (record.data.get("eval_examples") or {}).get(record.main_split),
         # a GLUE record older than the prediction summary cannot say (generation has no such check)
         "unchecked": record.family == "glue" and record.constant_predictor is None,
         "budget": budget_text(record),
@@ -215,6 +219,19 @@ def load_runs(runs_dir: Path) -> list[dict]:
             runs.append(parse_record(record, warn))
         except _Skip as why:
             warn(f"skipped, {why}")
+    return _share_baselines(runs)
+
+
+def _share_baselines(runs: list[dict]) -> list[dict]:
+    """Give every run the constant-predictor baseline that any run of its task and dev set size stored.
+
+    The baseline is a property of the dev labels alone, so a record made before it was stored gets it
+    from a newer record of the same task and dev set.
+    """
+    known = {(run["task"], run["eval_size"]): run["baseline"] for run in runs if run["baseline"] is not None}
+    for run in runs:
+        if run["baseline"] is None:
+            run["baseline"] = known.get((run["task"], run["eval_size"]))
     return runs
 
 
@@ -538,6 +555,7 @@ def aggregate(obs: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
         mean=("value", "mean"),
         std=("value", "std"),  # sample std (n - 1); NaN for one run
         constant_runs=("constant", lambda flags: sum(1 for flag in flags if flag is True)),
+        baseline=("baseline", "max"),
         unchecked_runs=("unchecked", "sum"),
         params_m=("params_exact", "median"),
     ).reset_index()
@@ -578,6 +596,7 @@ OBS_COLUMNS = [
     "file",
     "short",
     "constant",
+    "baseline",
     "unchecked",
     "budget",
     "params_exact",
@@ -617,6 +636,7 @@ CELL_COLUMNS = [
     "mean",
     "std",
     "constant_runs",
+    "constant_baseline",
     "unchecked_runs",
     "paper",
     "diff",
@@ -672,6 +692,7 @@ def observations(spec: Spec, runs: list[dict], rule: str = DEFAULT_GRID_RULE) ->
                     "file": run["file"],
                     "short": run["short"],
                     "constant": run["constant"],
+                    "baseline": run["baseline"],
                     "unchecked": run["unchecked"],
                     "budget": run["budget"],
                     "params_exact": run["params_exact"],
@@ -891,7 +912,23 @@ def _ours_text(cell: dict) -> str:
     if runs > 1:
         text += f" ({fmt_number(float(cell['mean']))} ± {fmt_number(float(cell['std']))})"
     text += f" ({constant}/{runs} constant)" if constant else ""
+    text += BASELINE_MARK if at_or_below_baseline(cell) else ""
     return text + (UNCHECKED_MARK if int(cell["unchecked_runs"]) else "")
+
+
+def _baselines_text(cells: pd.DataFrame) -> str:
+    """`MRPC 81.22` for every column whose cells know their constant-predictor baseline."""
+    known = cells[cells["constant_baseline"].astype(str) != ""] if len(cells) else cells
+    values = known.groupby("column", sort=False)["constant_baseline"].first() if len(known) else {}
+    return ", ".join(f"{column} {fmt_number(float(value))}" for column, value in dict(values).items())
+
+
+def at_or_below_baseline(cell: dict) -> bool:
+    """The cell's median does not beat what predicting one class scores on the same dev set."""
+    baseline = cell.get("baseline", cell.get("constant_baseline"))
+    if baseline is None or baseline == "" or pd.isna(baseline):
+        return False
+    return float(cell["median"]) <= float(baseline)
 
 
 def fmt_percent(value: float | None) -> str:
@@ -949,6 +986,7 @@ def _value_cell(
         "mean": six(cell["mean"]),
         "std": six(cell["std"]),
         "constant_runs": int(cell["constant_runs"]),
+        "constant_baseline": six(cell["baseline"]),
         "unchecked_runs": int(cell["unchecked_runs"]),
         "paper": six(paper_value),
         "diff": six(diff) if reference == row["model"] else "",
@@ -1101,6 +1139,15 @@ def _notes(built: Built) -> list[str]:
         "summary each record stores). A trailing `?`: some run's record predates that summary, so whether "
         "it predicts a constant is unknown (`unchecked_runs` in the cells CSV)."
     )
+    baselines = _baselines_text(built.cells)
+    if baselines:
+        notes.append(
+            f"`{BASELINE_MARK}`: the cell's median is at or below the best value a constant predictor (one class "
+            "for every dev example) reaches on the same dev set, so by the task's metric the cell is no "
+            "better than predicting one class, although its runs predict several (runs record the baseline "
+            "since it was added; older records of the same task and dev set share it). "
+            f"Constant predictors: {baselines}."
+        )
     if built.has_short:
         notes.append(
             f"{SHORT_MARK}: at least one run of the cell used a subset (`train.max_train_examples`, "
