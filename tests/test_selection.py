@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from helpers import fake_record
+from helpers import class_counts, fake_record
 from pst_bench.record import RecordSkipped, as_record, load_records
 from pst_bench.report import figures
 from pst_bench.report.selection import select_cell, select_cells
@@ -139,3 +139,21 @@ def test_constant_predictor_thresholds():
     assert constant(None) is None  # an older record without a prediction summary
     assert constant(regression_spread(0.07, label_std=1.5), "stsb") is True  # below 5% of the labels' std
     assert constant(regression_spread(0.08, label_std=1.5), "stsb") is False
+
+
+def test_a_constant_predictor_never_wins_a_grid_over_a_setting_that_learned():
+    """MRPC at 90%: MvP's scores at 3e-3 predict "paraphrase" for every pair (F1 81.22), at 1e-3 they
+    learned (F1 80.61, both classes): the grid shows the run that learned."""
+    learned = fake_record(
+        ["task=mrpc", "method=mvp", "method.score_lr=1e-3"], dev=0.8061, predictions=class_counts(99, 309)
+    )
+    constant = fake_record(
+        ["task=mrpc", "method=mvp", "method.score_lr=3e-3"], dev=0.8122, predictions=class_counts(0, 408)
+    )
+    cell = select_cell("cell", [as_record(learned, "learned.json"), as_record(constant, "constant.json")])
+    assert cell.chosen.setting == "method.score_lr=0.001" and not cell.chosen.constant
+    assert [c.constant for c in cell.candidates] == [False, True]
+    # when every setting is a constant predictor, the best value still wins (the cell prints `constant (v)`)
+    lower = fake_record(["task=mrpc", "method=mvp", "method.score_lr=1e-2"], dev=0.0, predictions=class_counts(408, 0))
+    both = select_cell("cell", [as_record(constant, "constant.json"), as_record(lower, "lower.json")])
+    assert both.chosen.setting == "method.score_lr=0.003"

@@ -18,7 +18,10 @@
    are shown; ties go to the first setting in sorted order. The median is taken over the seeds
    that every setting of the cell has, when there are any (a grid tuned on one seed and then
    repeated on more seeds for its winner is ranked on the tuning seed, like with like), else
-   over each setting's own seeds. ``pool``: every
+   over each setting's own seeds. A setting whose ranking runs all predict a constant
+   (``RunRecord.constant_predictor``) ranks behind every setting that learned, whatever its value:
+   on MRPC the constant "paraphrase" scores F1 81.22, above a sparse run that learned and scores
+   80.6, and a constant is no result to show. ``pool``: every
    setting's runs are shown together. Either way the winner and the candidates are recorded.
 """
 
@@ -54,6 +57,12 @@ class Candidate:
     @property
     def seeds(self) -> list[int]:
         return sorted(run.seed for run in self.runs)
+
+    @property
+    def constant(self) -> bool:
+        """Every run it is ranked on predicts one class (or one value) on dev."""
+        ranked = [run for run in self.runs if run.seed in self.ranking_seeds]
+        return bool(ranked) and all(run.constant_predictor for run in ranked)
 
 
 @dataclass(frozen=True)
@@ -128,8 +137,9 @@ def _one_per_seed(runs: list[RunRecord]) -> tuple[list[RunRecord], list[tuple[Ru
 
 
 def _best(candidates: list[Candidate]) -> Candidate:
-    """The highest (sign-adjusted) median dev value; a candidate with none ranks last."""
-    ranked = sorted(candidates, key=lambda c: (c.median_dev is None, -(c.median_dev or 0.0), c.setting))
+    """The highest (sign-adjusted) median dev value among those that learned; a candidate with no value
+    ranks last, a constant predictor just before."""
+    ranked = sorted(candidates, key=lambda c: (c.median_dev is None, c.constant, -(c.median_dev or 0.0), c.setting))
     return ranked[0]
 
 
@@ -166,8 +176,8 @@ def select_cells(
 def describe_rule(rule: str) -> str:
     """The note every table and figure carries about how its cells were chosen."""
     grid = (
-        "the setting with the best median dev value over its seeds wins the cell (the paper's rule) and "
-        "only its runs are shown"
+        "the setting with the best median dev value over its seeds wins the cell (the paper's rule; a "
+        "setting that predicts a constant only when no other learned) and only its runs are shown"
         if rule == "best-dev"
         else "the runs of every setting are shown together"
     )
