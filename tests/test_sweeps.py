@@ -30,6 +30,7 @@ EXPECTED_JOBS = {
     "evidence_sst2_table5": 6,
     "budget_glue": 2,
     "evidence_stsb_seeds": 4 * 2,
+    "evidence_mrpc_seeds": 4 * 2,
     "evidence_sst2_seeds_mvp": 2,
     "evidence_stsb_figure3": 3 * 3,
     "structured_cpu": 2 * 4 * 2,
