@@ -33,6 +33,7 @@ EXPECTED_JOBS = {
     "evidence_mrpc_seeds": 4 * 2,
     "evidence_sst2_seeds_mvp": 2,
     "evidence_stsb_figure3": 3 * 3,
+    "evidence_mrpc_figure3": 3 * 3,
     "structured_cpu": 2 * 4 * 2,
 }
 
@@ -149,7 +150,9 @@ def _check_evidence_job(sweep: str, job: list[str], cfg) -> None:
     if point is not None:
         method, lr, score_lr = EVIDENCE_POINTS[point]
         assert (cfg.method.name, cfg.train.lr, cfg.method.get("score_lr")) == (method, lr, score_lr)
-        expected = {"evidence_p50": (0.5,), "evidence_stsb_figure3": (0.6, 0.7, 0.8)}.get(sweep, (0.9,))
+        figure3 = (0.6, 0.7, 0.8)
+        expected = {"evidence_p50": (0.5,), "evidence_stsb_figure3": figure3, "evidence_mrpc_figure3": figure3}
+        expected = expected.get(sweep, (0.9,))
         assert cfg.method.sparsity in ((0.0,) if method == "finetune" else expected)
     else:  # Tables 4 and 5: PST's stage-1 winner on SST-2
         assert cfg.method.kind == "pst" and cfg.train.lr == 1e-4 and cfg.method.sparsity == 0.9
