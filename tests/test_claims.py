@@ -285,3 +285,28 @@ def test_cells_no_better_than_the_constant_predictor_are_marked(tmp_path, runs):
     assert row[header.index("MRPC")].startswith("72.00 [71.00–73.00]† (72.00 ± 1.00)‡ · ret"), row
     assert "‡" not in row[header.index("SST-2")]  # no SST-2 record knows its baseline
     assert "Constant predictors: MRPC 73.00." in table
+
+
+def test_claim1_details_compare_the_methods_at_figure3_sparsities(tmp_path, runs):
+    """Where 90% fails on a task, Figure 3's sparsities are where the methods can separate: claim 1's details
+    compare MaP, MvP and PST there too (on the seeds they share), outside the verdict."""
+    _claim1_records(runs, {"sst2": 0.745, "mrpc": 0.76, "cola": 0.75})
+    with_baseline = {**BALANCED, "constant_baseline": {"class": 1, "main": 0.73}}
+    for seed in (42, 43):
+        write(runs, record("mrpc", "map", 0.8, seed, 0.80))
+        write(runs, record("mrpc", "pst", 0.8, seed, 0.82 + 0.01 * (seed - 42)))
+    write(runs, record("mrpc", "mvp", 0.8, 42, 0.72, predictions=with_baseline))
+    write(runs, record("mrpc", "map", 0.7, 42, 0.84))  # MvP and PST missing at 70%: no line
+    write(runs, record("sst2", "map", 0.6, 42, 0.8, predictions=ONE_CLASS))
+    write(runs, record("sst2", "mvp", 0.6, 42, 0.81))
+    write(runs, record("sst2", "pst", 0.6, 42, 0.82))
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.HOLDS  # unchanged by the other sparsities
+    text = (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
+    assert (
+        "- claim 1: MRPC at 80% (Figure 3; not part of the verdict), on the seed(s) every cell has (42): "
+        "MaP 80.00, MvP 72.00‡, PST 82.00; PST − MaP +2.00, PST − MvP +10.00" in text
+    )
+    assert "SST-2 at 60% (Figure 3; not part of the verdict), on the seed(s) every cell has (42): " in text
+    assert "MaP 80.00 (constant predictor), MvP 81.00, PST 82.00" in text
+    assert "at 70%" not in text

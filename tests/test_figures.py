@@ -197,6 +197,19 @@ def test_figure3_marks_a_cell_of_constant_predictors(tmp_path):
     assert series["MaP"][0]["constant"] is True and series["PST"][0]["constant"] is False
 
 
+def test_constant_baselines_per_panel():
+    """Figure 3's dotted line: the baseline any classification record of the panel stored."""
+    from helpers import class_counts
+
+    stored = {**class_counts(4, 5), "constant_baseline": {"class": 1, "main": 0.5271}}
+    records = [
+        fake_record(["task=rte", "model=tiny-bert", "method=map"], dev=0.6, predictions=stored),
+        fake_record(["task=rte", "model=tiny-bert", "method=pst"], dev=0.6, predictions=None),  # older record
+        fake_record(["task=sst2", "model=tiny-bert", "method=pst"], dev=0.7, predictions=class_counts(4, 5)),
+    ]
+    assert figures.constant_baselines(records) == {("tiny-bert", "rte"): pytest.approx(0.5271)}
+
+
 def test_pick_layer():
     names = [
         "bert.embeddings.x",

@@ -13,7 +13,8 @@ and writes PNGs under ``<out>``:
 - ``fig3_metric_vs_sparsity.png``: one panel per (model, task) of the GLUE records of Table 2's
   methods: the task's main dev metric (best epoch in the final window, else the final epoch; x100)
   against sparsity, one line per method, the median over seeds with min-max error bars. Dense
-  fine-tuning, when present, is a dashed horizontal line.
+  fine-tuning, when present, is a dashed horizontal line; the best constant predictor of a
+  classification task (the records' ``constant_baseline``), when known, a dotted grey one.
 - ``fig4_weight_vs_score_<model>_<task>_p<P>.png``: (a) the distribution of the kept weights of MaP,
   MvP and PST; then one panel per method: the weight value W (signed, as the paper plots it, so
   MaP's S = |W| is a V) against the importance score S, kept entries blue, pruned grey. From the
@@ -265,6 +266,18 @@ def metric_vs_sparsity(records: list, rule: str = DEFAULT_GRID_RULE) -> dict[tup
     return out
 
 
+def constant_baselines(records: list) -> dict[tuple[str, str], float]:
+    """{(model, task): the best dev value a constant predictor reaches}, from the GLUE records that store
+    it (classification records since the baseline was added). It depends on the dev labels alone, so any
+    record of the panel can give it; the most common value wins should dev sets of different sizes mix."""
+    usable = [r for r in (_as_run_record(r, i) for i, r in enumerate(records)) if r is not None]
+    found: dict[tuple[str, str], list[float]] = {}
+    for record in usable:
+        if record.family == "glue" and record.constant_baseline is not None:
+            found.setdefault((record.model, record.task), []).append(record.constant_baseline)
+    return {key: max(set(values), key=values.count) for key, values in sorted(found.items())}
+
+
 def _as_run_record(record, index: int) -> RunRecord | None:
     if isinstance(record, RunRecord):
         return record
@@ -400,6 +413,7 @@ def figure2(runs: list[Run], out: Path, sparsity: float, layer: str | None) -> t
 def figure3(runs: list[Run], out: Path) -> tuple[list[Path], list[str]]:
     name = "fig3_metric_vs_sparsity.png"
     series = metric_vs_sparsity([r.record for r in runs])
+    baselines = constant_baselines([r.record for r in runs])
     if not series:
         return [], [f"{name}: no finished GLUE records with a main metric"]
     plt = _pyplot()
@@ -447,6 +461,10 @@ def figure3(runs: list[Run], out: Path) -> tuple[list[Path], list[str]]:
                     first = "constant predictor" not in ax.get_legend_handles_labels()[1]
                     label = "constant predictor" if first else None
                     ax.scatter(*zip(*constant), marker="x", s=60, color="black", zorder=3, label=label)
+            if key in baselines:
+                ax.axhline(
+                    100 * baselines[key], color="0.5", linestyle=":", linewidth=1, label="best constant predictor"
+                )
             ax.set_title(f"{key[0]} / {key[1]}")
             ax.set_xlabel("sparsity (%)")
             ax.set_ylabel(f"dev {metric} (x100)")

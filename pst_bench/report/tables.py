@@ -191,7 +191,7 @@ def parse_record(record: RunRecord, warn: Callable[[str], None]) -> dict:
         "short": record.is_short,
         "constant": record.constant_predictor,
         # the best constant predictor's value on the same dev set (x100, as the values), when known
-        "baseline": None if record.constant_baseline is None else 100.0 * record.constant_baseline,
+        "constant_baseline": None if record.constant_baseline is None else 100.0 * record.constant_baseline,
         "eval_size": (record.data.get("eval_examples") or {}).get(record.main_split),
         # a GLUE record older than the prediction summary cannot say (generation has no such check)
         "unchecked": record.family == "glue" and record.constant_predictor is None,
@@ -228,10 +228,14 @@ def _share_baselines(runs: list[dict]) -> list[dict]:
     The baseline is a property of the dev labels alone, so a record made before it was stored gets it
     from a newer record of the same task and dev set.
     """
-    known = {(run["task"], run["eval_size"]): run["baseline"] for run in runs if run["baseline"] is not None}
+    known = {
+        (run["task"], run["eval_size"]): run["constant_baseline"]
+        for run in runs
+        if run["constant_baseline"] is not None
+    }
     for run in runs:
-        if run["baseline"] is None:
-            run["baseline"] = known.get((run["task"], run["eval_size"]))
+        if run["constant_baseline"] is None:
+            run["constant_baseline"] = known.get((run["task"], run["eval_size"]))
     return runs
 
 
@@ -555,7 +559,7 @@ def aggregate(obs: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
         mean=("value", "mean"),
         std=("value", "std"),  # sample std (n - 1); NaN for one run
         constant_runs=("constant", lambda flags: sum(1 for flag in flags if flag is True)),
-        baseline=("baseline", "max"),
+        constant_baseline=("constant_baseline", "max"),
         unchecked_runs=("unchecked", "sum"),
         params_m=("params_exact", "median"),
     ).reset_index()
@@ -596,7 +600,7 @@ OBS_COLUMNS = [
     "file",
     "short",
     "constant",
-    "baseline",
+    "constant_baseline",
     "unchecked",
     "budget",
     "params_exact",
@@ -692,7 +696,7 @@ def observations(spec: Spec, runs: list[dict], rule: str = DEFAULT_GRID_RULE) ->
                     "file": run["file"],
                     "short": run["short"],
                     "constant": run["constant"],
-                    "baseline": run["baseline"],
+                    "constant_baseline": run["constant_baseline"],
                     "unchecked": run["unchecked"],
                     "budget": run["budget"],
                     "params_exact": run["params_exact"],
@@ -925,7 +929,7 @@ def _baselines_text(cells: pd.DataFrame) -> str:
 
 def at_or_below_baseline(cell: dict) -> bool:
     """The cell's median does not beat what predicting one class scores on the same dev set."""
-    baseline = cell.get("baseline", cell.get("constant_baseline"))
+    baseline = cell.get("constant_baseline")
     if baseline is None or baseline == "" or pd.isna(baseline):
         return False
     return float(cell["median"]) <= float(baseline)
@@ -986,7 +990,7 @@ def _value_cell(
         "mean": six(cell["mean"]),
         "std": six(cell["std"]),
         "constant_runs": int(cell["constant_runs"]),
-        "constant_baseline": six(cell["baseline"]),
+        "constant_baseline": six(cell["constant_baseline"]),
         "unchecked_runs": int(cell["unchecked_runs"]),
         "paper": six(paper_value),
         "diff": six(diff) if reference == row["model"] else "",
