@@ -31,6 +31,8 @@ def test_tiny_end_to_end_run_per_method(tmp_path, synthetic_data, method):
     assert predictions["majority_share"] == max(predictions["counts"].values()) / on_disk["eval_examples"]["validation"]
     assert sum(predictions["label_counts"].values()) == on_disk["eval_examples"]["validation"]
     assert predictions["constant_baseline"]["class"] in (0, 1) and 0 < predictions["constant_baseline"]["main"] <= 1
+    first_epoch = on_disk["epochs"][0]["eval"]["validation"]["predictions"]  # computed once, the same every epoch
+    assert first_epoch["constant_baseline"] == predictions["constant_baseline"]
     assert on_disk["best_in_final_window"]["epoch"] == 2  # epoch 1 ends before the cool-down
     assert on_disk["config"]["method"]["name"] == method
     assert on_disk["versions"]["torch"] and "commit" in on_disk["git"]

@@ -64,6 +64,10 @@ class GlueRunner(TaskRunner):
     architecture = "sequence_classification"
     example_models = "bert-base, roberta-*, minilm-l6"
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self._baselines: dict[str, dict] = {}  # per evaluation split: a property of its labels alone
+
     def _tokenize(self, dataset, tokenizer):
         task = self.cfg.task
         fields = list(task.text_fields)
@@ -113,6 +117,12 @@ class GlueRunner(TaskRunner):
     def loss(self, model, batch):
         return model(**batch).loss
 
+    def _constant_baseline(self, split: str, references: torch.Tensor) -> dict:
+        # computed at the first evaluation of the split, reused at every later one
+        if split not in self._baselines:
+            self._baselines[split] = constant_baseline(self.cfg.task, references)
+        return dict(self._baselines[split])
+
     @torch.no_grad()
     def evaluate(self, model, loaders, accelerator):
         task = self.cfg.task
@@ -130,7 +140,7 @@ class GlueRunner(TaskRunner):
             results[split] = compute_task_metrics(task, predictions.tolist(), references.tolist())
             summary = prediction_summary(predictions, references, bool(task.is_regression))
             if not task.is_regression:  # a constant's Pearson is undefined: STS-B's constant is Pearson 0
-                summary["constant_baseline"] = constant_baseline(task, references)
+                summary["constant_baseline"] = self._constant_baseline(split, references)
             results[split]["predictions"] = summary
         model.train()
         return results
