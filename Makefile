@@ -85,7 +85,7 @@ sweep: $(STAMP)
 #   nohup make evidence > evidence.log 2>&1 &
 EVIDENCE ?= evidence_sst2 evidence_stsb evidence_sst2_seeds evidence_sst2_seeds_mvp evidence_stsb_seeds \
 	evidence_p50 evidence_sst2_table5 evidence_sst2_table4 evidence_mrpc evidence_mrpc_seeds evidence_stsb_figure3 \
-	evidence_mrpc_figure3
+	evidence_mrpc_figure3 evidence_stsb_p80_seeds
 evidence: $(STAMP)
 	for sweep in $(EVIDENCE); do \
 		if [ -f pst_bench/conf/sweep/$$sweep.yaml ]; then $(MAKE) --no-print-directory sweep SWEEP=$$sweep || exit 1; \

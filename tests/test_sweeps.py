@@ -34,6 +34,7 @@ EXPECTED_JOBS = {
     "evidence_sst2_seeds_mvp": 2,
     "evidence_stsb_figure3": 3 * 3,
     "evidence_mrpc_figure3": 3 * 3,
+    "evidence_stsb_p80_seeds": 3 * 2,
     "structured_cpu": 2 * 4 * 2,
 }
 
@@ -151,7 +152,12 @@ def _check_evidence_job(sweep: str, job: list[str], cfg) -> None:
         method, lr, score_lr = EVIDENCE_POINTS[point]
         assert (cfg.method.name, cfg.train.lr, cfg.method.get("score_lr")) == (method, lr, score_lr)
         figure3 = (0.6, 0.7, 0.8)
-        expected = {"evidence_p50": (0.5,), "evidence_stsb_figure3": figure3, "evidence_mrpc_figure3": figure3}
+        expected = {
+            "evidence_p50": (0.5,),
+            "evidence_stsb_figure3": figure3,
+            "evidence_mrpc_figure3": figure3,
+            "evidence_stsb_p80_seeds": (0.8,),
+        }
         expected = expected.get(sweep, (0.9,))
         assert cfg.method.sparsity in ((0.0,) if method == "finetune" else expected)
     else:  # Tables 4 and 5: PST's stage-1 winner on SST-2
