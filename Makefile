@@ -15,7 +15,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all lint params clean figures tables sweep evidence bench bench-infer
+.PHONY: install nltk-data demo test test-all lint params clean figures tables sweep evidence bench bench-infer profile
 
 install: $(STAMP)
 
@@ -97,14 +97,20 @@ figures: $(STAMP)
 	$(BIN)/python -m pst_bench.figures
 
 # The paper's Tables 2-5 (CSV + Markdown) under results/tables/ from the records in results/runs.
+# Options through TABLES_ARGS, e.g. make tables TABLES_ARGS="--selection-seeds 0 1" (seeds that only tune).
 tables: $(STAMP)
-	$(BIN)/python -m pst_bench.tables
+	$(BIN)/python -m pst_bench.tables $(TABLES_ARGS)
 
 # Step time, peak memory and eval time of dense / LoRA / MaP / MvP / PST side by side (bert-base shape,
 # batch 32, sequence 128, CPU) -> results/bench/. Options and Hydra overrides through BENCH_ARGS, e.g.
 # make bench BENCH_ARGS="model=roberta-base --repeats 10"
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.bench $(BENCH_ARGS)
+
+# Where a real MiniLM-L6 training step's time goes per task, random against length-grouped batches side by side,
+# evaluation order, AdamW's kernels, achieved FLOP/s against the measured matmul peak -> results/perf/profile.md
+profile: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.perf.profile_step $(PROFILE_ARGS)
 
 # Inference latency, throughput and peak memory of dense, unstructured (dense and CSR kernels), slimmed and
 # (on a GPU) 2:4 models side by side -> results/bench/infer_*. Options through BENCH_ARGS, e.g.

@@ -69,6 +69,9 @@ _NON_IDENTITY_KEYS = {
     # where a model's FFN neurons and heads live: architecture facts, not a setting (the pattern is one)
     "model": ["units"],
 }
+#: Keys added after records existed, left out of the identity while they hold the value that reproduces the
+#: older behaviour, so the runs made before them keep their ids.
+_LATER_DEFAULTS = {"train": {"group_by_length": False}}
 #: Settings that name a run or repeat it, not what it is: left out of ``RunRecord.setting``.
 _NOT_A_SETTING = ("train.seed", "method.name", "method.paper_label")
 #: Subset settings: a run with any of them set is not comparable to the paper (``is_short``).
@@ -124,6 +127,11 @@ def identity_config(cfg) -> dict:
         else:
             for name in sub:
                 (plain.get(key) or {}).pop(name, None)
+    for key, defaults in _LATER_DEFAULTS.items():
+        section = plain.get(key) or {}
+        for name, default in defaults.items():
+            if name in section and section[name] == default:
+                section.pop(name)
     method = plain.get("method") or {}
     for name, default in STRUCTURE_DEFAULTS.items():
         if name in method and method[name] == default:
@@ -391,6 +399,13 @@ class RunRecord:
         """True when the run trained, evaluated or decoded on a subset (not comparable to the paper)."""
         flat = _flatten(self.config)
         return any(flat.get(key) is not None for key in SUBSET_KEYS)
+
+    @property
+    def dirty(self) -> bool:
+        """True when the run came from a checkout with uncommitted changes (``git.dirty``); a record
+        without git information (or with an unknown state) counts as clean."""
+        git = self.data.get("git")
+        return isinstance(git, dict) and git.get("dirty") is True
 
     # -- values ---------------------------------------------------------------------
     @property

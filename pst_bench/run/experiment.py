@@ -20,6 +20,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from ..adapter.model import overall_sparsity
+from ..data.sampling import EpochPermutation, LengthGroupedPermutation
 from ..files import write_json_atomic
 from ..models.loading import fit_tokenizer_to_model, load_model, load_tokenizer
 from ..models.params import parameter_report
@@ -30,7 +31,7 @@ from ..sparsity.diagnostics import MaskDiagnostics
 from ..tasks import make_task_runner
 from .export import export_run, save_artifacts
 from .lock import run_lock
-from .loop import EpochPermutation, LoopState, StepPlan, Trainee, TrainingLoop, resume_state, select_epochs
+from .loop import LoopState, StepPlan, Trainee, TrainingLoop, resume_state, select_epochs
 from .optim import make_accelerator, make_optimizer, make_scheduler
 from .tracking import RunTracker
 
@@ -147,7 +148,7 @@ def _build_model(cfg) -> tuple:
 def _build_data(cfg, runner, tokenizer) -> RunData:
     train_set, eval_sets = runner.build_datasets(tokenizer)
     collator = runner.collator(tokenizer)
-    sampler = EpochPermutation(len(train_set), int(cfg.train.seed))
+    sampler = _train_sampler(cfg, train_set)
     # The loader gets its own generator: creating an iterator must not draw from the global RNG,
     # or a resumed run (which creates its iterator mid-epoch) would see other dropout masks.
     train_loader = DataLoader(
@@ -163,6 +164,15 @@ def _build_data(cfg, runner, tokenizer) -> RunData:
         for name, ds in eval_sets.items()
     }
     return RunData(train_set, eval_sets, sampler, train_loader, eval_loaders)
+
+
+def _train_sampler(cfg, train_set) -> EpochPermutation:
+    """train.group_by_length: batches of similar length (less padding, same examples per epoch); else random."""
+    seed = int(cfg.train.seed)
+    if cfg.train.get("group_by_length"):
+        lengths = [len(ids) for ids in train_set["input_ids"]]
+        return LengthGroupedPermutation(lengths, int(cfg.train.batch_size), seed)
+    return EpochPermutation(len(train_set), seed)
 
 
 def _prepare_training(cfg, accelerator, runner, model, layers: dict, data: RunData) -> tuple[Trainee, StepPlan]:

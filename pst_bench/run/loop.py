@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-from torch.utils.data import Sampler
 from tqdm.auto import tqdm
 
+from ..data.sampling import EpochPermutation
 from ..errors import TrainingDiverged
 from ..sparsity.diagnostics import MaskDiagnostics
 from ..sparsity.inject import set_sparsity
@@ -28,23 +28,6 @@ from .preempt import Preempted, StopSignals
 from .tracking import RunTracker
 
 log = logging.getLogger(__name__)
-
-
-class EpochPermutation(Sampler):
-    """A fresh, seeded permutation per epoch, so a resumed run sees the same order."""
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.size
 
 
 @dataclass

@@ -186,6 +186,8 @@ class TrainConfig:
     max_steps: Optional[int] = None
     max_train_examples: Optional[int] = None
     max_eval_examples: Optional[int] = None
+    # batches of similar length (pst_bench.data.sampling): the same examples per epoch, far less padding
+    group_by_length: bool = False
     seed: int = MISSING
     device: str = MISSING  # auto | cpu | cuda
     mixed_precision: str = MISSING  # no | fp16 | bf16

@@ -8,6 +8,7 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from ..data import load_glue_splits
+from ..data.sampling import eval_order
 from ..metrics import compute_task_metrics
 from .base import TaskRunner
 
@@ -89,7 +90,9 @@ class GlueRunner(TaskRunner):
             split = splits[name]
             if train.max_eval_examples and train.max_eval_examples < len(split):
                 split = split.select(range(int(train.max_eval_examples)))
-            evals[name] = self._tokenize(split, tokenizer)
+            tokenized = self._tokenize(split, tokenizer)
+            # longest first: eval batches of similar length pad little; the metrics do not depend on the order
+            evals[name] = tokenized.select(eval_order([len(ids) for ids in tokenized["input_ids"]]))
         return self._tokenize(train_set, tokenizer), evals
 
     def collator(self, tokenizer):
