@@ -15,7 +15,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all lint params clean figures tables sweep evidence bench bench-infer profile
+.PHONY: install nltk-data demo test test-all lint params clean figures tables sweep evidence bench bench-infer profile schedule
 
 install: $(STAMP)
 
@@ -106,6 +106,10 @@ tables: $(STAMP)
 # make bench BENCH_ARGS="model=roberta-base --repeats 10"
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.bench $(BENCH_ARGS)
+
+# The schedule probe's curves and last-epoch gains (results/schedule/schedule.md, .png) from its records
+schedule: $(STAMP)
+	$(BIN)/python -m pst_bench.report.schedule --runs results/schedule
 
 # Where a real MiniLM-L6 training step's time goes per task, random against length-grouped batches side by side,
 # evaluation order, AdamW's kernels, achieved FLOP/s against the measured matmul peak -> results/perf/profile.md
