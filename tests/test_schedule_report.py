@@ -37,6 +37,7 @@ def test_verdicts_follow_the_last_epochs_gain(tmp_path):
     assert "+0.30" in by_seed["1"] and "| converged |" in by_seed["1"]
     assert "+1.00" in by_seed["2"] and "still gaining" in by_seed["2"]
     assert "not wholly at the final sparsity" in by_seed["3"]
+    assert by_seed["1"].endswith("| 30 | 0.0 |"), "steps and wall time (fake_record: 30 steps, 1 s)"
     assert "**75.30**" in by_seed["1"] and "74.00 ·" in by_seed["1"], "final-window epochs are bold, others not"
     assert (tmp_path / "out" / "schedule.png").stat().st_size > 0
 

@@ -81,13 +81,19 @@ def markdown(curves: Iterable[Curve], runs_dir: str, limit: float) -> str:
         f"x100 on the full dev set; epochs in **bold** ended at the final sparsity. A schedule converges when "
         f"the last epoch, trained wholly at the final sparsity, gains less than {limit:g} point.",
         "",
-        "| Task | Run | Dev value after each epoch | Last epoch's gain | Verdict |",
-        "|---|---|---|---|---|",
+        "| Task | Run | Dev value after each epoch | Last epoch's gain | Verdict | Steps | Wall time (min) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in curves:
         values = " · ".join(f"**{v:.2f}**" if final else f"{v:.2f}" for v, final in zip(c.values, c.final_window))
         gain = "-" if c.last_gain is None else f"{c.last_gain:+.2f}"
-        lines.append(f"| {c.run.task} | `{c.run.run_id}` ({c.label}) | {values} | {gain} | {verdict(c, limit)} |")
+        steps = (c.run.data.get("steps") or {}).get("total", "-")
+        wall = c.run.data.get("wall_time_s")
+        minutes = "-" if wall is None else f"{wall / 60:.1f}"
+        lines.append(
+            f"| {c.run.task} | `{c.run.run_id}` ({c.label}) | {values} | {gain} | {verdict(c, limit)} | {steps} | "
+            f"{minutes} |"
+        )
     return "\n".join(lines) + "\n"
 
 
