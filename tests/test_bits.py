@@ -13,10 +13,10 @@ from pst_bench.run.artifacts import load_masks
 from pst_bench.sparsity.bits import pack_bits, unpack_bits
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-# the committed records: the current ones and the archived 1,000-example CPU runs
+# the committed records: the current ones and the archived CPU runs (1,000 and 2,000 examples)
 COMMITTED_RECORDS = sorted(
     path
-    for folder in ("runs", "archive/cpu-1000")
+    for folder in ("runs", "archive/cpu-1000", "archive/cpu-2000")
     for path in (RESULTS / folder).glob("sst2_minilm-l6_pst_p90_s42_*.json")
 )
 

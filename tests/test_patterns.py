@@ -245,9 +245,8 @@ def test_a_block_that_does_not_divide_a_matrix_is_refused_when_the_model_is_buil
 
 
 def test_default_structure_keeps_the_run_ids_of_committed_records():
-    records = {
-        path: json.loads(path.read_text())["config"] for path in sorted((ROOT / "results" / "runs").glob("*.json"))
-    }
+    folders = [ROOT / "results" / "runs", *sorted((ROOT / "results" / "archive").glob("cpu-*"))]
+    records = {path: json.loads(path.read_text())["config"] for f in folders for path in sorted(f.glob("*.json"))}
     older = [path for path, config in records.items() if "pattern" not in config["method"]]
     assert len(older) >= 4, "no committed records from before the structure keys to check"
     for path, stored in records.items():  # every committed record's id is its config's hash, old or new
