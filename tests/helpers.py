@@ -79,6 +79,7 @@ def fake_record(
     params: dict | None = None,
     extra: dict | None = None,
     predictions: dict | None | str = "varied",
+    dirty: bool = False,
 ) -> dict:
     """A results record built by the real builder (pst_bench.record.build_record) without training.
 
@@ -88,6 +89,8 @@ def fake_record(
     runner adds (NLG: {"generation": ...}); `predictions` the dev prediction summary a GLUE run stores
     (``class_counts`` and ``regression_spread`` build one; "varied", the default, is one of a run that
     predicts both classes, or spread-out values; None leaves it out, as in records made before it existed).
+    ``git`` is pinned (a fixed commit, ``dirty``), not read from this checkout, so that what a report makes
+    of a fake record never depends on whether the working tree has uncommitted changes.
     """
     from pst_bench.record import build_record, run_id
     from pst_bench.tasks import runner_class, task_kind
@@ -112,7 +115,7 @@ def fake_record(
         }
 
     best, last = epoch(2, dev), epoch(3, dev if final is None else final)
-    return build_record(
+    record = build_record(
         cfg,
         rid=run_id(cfg),
         metric=metric,
@@ -130,6 +133,8 @@ def fake_record(
         checkpoint_dir="checkpoints",
         extra=extra,
     )
+    record["git"] = {"commit": "0" * 40, "dirty": dirty}
+    return record
 
 
 def class_counts(*counts: int) -> dict:

@@ -157,3 +157,95 @@ def test_a_constant_predictor_never_wins_a_grid_over_a_setting_that_learned():
     lower = fake_record(["task=mrpc", "method=mvp", "method.score_lr=1e-2"], dev=0.0, predictions=class_counts(408, 0))
     both = select_cell("cell", [as_record(constant, "constant.json"), as_record(lower, "lower.json")])
     assert both.chosen.setting == "method.score_lr=0.003"
+
+
+# --------------------------------------------------------------------------- selection seed vs held-out seeds
+
+
+def grid_run(seed: int, lr: float, dev: float, *extra: str):
+    """An SST-2 PST run of a learning-rate grid, as a RunRecord named by its lr and seed."""
+    return as_record(sst2("pst", seed, dev, f"train.lr={lr}", *extra), f"pst_lr{lr:g}_s{seed}.json")
+
+
+def test_held_out_cells_rank_on_the_selection_seed_only_and_never_show_it():
+    """lr 1e-3 is best on the held-out seeds but worse on seed 0: the seed-0 winner (1e-4) is shown, on its
+    held-out seeds only; ranked over all common seeds, 1e-3 would win."""
+    records = [
+        grid_run(0, 1e-4, 0.80),
+        grid_run(0, 1e-3, 0.75),
+        *(grid_run(seed, 1e-4, 0.70) for seed in (1, 2, 3)),
+        *(grid_run(seed, 1e-3, 0.95) for seed in (1, 2, 3)),
+    ]
+    cell = select_cell("cell", records)
+    assert cell.chosen.setting == "train.lr=0.0001" and cell.chosen.median_dev == pytest.approx(0.80)
+    assert [c.ranking_seeds for c in cell.candidates] == [(0,), (0,)]
+    assert cell.held_out and cell.selection_seeds == (0,) and cell.tuning_seeds == (0,) and not cell.pending
+    assert [run.seed for run in cell.runs] == [1, 2, 3]
+    assert {run.name for run in cell.runs} == {f"pst_lr0.0001_s{seed}.json" for seed in (1, 2, 3)}
+    # the pool rule pools the held-out runs of every setting: still never seed 0
+    assert sorted(run.seed for run in select_cell("cell", records, rule="pool").runs) == [1, 1, 2, 2, 3, 3]
+    # with no selection seed (--selection-seeds given empty) the cell is ranked and shown as before
+    before = select_cell("cell", records, selection_seeds=())
+    assert not before.held_out and before.chosen.setting == "train.lr=0.001"
+    assert [run.seed for run in before.runs] == [0, 1, 2, 3]
+    # another selection seed: seed 1 tunes too, so only seeds 2 and 3 are shown
+    two = select_cell("cell", records, selection_seeds=(0, 1))
+    assert two.tuning_seeds == (0, 1) and [run.seed for run in two.runs] == [2, 3]
+
+
+def test_a_cell_without_a_selection_seed_keeps_the_old_rule():
+    records = [grid_run(42, 1e-4, 0.80), grid_run(43, 1e-4, 0.70), grid_run(42, 1e-3, 0.75)]
+    cell = select_cell("cell", records)
+    assert not cell.held_out and cell.selection_seeds == () and cell.chosen.ranking_seeds == (42,)
+    assert [run.seed for run in cell.runs] == [42, 43]
+
+
+def test_a_winner_with_only_the_selection_seed_is_pending():
+    cell = select_cell("cell", [grid_run(0, 1e-4, 0.80), grid_run(0, 1e-3, 0.75), grid_run(1, 1e-3, 0.9)])
+    assert cell.held_out and cell.pending and cell.runs == ()
+    assert cell.chosen.setting == "train.lr=0.0001"
+    # the figures leave a pending cell out instead of drawing an empty point
+    records = [grid_run(0, 1e-4, 0.80)]
+    assert figures.metric_vs_sparsity(records) == {}
+
+
+@pytest.mark.parametrize(
+    ("values", "edge"),
+    [
+        ({1e-4: 0.80, 3e-4: 0.75, 1e-3: 0.70}, "lowest"),
+        ({1e-4: 0.70, 3e-4: 0.75, 1e-3: 0.80}, "highest"),
+        ({1e-4: 0.70, 3e-4: 0.80, 1e-3: 0.75}, None),
+        ({1e-4: 0.70, 3e-4: 0.80}, "highest"),
+        ({3e-4: 0.80}, None),
+    ],
+)
+def test_a_winner_on_the_grid_edge_is_flagged(values, edge):
+    cell = select_cell("cell", [grid_run(0, lr, dev) for lr, dev in values.items()])
+    assert cell.on_edge == edge
+    assert len(cell.grid) == len(values)
+    if len(values) > 1:
+        assert cell.edge_key == "train.lr" and cell.edge_values == tuple(sorted(values))
+
+
+def test_the_edge_of_a_score_learning_rate_grid_and_of_the_pool_rule():
+    """MvP's grid varies method.score_lr (train.lr fixed): its edge is read there; the pool rule has no winner."""
+
+    def mvp(score_lr, dev):
+        record = fake_record(
+            ["task=sst2", "method=mvp", "method.sparsity=0.9", "train.seed=0", f"method.score_lr={score_lr}"], dev=dev
+        )
+        return as_record(record, f"mvp_{score_lr}.json")
+
+    records = [mvp(1e-3, 0.7), mvp(3e-3, 0.8), mvp(1e-2, 0.9)]
+    cell = select_cell("cell", records)
+    assert (cell.on_edge, cell.edge_key) == ("highest", "method.score_lr")
+    assert select_cell("cell", records, rule="pool").on_edge is None
+
+
+def test_a_setting_without_a_selection_seed_run_is_not_a_grid_point():
+    """A setting run only on held-out seeds was never ranked: it cannot win and does not count as tuned."""
+    records = [grid_run(0, 1e-4, 0.70), grid_run(0, 3e-4, 0.75), grid_run(1, 1e-3, 0.99), grid_run(1, 3e-4, 0.7)]
+    cell = select_cell("cell", records)
+    assert cell.chosen.setting == "train.lr=0.0003" and len(cell.candidates) == 3
+    assert [c.setting for c in cell.grid] == ["train.lr=0.0001", "train.lr=0.0003"]
+    assert cell.on_edge == "highest"  # the highest of the two ranked points, not of all three

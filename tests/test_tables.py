@@ -154,13 +154,13 @@ def test_table2_cells_median_range_paper_and_difference(built):
     pst = row_of(rows, Model="bert-base", Method="PST", Sparsity="90%")
     # Two seeds: median [min-max] of the best-in-window values (seed 1's final epoch is ignored).
     assert (pst["SST-2 ours"], pst["SST-2 paper"], pst["SST-2 diff"]) == (
-        "88.50 [88.10–88.90] (88.50 ± 0.57)",
+        "88.50 [88.10–88.90] · 88.50 ± 5.08 (n=2)",
         "88.65",
         "-0.15",
     )
     # Three seeds, pst and pst_mag_ab_rc together; the r1=4/r2=16 run is not in this cell.
     assert (pst["MRPC ours"], pst["MRPC paper"], pst["MRPC diff"]) == (
-        "86.00 [85.00–87.00] (86.00 ± 1.00)",
+        "86.00 [85.00–87.00] · 86.00 ± 2.48 (n=3)",
         "85.57",
         "+0.43",
     )
@@ -183,7 +183,7 @@ def test_table2_cells_median_range_paper_and_difference(built):
     assert {row["Method"] for row in rows} == {"Fine-tune", "MaP", "PST"}
     md = (out / "table2.md").read_text(encoding="utf-8")
     assert "from 8 results records" in md and "`make tables`" in md
-    assert "| 88.50 [88.10–88.90] (88.50 ± 0.57) / 88.65 (-0.15) |" in md
+    assert "| 88.50 [88.10–88.90] · 88.50 ± 5.08 (n=2) / 88.65 (-0.15) |" in md
     assert "| bert-base (stand-in) |" in md and "The paper did not run minilm-l6 (marked" in md
 
 
@@ -234,8 +234,10 @@ def test_table4_ranks(built):
     assert (r16["r1=4 ours"], r16["r1=4 paper"], r16["r1=4 diff"]) == ("87.00", "86.45", "+0.55")
     assert (r16["r1=8 ours"], r16["r1=8 paper"]) == ("-", "86.75")
     r8 = row_of(rows, Model="bert-base", Task="MRPC", r2="8")
-    assert r8["r1=8 ours"] == "86.00 [85.00–87.00] (86.00 ± 1.00)" and r8["r1=8 paper"] == "85.57"
-    assert row_of(rows, Model="bert-base", Task="SST-2", r2="8")["r1=8 ours"] == "88.50 [88.10–88.90] (88.50 ± 0.57)"
+    assert r8["r1=8 ours"] == "86.00 [85.00–87.00] · 86.00 ± 2.48 (n=3)" and r8["r1=8 paper"] == "85.57"
+    assert (
+        row_of(rows, Model="bert-base", Task="SST-2", r2="8")["r1=8 ours"] == "88.50 [88.10–88.90] · 88.50 ± 5.08 (n=2)"
+    )
     # The paper's order: (a) MRPC, (b) SST-2; models in the paper's order, stand-ins last.
     assert [(r["Model"], r["Task"], r["r2"]) for r in rows] == [
         ("bert-base", "MRPC", "8"),
@@ -257,7 +259,7 @@ def test_table5_ablation_and_average(built):
     assert (full["r1"], full["r2"], full["MRPC ours"], full["MRPC paper"]) == (
         "8",
         "8",
-        "86.00 [85.00–87.00] (86.00 ± 1.00)",
+        "86.00 [85.00–87.00] · 86.00 ± 2.48 (n=3)",
         "85.57",
     )
     ab = row_of(rows, Model="bert-base", Method="PST[ab]")
@@ -344,7 +346,11 @@ def test_grid_duplicates_and_non_finite_values(tmp_path):
     with pytest.warns(RecordSkipped, match="stsb_nan.json: skipped, pearson on validation is nan"):
         make_tables(runs, tmp_path / "out")
     row = row_of(read_csv(tmp_path / "out" / "table2.csv"), Model="bert-base")
-    assert (row["RTE ours"], row["RTE diff"], row["STS-B ours"]) == ("65.00 [64.00–66.00] (65.00 ± 1.41)", "+2.18", "-")
+    assert (row["RTE ours"], row["RTE diff"], row["STS-B ours"]) == (
+        "65.00 [64.00–66.00] · 65.00 ± 12.71 (n=2)",
+        "+2.18",
+        "-",
+    )
     cell = row_of(read_csv(tmp_path / "out" / "table2_cells.csv"), column="RTE")
     assert (cell["settings"], cell["setting"], cell["seeds"]) == ("2", "train.lr=0.0003", "1;2")
     assert cell["files"] == "rte_lr3_s1.json;rte_lr3_s2.json"
@@ -357,7 +363,7 @@ def test_grid_duplicates_and_non_finite_values(tmp_path):
     # The pool rule shows every setting's runs (still one per setting and seed).
     make_tables(runs, tmp_path / "pooled", rule="pool")
     row = row_of(read_csv(tmp_path / "pooled" / "table2.csv"), Model="bert-base")
-    assert row["RTE ours"] == "63.00 [60.00–66.00] (63.00 ± 2.58)"
+    assert row["RTE ours"] == "63.00 [60.00–66.00] · 63.00 ± 4.11 (n=4)"
     assert "Run selection (`--grid pool`)" in (tmp_path / "pooled" / "table2.md").read_text(encoding="utf-8")
 
 
@@ -395,7 +401,7 @@ def test_stand_in_rows_compare_retention_and_constant_cells_are_marked(tmp_path)
     pst = row_of(rows, Model="minilm-l6", Method="PST", Sparsity="90%")
     # 79 / 82 = 96.3% of our Fine-tune; the paper's PST 88.65 / Fine-tune 93.00 = 95.3%
     assert (pst["SST-2 ours"], pst["SST-2 paper"], pst["SST-2 diff"]) == (
-        "79.00 [78.00–80.00]† (79.00 ± 1.00) · ret 96.3%",
+        "79.00 [78.00–80.00]† · 79.00 ± 2.48 (n=3) · ret 96.3%",
         "ret 95.3%",
         "+1.0",
     )
@@ -411,3 +417,159 @@ def test_stand_in_rows_compare_retention_and_constant_cells_are_marked(tmp_path)
     mvp_cell = row_of(cells, method="MvP", column="SST-2")
     assert (mvp_cell["constant_runs"], mvp_cell["values"], mvp_cell["seeds"]) == ("1", "50.920000;75.000000", "1;2")
     assert row_of(cells, method="PST", column="SST-2")["retention"] == "96.341463"
+
+
+# --------------------------------------------------------------------------- the held-out protocol (issue 21)
+
+HELD_OUT_SST2_PST = {1: 0.81, 2: 0.82, 3: 0.83, 4: 0.85, 5: 0.86}
+
+
+def protocol_record(task: str, method: str, sparsity: float, seed: int, lr: float, value: float, dirty=False):
+    overrides = [
+        f"task={task}",
+        "model=minilm-l6",
+        f"method={method}",
+        f"method.sparsity={sparsity}",
+        f"train.seed={seed}",
+        f"train.lr={lr}",
+        "train.max_train_examples=2000",
+    ]
+    return fake_record(overrides, dev=value, params=PARAMS, dirty=dirty)
+
+
+def write_protocol_records(folder: Path) -> None:
+    """New-protocol records: every grid on seed 0, the winners on held-out seeds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = {}
+
+    def add(task, method, sparsity, seed, lr, value, dirty=False):
+        name = f"{task}_{method}_p{sparsity:g}_lr{lr:g}_s{seed}.json"
+        records[name] = protocol_record(task, method, sparsity, seed, lr, value, dirty)
+
+    grids = {  # (task, method, sparsity): {lr: seed-0 value}
+        ("sst2", "finetune", 0.0): {1e-4: 0.83, 3e-4: 0.85, 1e-3: 0.84},  # interior
+        ("sst2", "pst", 0.9): {1e-4: 0.80, 3e-4: 0.84, 1e-3: 0.82},  # interior
+        ("sst2", "map", 0.9): {1e-4: 0.79, 3e-4: 0.78, 1e-3: 0.77},  # lowest: on the edge
+        ("sst2", "mvp", 0.9): {1e-4: 0.70, 3e-4: 0.72, 1e-3: 0.74},  # highest; no held-out run: pending
+        ("stsb", "pst", 0.9): {1e-4: 0.50, 3e-4: 0.60, 1e-3: 0.55},
+        ("stsb", "map", 0.9): {1e-4: 0.40},  # one point against PST's three: unequal budgets
+    }
+    for (task, method, sparsity), grid in grids.items():
+        for lr, value in grid.items():
+            add(task, method, sparsity, 0, lr, value)
+    for seed in (1, 2, 3):
+        add("sst2", "finetune", 0.0, seed, 3e-4, 0.86)
+        add("sst2", "map", 0.9, seed, 1e-4, 0.70 + seed / 100, dirty=seed == 2)
+        add("sst2", "pst", 0.9, seed, 1e-3, 0.95)  # best on held-out seeds, worse on seed 0: must not win
+        add("stsb", "map", 0.9, seed, 1e-4, 0.40)
+    for seed, value in HELD_OUT_SST2_PST.items():
+        add("sst2", "pst", 0.9, seed, 3e-4, value)
+    add("stsb", "pst", 0.9, 1, 3e-4, 0.61)  # a single held-out run: no interval
+    for name, record in records.items():
+        (folder / name).write_text(json.dumps(record))
+
+
+@pytest.fixture(scope="module")
+def protocol(tmp_path_factory):
+    root = tmp_path_factory.mktemp("protocol")
+    write_protocol_records(root / "runs")
+    make_tables(root / "runs", root / "out")
+    return root / "out"
+
+
+def _cell(out: Path, method: str, column: str, table: int = 2) -> dict:
+    return row_of(read_csv(out / f"table{table}_cells.csv"), method=method, column=column)
+
+
+def test_held_out_cells_show_the_seed0_winner_on_held_out_seeds(protocol):
+    pst = _cell(protocol, "PST", "SST-2")
+    assert (pst["setting"], pst["seeds"], pst["held_out"], pst["tuning_seeds"]) == (
+        "train.lr=0.0003",
+        "1;2;3;4;5",
+        "True",
+        "0",
+    )
+    for name in ("Fine-tune", "MaP", "PST"):
+        assert "0" not in _cell(protocol, name, "SST-2")["seeds"].split(";")
+    assert _cell(protocol, "PST", "STS-B")["seeds"] == "1"
+    md = (protocol / "table2.md").read_text(encoding="utf-8")
+    assert "shown: train.lr=0.0003 on held-out seeds [1, 2, 3, 4, 5]" in md
+    assert "Selection seeds (`--selection-seeds 0`)" in md
+
+
+def test_a_winner_without_held_out_runs_is_pending(protocol):
+    rows = read_csv(protocol / "table2.csv")
+    mvp = row_of(rows, Model="minilm-l6", Method="MvP", Sparsity="90%")
+    assert mvp["SST-2 ours"] == "-"  # no value until a held-out seed runs
+    assert not [c for c in read_csv(protocol / "table2_cells.csv") if c["method"] == "MvP"]
+    md = (protocol / "table2.md").read_text(encoding="utf-8")
+    assert (
+        "Selected, held-out seeds pending (no value shown until a held-out seed runs): "
+        "minilm-l6 SST-2 90% MvP: train.lr=0.001 (ranked on seed 0)." in md
+    )
+    assert "shown: train.lr=0.001 (selected, held-out seeds pending)" in md
+    # it has run, so it is not among the missing paper cells
+    missing = read_csv(protocol / "table2_missing.csv")
+    assert not [m for m in missing if (m["method"], m["sparsity"], m["column"]) == ("MvP", "90%", "SST-2")]
+    assert [m for m in missing if (m["method"], m["sparsity"], m["column"]) == ("MvP", "90%", "STS-B")]
+
+
+def test_winners_on_the_grid_edge_are_listed(protocol):
+    assert (_cell(protocol, "MaP", "SST-2")["on_edge"], _cell(protocol, "PST", "SST-2")["on_edge"]) == ("lowest", "")
+    md = (protocol / "table2.md").read_text(encoding="utf-8")
+    edge = next(line for line in md.splitlines() if line.startswith("- Winner on the grid's edge"))
+    assert "minilm-l6 SST-2 90% MaP: train.lr=0.0001 is the lowest train.lr of 0.0001, 0.0003, 0.001" in edge
+    assert "minilm-l6 SST-2 90% MvP: train.lr=0.001 is the highest train.lr of 0.0001, 0.0003, 0.001" in edge
+    assert "PST" not in edge and "Fine-tune" not in edge
+
+
+def test_the_tuning_budget_and_unequal_budgets(protocol):
+    md = (protocol / "table2.md").read_text(encoding="utf-8")
+    budget = next(line for line in md.splitlines() if line.startswith("- Tuning budget"))
+    assert "minilm-l6 SST-2 0% (seed 0): Fine-tune: 3;" in budget
+    assert "minilm-l6 SST-2 90% (seed 0): MaP: 3, MvP: 3, PST: 3;" in budget
+    assert "minilm-l6 STS-B 90% (seed 0): MaP: 1, PST: 3." in budget
+    flags = [line for line in md.splitlines() if "**UNEQUAL TUNING BUDGET**" in line]
+    assert flags == [
+        "- **UNEQUAL TUNING BUDGET** minilm-l6 STS-B 90%: MaP 1 setting, PST 3 settings. The methods were not "
+        "tuned alike, so a difference between them may be the tuning, not the method: give each the same "
+        "learning-rate grid."
+    ]
+
+
+def test_runs_from_uncommitted_code_are_marked(protocol):
+    assert (_cell(protocol, "MaP", "SST-2")["dirty_runs"], _cell(protocol, "PST", "SST-2")["dirty_runs"]) == ("1", "0")
+    row = row_of(read_csv(protocol / "table2.csv"), Model="minilm-l6", Method="MaP", Sparsity="90%")
+    assert row["SST-2 ours"].split(" · ret")[0].endswith("§")
+    assert "§" not in row_of(read_csv(protocol / "table2.csv"), Method="PST", Sparsity="90%")["SST-2 ours"]
+    md = (protocol / "table2.md").read_text(encoding="utf-8")
+    assert "- `§`: 1 run from uncommitted code (`git.dirty` in the record" in md
+    assert "claims refuse such cells" in md
+
+
+def test_the_mean_and_its_95_percent_interval(protocol):
+    from scipy import stats
+
+    values = [100 * v for v in HELD_OUT_SST2_PST.values()]
+    mean = sum(values) / len(values)
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=stats.sem(values))
+    pst = _cell(protocol, "PST", "SST-2")
+    assert float(pst["ci_low"]) == pytest.approx(low, abs=1e-6)
+    assert float(pst["ci_high"]) == pytest.approx(high, abs=1e-6)
+    assert float(pst["mean"]) == pytest.approx(mean)
+    row = row_of(read_csv(protocol / "table2.csv"), Model="minilm-l6", Method="PST", Sparsity="90%")
+    assert row["SST-2 ours"].startswith(f"83.00 [81.00–86.00]† · {mean:.2f} ± {(high - low) / 2:.2f} (n=5) · ret ")
+    one = _cell(protocol, "PST", "STS-B")  # one held-out run: no interval
+    assert (one["runs"], one["ci_low"], one["ci_high"]) == ("1", "", "")
+    assert "±" not in row["STS-B ours"]
+
+
+def test_selection_seeds_option_and_an_only_new_protocol_folder(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    write_protocol_records(runs)
+    # no selection seed: the old rule ranks on seed 0 (the seed every setting has) and shows it too
+    assert tables.main(["--runs", str(runs), "--out", str(tmp_path / "out"), "--selection-seeds"]) == 0
+    pst = _cell(tmp_path / "out", "PST", "SST-2")
+    assert pst["held_out"] == "False" and pst["seeds"].split(";")[0] == "0"
+    assert "Selection seeds: none" in (tmp_path / "out" / "table2.md").read_text(encoding="utf-8")
+    assert "table2: " in capsys.readouterr().out

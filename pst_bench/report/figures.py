@@ -250,6 +250,8 @@ def metric_vs_sparsity(records: list, rule: str = DEFAULT_GRID_RULE) -> dict[tup
     cells = select_cells(usable, _figure_cell, rule)
     out: dict[tuple[str, str], dict[str, list[dict]]] = {}
     for (model, task, label, percent), cell in sorted(cells.items()):
+        if not cell.runs:  # a held-out cell whose selected setting has no held-out run yet
+            continue
         values = np.array([run.dev_value for run in cell.runs])
         point = {
             "sparsity": percent,

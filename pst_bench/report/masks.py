@@ -111,12 +111,14 @@ def _main_label(record: RunRecord) -> str | None:
     return label if label in COMPARED and at_paper_ranks(record) else None
 
 
-def mask_pairs(records: Iterable[RunRecord], rule: str = DEFAULT_GRID_RULE) -> list[MaskPair]:
+def mask_pairs(
+    records: Iterable[RunRecord], rule: str = DEFAULT_GRID_RULE, selection_seeds: tuple[int, ...] | None = None
+) -> list[MaskPair]:
     """Every same-seed pair of MaP, MvP and PST runs that the tables show, with its mask distance; and the
     runs of every other grid setting of a cell against the other method's shown run (``shown=False``), so
     that the distance of each setting tried (e.g. each MvP score learning rate) is on record."""
     usable = [r for r in records if _main_label(r) is not None and r.sparsity > 0]
-    cells = select_cells(usable, lambda r: (r.model, r.task, r.sparsity_pct, _main_label(r)), rule)
+    cells = select_cells(usable, lambda r: (r.model, r.task, r.sparsity_pct, _main_label(r)), rule, selection_seeds)
     shown: dict[tuple, dict[str, dict[int, RunRecord]]] = {}
     others: dict[tuple, dict[str, list[tuple[str, RunRecord]]]] = {}
     for (model, task, pct, label), cell in cells.items():

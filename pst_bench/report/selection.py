@@ -23,6 +23,16 @@
    on MRPC the constant "paraphrase" scores F1 81.22, above a sparse run that learned and scores
    80.6, and a constant is no result to show. ``pool``: every
    setting's runs are shown together. Either way the winner and the candidates are recorded.
+5. **Selection seed vs held-out seeds** (issue 21). A cell where any record has a *selection seed*
+   (``SELECTION_SEEDS``, ``train.seed=0``; ``--selection-seeds`` overrides it) is a held-out cell:
+   its settings are ranked on their selection-seed runs only (same best-dev rule, constant predictors
+   last), and the cell shows only the winner's runs on the other seeds, the held-out ones (``pool``:
+   every setting's held-out runs). A seed that picked a setting is never a reported seed: a winner with
+   no held-out run yet shows no value (``Cell.pending``), while the selection is still reported. A cell
+   with no selection-seed record keeps rule 4 unchanged.
+6. **Grid edge.** With two or more learning rates in a grid (``LEARNING_RATE_KEYS``: ``train.lr``,
+   else ``method.score_lr``), a winner at the lowest or highest of them is ``Cell.on_edge``: the grid
+   must be extended before the winner is trusted.
 """
 
 from __future__ import annotations
@@ -31,12 +41,17 @@ import json
 import statistics
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..record import RunRecord
 
 GRID_RULES = ("best-dev", "pool")
 DEFAULT_GRID_RULE = "best-dev"
 PAPER_RANKS = (8, 8)
+#: Seeds that tune (pick a cell's setting) and are never reported; a cell without them keeps rule 4.
+SELECTION_SEEDS: tuple[int, ...] = (0,)
+#: The setting keys a learning-rate grid varies, in the order the edge check looks at them.
+LEARNING_RATE_KEYS = ("train.lr", "method.score_lr")
 _UNSET = "unset"
 
 
@@ -74,12 +89,65 @@ class Cell:
     candidates: tuple[Candidate, ...]
     duplicates: tuple[tuple[RunRecord, RunRecord], ...]  # (counted, left out)
     rule: str
+    # the selection seeds applied to this cell (never shown); () when no record has one: rule 4 as before
+    selection_seeds: tuple[int, ...] = ()
+
+    @property
+    def held_out(self) -> bool:
+        """The cell was tuned on selection seeds and shows only held-out seeds."""
+        return bool(self.selection_seeds)
 
     @property
     def runs(self) -> tuple[RunRecord, ...]:
-        if self.rule == "pool":
-            return tuple(run for candidate in self.candidates for run in candidate.runs)
-        return self.chosen.runs
+        shown = self.candidates if self.rule == "pool" else (self.chosen,)
+        return tuple(run for candidate in shown for run in candidate.runs if run.seed not in self.selection_seeds)
+
+    @property
+    def pending(self) -> bool:
+        """A held-out cell whose selected setting has no held-out run yet: no value to show."""
+        return self.held_out and not self.runs
+
+    @property
+    def grid(self) -> tuple[Candidate, ...]:
+        """The settings that were ranked (held-out cells: those with a selection-seed run)."""
+        return tuple(candidate for candidate in self.candidates if candidate.ranking_seeds)
+
+    @property
+    def tuning_seeds(self) -> tuple[int, ...]:
+        """The seeds the settings were ranked on (the selection seeds present, for a held-out cell)."""
+        return tuple(sorted({seed for candidate in self.grid for seed in candidate.ranking_seeds}))
+
+    @cached_property
+    def _edge(self) -> tuple[str | None, str | None, tuple]:
+        if self.rule != "best-dev" or self.chosen.median_dev is None:
+            return None, None, ()
+        for key in LEARNING_RATE_KEYS:
+            values = sorted({_number(c.runs[0].setting.get(key)) for c in self.grid} - {None})
+            mine = _number(self.chosen.runs[0].setting.get(key))
+            if len(values) < 2 or mine is None:
+                continue
+            if mine == values[0]:
+                return "lowest", key, tuple(values)
+            if mine == values[-1]:
+                return "highest", key, tuple(values)
+            return None, key, tuple(values)
+        return None, None, ()
+
+    @property
+    def on_edge(self) -> str | None:
+        """ "lowest" / "highest" when the winner's learning rate is the grid's lowest / highest of two or
+        more (``LEARNING_RATE_KEYS``, the first that varies among the ranked settings); else None."""
+        return self._edge[0]
+
+    @property
+    def edge_key(self) -> str | None:
+        """The learning-rate key the grid varies (the one ``on_edge`` looked at), or None."""
+        return self._edge[1]
+
+    @property
+    def edge_values(self) -> tuple[float, ...]:
+        """The grid's distinct values of ``edge_key``, ascending."""
+        return self._edge[2]
 
     @property
     def is_grid(self) -> bool:
@@ -91,6 +159,16 @@ class Cell:
         if self.is_grid and self.rule == "pool":
             return "pooled: " + " | ".join(c.setting for c in self.candidates)
         return self.chosen.setting
+
+
+def _number(value) -> float | None:
+    """A setting's value as a number (a learning rate), or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _value_text(value) -> str:
@@ -143,10 +221,29 @@ def _best(candidates: list[Candidate]) -> Candidate:
     return ranked[0]
 
 
-def select_cell(key: Hashable, records: list[RunRecord], rule: str = DEFAULT_GRID_RULE) -> Cell:
-    """Apply the policy to the records of one cell."""
+def _ranking_seeds(kept: dict[str, list[RunRecord]], selection: set[int]) -> tuple[set[int] | None, bool]:
+    """(the seeds settings are ranked on, None for each setting's own; whether the cell is held-out).
+
+    Held-out (a selection seed is present): the selection seeds every tuned setting has, else each
+    setting's own selection seeds. Otherwise rule 4: the seeds every setting has when a grid shares any."""
+    seeds = [{run.seed for run in runs} for runs in kept.values()]
+    tuned = [found & selection for found in seeds if found & selection]
+    if tuned:
+        return (set.intersection(*tuned) or set().union(*tuned)), True
+    common = set.intersection(*seeds)
+    return (common if common and len(kept) > 1 else None), False
+
+
+def select_cell(
+    key: Hashable,
+    records: list[RunRecord],
+    rule: str = DEFAULT_GRID_RULE,
+    selection_seeds: Iterable[int] | None = None,
+) -> Cell:
+    """Apply the policy to the records of one cell (``selection_seeds``: None for ``SELECTION_SEEDS``)."""
     if rule not in GRID_RULES:
         raise ValueError(f"grid rule {rule!r}: choose one of {', '.join(GRID_RULES)}")
+    selection = set(SELECTION_SEEDS if selection_seeds is None else selection_seeds)
     keys = distinguishing_keys(records)
     by_setting: dict[str, list[RunRecord]] = {}
     for record in records:
@@ -155,14 +252,17 @@ def select_cell(key: Hashable, records: list[RunRecord], rule: str = DEFAULT_GRI
     for setting in sorted(by_setting):
         kept[setting], dropped = _one_per_seed(by_setting[setting])
         duplicates += dropped
-    common = set.intersection(*({run.seed for run in runs} for runs in kept.values()))
-    ranking_seeds = common if common and len(kept) > 1 else None
+    ranking_seeds, held_out = _ranking_seeds(kept, selection)
     candidates = [_candidate(setting, runs, ranking_seeds) for setting, runs in kept.items()]
-    return Cell(key, _best(candidates), tuple(candidates), tuple(duplicates), rule)
+    reserved = tuple(sorted(selection)) if held_out else ()
+    return Cell(key, _best(candidates), tuple(candidates), tuple(duplicates), rule, reserved)
 
 
 def select_cells(
-    records: Iterable[RunRecord], cell_of: Callable[[RunRecord], Hashable | None], rule: str = DEFAULT_GRID_RULE
+    records: Iterable[RunRecord],
+    cell_of: Callable[[RunRecord], Hashable | None],
+    rule: str = DEFAULT_GRID_RULE,
+    selection_seeds: Iterable[int] | None = None,
 ) -> dict[Hashable, Cell]:
     """{cell key: Cell} for every record ``cell_of`` places in a cell (None: not in this report)."""
     grouped: dict[Hashable, list[RunRecord]] = {}
@@ -170,7 +270,8 @@ def select_cells(
         key = cell_of(record)
         if key is not None:
             grouped.setdefault(key, []).append(record)
-    return {key: select_cell(key, runs, rule) for key, runs in grouped.items()}
+    seeds = None if selection_seeds is None else tuple(selection_seeds)
+    return {key: select_cell(key, runs, rule, seeds) for key, runs in grouped.items()}
 
 
 def describe_rule(rule: str) -> str:
@@ -185,4 +286,17 @@ def describe_rule(rule: str) -> str:
         f"Run selection (`--grid {rule}`): records of one model, task, sparsity and method computation "
         "(`pst` = `pst_mag_ab_rc`) form a cell; same setting and seed twice counts once (the first file); "
         f"when a cell holds several settings (a hyperparameter grid), {grid}."
+    )
+
+
+def describe_selection_seeds(seeds: Iterable[int] | None) -> str:
+    """The note on selection seeds vs held-out seeds (rule 5)."""
+    seeds = tuple(sorted(SELECTION_SEEDS if seeds is None else seeds))
+    if not seeds:
+        return "Selection seeds: none (`--selection-seeds` given empty): every cell is ranked and shown as above."
+    named = ", ".join(str(seed) for seed in seeds)
+    return (
+        f"Selection seeds (`--selection-seeds {' '.join(str(s) for s in seeds)}`): in a cell with a run on seed "
+        f"{named}, the settings are ranked on those runs only and the cell shows the winner's runs on the other "
+        "(held-out) seeds, never a seed that picked the setting; a cell without such a run is selected as above."
     )

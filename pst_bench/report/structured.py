@@ -36,7 +36,7 @@ def _budget(record: RunRecord) -> str:
     return json.dumps({k: v for k, v in record.budget.items() if k not in ("model.name", "task.name")}, sort_keys=True)
 
 
-def structured_cells(records: list[RunRecord], rule: str) -> dict:
+def structured_cells(records: list[RunRecord], rule: str, selection_seeds: tuple[int, ...] | None = None) -> dict:
     """{(model, task, budget, sparsity %, label): Cell} for the table's rows and their references."""
     glue = [r for r in records if r.family == "glue" and at_paper_ranks(r)]
     places = {(r.model, r.task, _budget(r), r.sparsity_pct) for r in glue if r.structure}
@@ -54,7 +54,8 @@ def structured_cells(records: list[RunRecord], rule: str) -> dict:
             (model, task, budget, record.sparsity_pct, label) if record.structure or label in ("MaP", "PST") else None
         )
 
-    return select_cells(glue, cell_of, rule)
+    cells = select_cells(glue, cell_of, rule, selection_seeds)
+    return {key: cell for key, cell in cells.items() if cell.runs}  # a held-out cell still pending: no row
 
 
 def _values(cell: Cell) -> list[float]:
@@ -87,8 +88,10 @@ def _speedup(bench: dict | None, record: RunRecord) -> tuple[float | None, str]:
     return entry[SPEED_SHAPE]["speedup_vs_dense"], name
 
 
-def structured_frame(records: list[RunRecord], bench_dir: Path, rule: str) -> pd.DataFrame:
-    cells = structured_cells(records, rule)
+def structured_frame(
+    records: list[RunRecord], bench_dir: Path, rule: str, selection_seeds: tuple[int, ...] | None = None
+) -> pd.DataFrame:
+    cells = structured_cells(records, rule, selection_seeds)
     finetune = {
         key[:3]: statistics.median(_values(c)) for key, c in cells.items() if key[4] == "Fine-tune" and _values(c)
     }
@@ -185,8 +188,15 @@ def structured_markdown(frame: pd.DataFrame, cells: dict, runs_dir: str, rule: s
     return "\n".join(lines) + "\n"
 
 
-def write_structured(records: list[RunRecord], out_dir: Path, runs_dir: str, bench_dir: Path, rule: str) -> None:
-    frame = structured_frame(records, bench_dir, rule)
-    cells = structured_cells(records, rule)
+def write_structured(
+    records: list[RunRecord],
+    out_dir: Path,
+    runs_dir: str,
+    bench_dir: Path,
+    rule: str,
+    selection_seeds: tuple[int, ...] | None = None,
+) -> None:
+    frame = structured_frame(records, bench_dir, rule, selection_seeds)
+    cells = structured_cells(records, rule, selection_seeds)
     atomic_write_text(out_dir / "structured.csv", frame.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(out_dir / "structured.md", structured_markdown(frame, cells, runs_dir, rule))

@@ -1,6 +1,7 @@
 """The paper's Tables 2-5 from the results records of finished runs (``make tables``).
 
     python -m pst_bench.tables [--runs results/runs] [--out results/tables] [--paper PATH]
+                               [--grid best-dev|pool] [--selection-seeds SEED ...]
 
 Every ``*.json`` file under ``--runs`` (recursively) is read as a results record
 through :mod:`pst_bench.record`. Files that are not JSON, not a record, miss a
@@ -8,7 +9,9 @@ key the tables need or are not ``status: finished`` are skipped with a warning
 that names the file (and the missing keys); other files (``.npz``, ``.txt``,
 ``.jsonl``) are never looked at. Which records a cell shows is decided by the
 one selection policy of every report (:mod:`pst_bench.report.selection`,
-``--grid best-dev|pool``), named in each table's notes. The paper's numbers come from the packaged
+``--grid best-dev|pool``; ``--selection-seeds``: the seeds that only tune, default 0), named in
+each table's notes with the tuning budget, grid edges and pending held-out cells
+(:mod:`pst_bench.report.tuning`). The paper's numbers come from the packaged
 ``pst_bench/paper/paper_results.csv`` (or ``--paper``).
 
 ``--out`` also receives ``claims.md`` (the paper's five qualitative claims checked on these
@@ -22,13 +25,15 @@ For each table N in 2..5, ``--out`` receives:
 - ``tableN.csv``: the same table, each value column split into ``<col> ours``,
   ``<col> paper`` and ``<col> diff`` (the same strings as the Markdown).
 - ``tableN_cells.csv``: one line per cell we have, numeric: runs, seeds, median, min,
-  max, paper, diff and the record files, for plotting and auditing; ``settings`` is how many
-  settings the cell held and ``setting`` the one shown (empty when there was one).
+  max, mean, std, ``ci_low``/``ci_high`` (95%), paper, diff and the record files, for plotting
+  and auditing; ``settings`` is how many settings the cell held and ``setting`` the one shown
+  (empty when there was one); ``dirty_runs``, ``held_out``, ``tuning_seeds`` and ``on_edge``.
 - ``tableN_missing.csv``: one line per missing paper cell, with the command that fills it.
 
-Cell strings: ``78.90`` for one run, ``88.10 [87.50–88.90]`` (median [min–max]) for
-several; ``†`` marks a cell with a short run (a train/eval/decode subset or
-``max_steps``); ``-`` where there is no value; a paper value the paper copied from
+Cell strings: ``78.90`` for one run, ``88.10 [87.50–88.90] · 88.20 ± 0.95 (n=3)`` (median
+[min–max] · mean ± the 95% Student-t half-width, :mod:`pst_bench.report.stats`) for several;
+``§`` marks a cell with a run from uncommitted code (``git.dirty``); ``†`` a cell with a short
+run (a train/eval/decode subset or ``max_steps``); ``-`` where there is no value; a paper value the paper copied from
 prior work ends in ``*`` as in the paper; diff = ours (as printed) − paper.
 Everything is sorted and formatted with fixed decimals, so a rerun on the same
 records writes byte-identical files.
@@ -52,7 +57,18 @@ from ..files import atomic_write_text
 from ..record import RecordSkipped, RunRecord, load_records
 from .labels import FULL_PST, MAIN_LABELS, label_of, method_of_label
 from .masks import MaskPair, mask_pairs
-from .selection import DEFAULT_GRID_RULE, GRID_RULES, Cell, at_paper_ranks, describe_rule, select_cells
+from .selection import (
+    DEFAULT_GRID_RULE,
+    GRID_RULES,
+    SELECTION_SEEDS,
+    Cell,
+    at_paper_ranks,
+    describe_rule,
+    describe_selection_seeds,
+    select_cells,
+)
+from .stats import mean_interval
+from .tuning import DIRTY_MARK, Tuned, budget_notes, dirty_note, edge_notes, pending_notes
 
 DASH = "-"
 RANGE_DASH = "\u2013"  # en dash: a hyphen would be ambiguous next to negative numbers (CoLA)
@@ -189,6 +205,7 @@ def parse_record(record: RunRecord, warn: Callable[[str], None]) -> dict:
         "r1": r1,
         "r2": r2,
         "short": record.is_short,
+        "dirty": record.dirty,
         "constant": record.constant_predictor,
         # the best constant predictor's value on the same dev set (x100, as the values), when known
         "constant_baseline": None if record.constant_baseline is None else 100.0 * record.constant_baseline,
@@ -556,11 +573,15 @@ def aggregate(obs: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
         distinct_seeds=("seed", "nunique"),
         settings=("settings", "max"),
         setting=("setting", "first"),
+        held_out=("held_out", "first"),
+        tuning_seeds=("tuning_seeds", "first"),
+        on_edge=("on_edge", "first"),
         mean=("value", "mean"),
         std=("value", "std"),  # sample std (n - 1); NaN for one run
         constant_runs=("constant", lambda flags: sum(1 for flag in flags if flag is True)),
         constant_baseline=("constant_baseline", "max"),
         unchecked_runs=("unchecked", "sum"),
+        dirty_runs=("dirty", "sum"),
         params_m=("params_exact", "median"),
     ).reset_index()
     # obs is sorted by seed inside each cell, so seeds, values and files line up
@@ -568,6 +589,9 @@ def aggregate(obs: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
     cells["values"] = grouped["value"].agg(lambda s: ";".join(f"{x:.6f}" for x in s)).to_numpy()
     cells["files"] = grouped["file"].agg(lambda s: ";".join(s)).to_numpy()
     cells["budgets"] = grouped["budget"].agg(lambda s: " | ".join(sorted(set(s)))).to_numpy()
+    intervals = [mean_interval(values) for values in grouped["value"].agg(list)]  # Student t, 95%
+    cells["ci_low"] = [interval.low for interval in intervals]
+    cells["ci_high"] = [interval.high for interval in intervals]
     return cells
 
 
@@ -588,6 +612,9 @@ class Built:
     has_short: bool
     rule: str  # the grid rule of the selection policy
     selection: list[str]  # what the policy did: grids resolved, duplicates left out
+    selection_seeds: tuple[int, ...] = SELECTION_SEEDS  # tune only, never shown (held-out cells)
+    tuning: tuple[str, ...] = ()  # tuning budget, grid edges, pending held-out cells (report.tuning)
+    dirty_runs: int = 0  # runs shown that came from uncommitted code
 
 
 KEY_HEADERS = {"label": "Method", "sparsity": "Sparsity", "task": "Task", "r1": "r1", "r2": "r2"}
@@ -599,6 +626,7 @@ OBS_COLUMNS = [
     "seed",
     "file",
     "short",
+    "dirty",
     "constant",
     "constant_baseline",
     "unchecked",
@@ -607,6 +635,9 @@ OBS_COLUMNS = [
     "params_rule",
     "setting",
     "settings",
+    "held_out",
+    "tuning_seeds",
+    "on_edge",
 ]
 MISSING_COLUMNS = [
     "table",
@@ -639,9 +670,12 @@ CELL_COLUMNS = [
     "values",
     "mean",
     "std",
+    "ci_low",
+    "ci_high",
     "constant_runs",
     "constant_baseline",
     "unchecked_runs",
+    "dirty_runs",
     "paper",
     "diff",
     "retention",
@@ -652,6 +686,9 @@ CELL_COLUMNS = [
     "files",
     "settings",
     "setting",
+    "held_out",
+    "tuning_seeds",
+    "on_edge",
 ]
 
 
@@ -660,7 +697,9 @@ def _key_text(field: str, value) -> str:
     return fmt_sparsity(value) if field == "sparsity" else str(value)
 
 
-def _selected(spec: Spec, runs: list[dict], rule: str) -> tuple[list[tuple[dict, list[dict]]], list[Cell]]:
+def _selected(
+    spec: Spec, runs: list[dict], rule: str, selection_seeds: tuple[int, ...] = SELECTION_SEEDS
+) -> tuple[list[tuple[dict, list[dict]]], list[Cell]]:
     """(run, its observations) for the runs the selection policy keeps, and every cell of the table.
 
     A cell of the policy is one row of the table and one task (a run's columns all come from
@@ -672,7 +711,9 @@ def _selected(spec: Spec, runs: list[dict], rule: str) -> tuple[list[tuple[dict,
         run["file"]: (run["model"], *(obs[0][f] for f in spec.keys), run["task"], *(run[f] for f in spec.cell_fields))
         for run, obs in entering
     }
-    cells = select_cells([run["record"] for run, _ in entering], lambda rec: cell_of_file[rec.name], rule)
+    cells = select_cells(
+        [run["record"] for run, _ in entering], lambda rec: cell_of_file[rec.name], rule, selection_seeds
+    )
     kept = {rec.name: cell for cell in cells.values() for rec in cell.runs}
     chosen = [(run, obs) for run, obs in entering if run["file"] in kept]
     return [(run, [{**ob, "cell": kept[run["file"]]} for ob in obs]) for run, obs in chosen], sorted(
@@ -680,11 +721,13 @@ def _selected(spec: Spec, runs: list[dict], rule: str) -> tuple[list[tuple[dict,
     )
 
 
-def observations(spec: Spec, runs: list[dict], rule: str = DEFAULT_GRID_RULE) -> tuple[pd.DataFrame, list[Cell]]:
+def observations(
+    spec: Spec, runs: list[dict], rule: str = DEFAULT_GRID_RULE, selection_seeds: tuple[int, ...] = SELECTION_SEEDS
+) -> tuple[pd.DataFrame, list[Cell]]:
     """One line per (selected run, value column) that enters the table, with the row key fields."""
     fields = ["model", *spec.keys]
     lines = []
-    chosen, cells = _selected(spec, runs, rule)
+    chosen, cells = _selected(spec, runs, rule, selection_seeds)
     for run, obs in chosen:
         for ob in obs:
             cell = ob.pop("cell")
@@ -695,6 +738,7 @@ def observations(spec: Spec, runs: list[dict], rule: str = DEFAULT_GRID_RULE) ->
                     "seed": run["seed"],
                     "file": run["file"],
                     "short": run["short"],
+                    "dirty": run["dirty"],
                     "constant": run["constant"],
                     "constant_baseline": run["constant_baseline"],
                     "unchecked": run["unchecked"],
@@ -703,6 +747,9 @@ def observations(spec: Spec, runs: list[dict], rule: str = DEFAULT_GRID_RULE) ->
                     "params_rule": run["params_rule"],
                     "setting": cell.setting,
                     "settings": len(cell.candidates),
+                    "held_out": cell.held_out,
+                    "tuning_seeds": ";".join(str(seed) for seed in cell.tuning_seeds),
+                    "on_edge": cell.on_edge or "",
                 }
             )
     return pd.DataFrame(lines, columns=list(dict.fromkeys([*fields, *OBS_COLUMNS]))), cells
@@ -748,9 +795,11 @@ class Retention:
     reference model (Table 2 for GLUE, Table 3 for generation).
     """
 
-    def __init__(self, runs: list[dict], paper: list[dict], rule: str):
+    def __init__(
+        self, runs: list[dict], paper: list[dict], rule: str, selection_seeds: tuple[int, ...] = SELECTION_SEEDS
+    ):
         dense = [run for run in runs if run["label"] == "Fine-tune"]
-        cells = select_cells([run["record"] for run in dense], lambda rec: (rec.model, rec.task), rule)
+        cells = select_cells([run["record"] for run in dense], lambda rec: (rec.model, rec.task), rule, selection_seeds)
         by_name = {run["file"]: run for run in dense}
         self.ours: dict[tuple[str, str], tuple[float, set[str]]] = {}
         for (model, _task), cell in cells.items():
@@ -789,16 +838,24 @@ def _row_params(obs: pd.DataFrame, fields: list[str], row: dict) -> pd.DataFrame
 
 
 def build_table(
-    spec: Spec, runs: list[dict], paper: list[dict], orders: Orders, rule: str = DEFAULT_GRID_RULE
+    spec: Spec,
+    runs: list[dict],
+    paper: list[dict],
+    orders: Orders,
+    rule: str = DEFAULT_GRID_RULE,
+    selection_seeds: tuple[int, ...] = SELECTION_SEEDS,
 ) -> Built:
     """Select, aggregate the runs that enter `spec`, compare them with the paper and list what is missing."""
     index = PaperIndex(spec, paper)
-    retention = Retention(runs, paper, rule)
+    retention = Retention(runs, paper, rule, selection_seeds)
     fields = ["model", *spec.keys]
-    obs, policy_cells = observations(spec, runs, rule)
+    obs, policy_cells = observations(spec, runs, rule, selection_seeds)
     cells = aggregate(obs, fields) if len(obs) else pd.DataFrame(columns=[*fields, "column"])
     by_cell = {tuple(c[f] for f in [*fields, "column"]): c for c in cells.to_dict("records")}
+    # a held-out cell whose winner has no held-out run yet keeps its row (its value shows `-`)
+    pending = _pending_observations(spec, runs, policy_cells)
     row_keys = {tuple(r) for r in obs[fields].itertuples(index=False, name=None)}
+    row_keys |= {tuple(ob[f] for f in fields) for ob in pending}
     row_dicts = sorted((dict(zip(fields, key)) for key in row_keys), key=lambda row: orders.row_key(spec.order, row))
     value_columns = orders.columns(spec, obs["column"].unique())
     rows, long_rows, repeated = [], [], []
@@ -832,13 +889,28 @@ def build_table(
         value_columns + (["Avg."] if spec.average else []),
         rows,
         pd.DataFrame(long_rows, columns=CELL_COLUMNS),
-        find_missing(spec, index, obs, scope),
+        find_missing(spec, index, obs, scope, pending),
         [m for m in scope if m not in index.models],
         repeated,
         bool(obs["short"].any()),
         rule,
         selection_notes(spec, policy_cells),
+        selection_seeds,
+        tuple(_tuning_notes(spec, policy_cells)),
+        int(obs.loc[obs["dirty"].astype(bool), "file"].nunique()) if len(obs) else 0,
     )
+
+
+def _pending_observations(spec: Spec, runs: list[dict], cells: list[Cell]) -> list[dict]:
+    """The observations (row keys and columns, no value shown) of held-out cells whose selected setting has
+    no held-out run yet, from the setting's selection-seed run: they keep their row and leave the Missing list."""
+    by_name = {run["file"]: run for run in runs}
+    found = []
+    for cell in cells:
+        if cell.pending:
+            run = by_name[cell.chosen.runs[0].name]
+            found += [{"model": run["model"], **ob} for ob in spec.select(run)]
+    return found
 
 
 def _cell_text(spec: Spec, cell: Cell) -> str:
@@ -870,6 +942,9 @@ def selection_notes(spec: Spec, cells: list[Cell]) -> list[str]:
                 for c in cell.candidates
             )
             shown = "all pooled" if cell.rule == "pool" else f"shown: {cell.chosen.setting}"
+            if cell.held_out:
+                held = sorted({run.seed for run in cell.runs})
+                shown += f" on held-out seeds {held}" if held else " (selected, held-out seeds pending)"
             lines.append(f"{_cell_text(spec, cell)} holds {len(cell.candidates)} settings ({ranked}); {shown}")
         for counted, left_out in cell.duplicates:
             lines.append(
@@ -877,6 +952,23 @@ def selection_notes(spec: Spec, cells: list[Cell]) -> list[str]:
                 f"{counted.seed}) and is left out"
             )
     return lines
+
+
+def _tuning_notes(spec: Spec, cells: list[Cell]) -> list[str]:
+    """The tuning budget per cell, unequal budgets, winners on a grid's edge and pending held-out cells."""
+    tuned = []
+    for cell in cells:
+        n = len(spec.keys)
+        fields = dict(zip(spec.keys, cell.key[1 : 1 + n]))
+        task = cell.key[1 + n]
+        column = GLUE[task][0] if task in GLUE else NLG_TASKS.get(task, task)
+        fields.pop("task", None)
+        sparsity = fields.pop("sparsity", None)
+        sparsity = cell.chosen.runs[0].sparsity_pct if sparsity is None else sparsity
+        member = [_key_text(f, v) if f == "label" else f"{f}={v}" for f, v in fields.items()]
+        member += [f"{f}={v}" for f, v in zip(spec.cell_fields, cell.key[2 + n :])]
+        tuned.append(Tuned(f"{cell.key[0]} {column} {fmt_sparsity(sparsity)}", " ".join(member), cell))
+    return [*budget_notes(tuned), *edge_notes(tuned), *pending_notes(tuned)]
 
 
 def missing_scope(
@@ -907,17 +999,20 @@ def _row_header(spec: Spec, index: PaperIndex, obs: pd.DataFrame, fields: list[s
 
 
 def _ours_text(cell: dict) -> str:
-    """Our side of a cell: the median [min–max] (mean ± std), or what the runs' predictions were."""
+    """Our side of a cell: the median [min–max] · mean ± 95% CI half-width (n), or what the runs' predictions
+    were; `§` when a run came from uncommitted code."""
     runs, constant = int(cell["runs"]), int(cell["constant_runs"])
     median, short = float(cell["median"]), bool(cell["short"])
+    dirty = DIRTY_MARK if int(cell.get("dirty_runs") or 0) else ""
     if constant == runs:
-        return f"constant ({fmt_number(median)})" + (SHORT_MARK if short else "")
+        return f"constant ({fmt_number(median)})" + (SHORT_MARK if short else "") + dirty
     text = fmt_ours(median, float(cell["low"]), float(cell["high"]), runs, short)
-    if runs > 1:
-        text += f" ({fmt_number(float(cell['mean']))} ± {fmt_number(float(cell['std']))})"
+    if runs > 1 and not pd.isna(cell["ci_low"]):
+        half = (float(cell["ci_high"]) - float(cell["ci_low"])) / 2
+        text += f" · {fmt_number(float(cell['mean']))} ± {fmt_number(half)} (n={runs})"
     text += f" ({constant}/{runs} constant)" if constant else ""
     text += BASELINE_MARK if at_or_below_baseline(cell) else ""
-    return text + (UNCHECKED_MARK if int(cell["unchecked_runs"]) else "")
+    return text + (UNCHECKED_MARK if int(cell["unchecked_runs"]) else "") + dirty
 
 
 def _baselines_text(cells: pd.DataFrame) -> str:
@@ -989,9 +1084,12 @@ def _value_cell(
         "max": six(cell["high"]),
         "mean": six(cell["mean"]),
         "std": six(cell["std"]),
+        "ci_low": six(cell["ci_low"]),
+        "ci_high": six(cell["ci_high"]),
         "constant_runs": int(cell["constant_runs"]),
         "constant_baseline": six(cell["constant_baseline"]),
         "unchecked_runs": int(cell["unchecked_runs"]),
+        "dirty_runs": int(cell["dirty_runs"]),
         "paper": six(paper_value),
         "diff": six(diff) if reference == row["model"] else "",
         "retention": six(ours_ret),
@@ -1002,6 +1100,9 @@ def _value_cell(
         "files": cell["files"],
         "settings": int(cell["settings"]),
         "setting": cell["setting"],
+        "held_out": bool(cell["held_out"]),
+        "tuning_seeds": cell["tuning_seeds"],
+        "on_edge": cell["on_edge"],
     }
     comparison = fmt_diff(diff) if reference == row["model"] else _fmt_points(diff)
     return (ours, paper_text, comparison), (median if learned else None), long_row
@@ -1038,13 +1139,16 @@ def missing_command(spec: Spec, model: str, cell: dict) -> str:
     return " ".join(parts)
 
 
-def find_missing(spec: Spec, index: PaperIndex, obs: pd.DataFrame, scope: list[str]) -> pd.DataFrame:
+def find_missing(
+    spec: Spec, index: PaperIndex, obs: pd.DataFrame, scope: list[str], pending: Iterable[dict] = ()
+) -> pd.DataFrame:
     """Every paper cell (of a method pst-bench runs, not Avg.) that no run of a scoped model fills.
 
     Scoped models are those with any record of the table's task family, so a model with
-    GLUE runs but no rank runs still lists the whole Table 4 grid.
+    GLUE runs but no rank runs still lists the whole Table 4 grid. A held-out cell still waiting
+    for its held-out seeds (``pending`` observations) is named in the notes, not here.
     """
-    have = {(ob["model"], *(ob[f] for f in spec.match), ob["column"]) for ob in obs.to_dict("records")}
+    have = {(ob["model"], *(ob[f] for f in spec.match), ob["column"]) for ob in [*obs.to_dict("records"), *pending]}
     lines = []
     for model in scope:
         pm = index.model_for(model)
@@ -1103,7 +1207,7 @@ def markdown(built: Built, runs_dir: str) -> str:
         f"Built by `{COMMAND}` (`python -m pst_bench.tables`) from {len(built.files)} results "
         f"record{'s' if len(built.files) != 1 else ''} in `{runs_dir}`.",
         "",
-        "Cell: ours / paper (diff = ours − paper). Several runs: median [min–max]; `-`: no value.",
+        "Cell: ours / paper (diff = ours − paper). Several runs: median [min–max] · mean ± 95% CI (n); `-`: no value.",
     ]
     out.append("")
     if built.rows:
@@ -1136,7 +1240,9 @@ def _notes(built: Built) -> list[str]:
             "rows show the paper's number for orientation only, and their Avg. is not compared."
         )
     notes.append(
-        "Several runs: median [min–max] (mean ± sample std). `constant (v)`: every run of the cell "
+        "Several runs: median [min–max] · mean ± the half-width of its 95% confidence interval (Student t over "
+        "the n runs shown; `ci_low`, `ci_high` and the sample `std` in the cells CSV). `constant (v)`: every run "
+        "of the cell "
         "predicts one class on the dev set (≥ 99% of it) or one value (prediction std < 5% of the "
         "labels'), so v says nothing about the method: no difference, retention or Avg. is computed from it; "
         "`(k/n constant)`: k of the n runs did (`RunRecord.constant_predictor`, from the prediction "
@@ -1160,9 +1266,12 @@ def _notes(built: Built) -> list[str]:
     quoted = any(row[c][1].endswith(ELSEWHERE_MARK) for row in built.rows for c in built.value_columns)
     if quoted or built.missing["published_elsewhere"].any():
         notes.append(f"`{ELSEWHERE_MARK}` after a paper number: the paper quotes it from prior work.")
+    notes += dirty_note(built.dirty_runs)
     notes.append(describe_rule(built.rule))
+    notes.append(describe_selection_seeds(built.selection_seeds))
     if built.selection:
         notes.append("Selection: " + "; ".join(built.selection) + ".")
+    notes += list(built.tuning)
     if built.repeated_seeds:
         notes.append(
             "Cells where several records share a seed (different settings, pooled): "
@@ -1175,7 +1284,8 @@ def _notes(built: Built) -> list[str]:
             "Paired per-seed differences (same seed; constant predictors included): " + "; ".join(paired) + "."
         )
     notes.append(
-        f"Per-cell numbers (runs, seeds, per-seed values, median, min, max, mean, std, retention, record files): "
+        f"Per-cell numbers (runs, seeds, per-seed values, median, min, max, mean, std, 95% CI, retention, record "
+        "files, held-out and tuning seeds, grid edge): "
         f"`table{built.spec.number}_cells.csv`."
     )
     return notes
@@ -1339,6 +1449,7 @@ def make_tables(
     paper_csv: Path | None = None,
     rule: str = DEFAULT_GRID_RULE,
     bench_dir: Path = Path("results/bench"),
+    selection_seeds: tuple[int, ...] = SELECTION_SEEDS,
 ) -> tuple[list[dict], list[Built]]:
     """Build and write Tables 2-5 (and the claims, mask distances and the structured-sparsity table) from
     the records under runs_dir; returns the runs and the tables."""
@@ -1348,15 +1459,16 @@ def make_tables(
     runs = load_runs(runs_dir)
     paper = load_paper(paper_csv or default_paper_csv())
     orders = Orders(paper)
-    built = [build_table(spec, runs, paper, orders, rule) for spec in SPECS]
+    seeds = tuple(selection_seeds)
+    built = [build_table(spec, runs, paper, orders, rule, seeds) for spec in SPECS]
     for table in built:
         write_table(table, out_dir, runs_dir.as_posix())
-    pairs = mask_pairs([run["record"] for run in runs], rule)
+    pairs = mask_pairs([run["record"] for run in runs], rule, seeds)
     atomic_write_text(out_dir / "mask_distance.csv", to_csv_text(mask_distance_frame(pairs)))
     atomic_write_text(out_dir / "mask_distance.md", mask_distance_markdown(pairs, runs_dir.as_posix()))
     verdicts = check_claims(built, pairs, paper)
     atomic_write_text(out_dir / "claims.md", claims_markdown(verdicts, len(runs), runs_dir.as_posix()))
-    write_structured([run["record"] for run in runs], out_dir, runs_dir.as_posix(), bench_dir, rule)
+    write_structured([run["record"] for run in runs], out_dir, runs_dir.as_posix(), bench_dir, rule, seeds)
     return runs, built
 
 
@@ -1383,6 +1495,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bench", type=Path, default=Path("results/bench"), help="inference benchmark folder (structured.md's speed)"
     )
+    parser.add_argument(
+        "--selection-seeds",
+        type=int,
+        nargs="*",
+        default=list(SELECTION_SEEDS),
+        metavar="SEED",
+        help="seeds that only pick a cell's setting and are never shown; a cell with a run on one shows the "
+        "winner's other (held-out) seeds; give none to turn this off (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if not args.runs.is_dir():
         print(f"pst-bench tables: error: no runs folder {args.runs}", file=sys.stderr)
@@ -1394,7 +1515,7 @@ def main(argv: list[str] | None = None) -> int:
     # print the warning's source line and drop repeats).
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RecordSkipped)
-        runs, built = make_tables(args.runs, args.out, args.paper, args.grid, args.bench)
+        runs, built = make_tables(args.runs, args.out, args.paper, args.grid, args.bench, tuple(args.selection_seeds))
     for item in caught:
         print(f"pst-bench tables: warning: {item.message}", file=sys.stderr)
     used = set().union(*(table.files for table in built))
