@@ -37,15 +37,14 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from .schema.structured import STRUCTURE_DEFAULTS, structure_of
+from .methods import STRUCTURE_DEFAULTS, structure_of
+from .methods.pst import SCORE_TERMS  # PST's score terms, in the order of the paper's labels
 
 SCHEMA_VERSION = 1
 READABLE_SCHEMAS = (1,)
 FINISHED = "finished"
 #: Keys every finished record has; a record missing any is skipped (with the names).
 REQUIRED_KEYS = ("status", "task", "model", "method", "sparsity", "seed", "main_split", "final")
-#: The importance-score terms of PST, in the order of the paper's labels.
-SCORE_TERMS = ("mag", "ab", "rc")
 #: Settings that say where/how a run executes, not what it computes: not part of its identity.
 _NON_IDENTITY_KEYS = {
     "paths": None,

@@ -1,57 +1,39 @@
 """``SparseConfig``: everything that decides how a model is sparsified, as one plain object.
 
-The library's counterpart of peft's ``LoraConfig``. The runner builds one from its Hydra config
-(``from_run_config``), a user writes one by hand; both go through ``get_sparse_model``. Values are
-checked by the same code that checks the runner's configs (``pst_bench.schema.validate``).
+The library's counterpart of peft's ``LoraConfig``, and the only typed copy of a method's keys: it
+extends ``MethodSettings`` (the keys every method shares) and PST's ``PstParams`` (``pst_bench.methods``),
+and the runner's Hydra schema is generated from the same dataclasses. The runner builds one from its
+Hydra config (``from_run_config``), a user writes one by hand; both go through ``get_sparse_model``.
+Values are checked by ``pst_bench.methods.checks``, as the runner's are. Importing this module loads
+neither Hydra nor OmegaConf nor any runner module.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from ..errors import ConfigError
-from ..schema.structured import STRUCTURE_DEFAULTS
-
-#: The PST keys of a method (``PstMethodConfig``), used only when method="pst".
-PST_KEYS = ("r1", "r2", "alpha1", "alpha2", "beta", "score_terms")
+from ..methods import MethodSettings, MethodView, find_method
+from ..methods.pst import PstParams
 
 
 @dataclass
-class SparseConfig:
+class SparseConfig(PstParams, MethodSettings):
     """How to sparsify a model (defaults: the paper's PST at 90%).
 
-    ``method``: ``pst`` (frozen W0, trained U·V and importance model), ``mvp`` (movement pruning: a
-    trained score per weight, dense training), ``map`` (magnitude, dense training) or ``finetune`` (dense,
-    no mask: the baseline). The schedule keys drive ``SparseModel.schedule``. ``target_modules`` and
-    ``modules_to_save`` (the task head) are regular expressions over module names; left ``None``, they come
-    from the preset of the model's ``config.model_type`` (``pst_bench.adapter.presets``).
+    ``method``: a registered method (``pst_bench.methods``): ``pst`` (frozen W0, trained U·V and importance
+    model), ``mvp`` (movement pruning: a trained score per weight, dense training), ``map`` (magnitude,
+    dense training) or ``finetune`` (dense, no mask: the baseline). The schedule keys drive
+    ``SparseModel.schedule``. PST's keys (r1, r2, alpha1, alpha2, beta, score_terms) are read only when
+    method="pst". ``target_modules`` and ``modules_to_save`` (the task head) are regular expressions over
+    module names; left ``None``, they come from the preset of the model's ``config.model_type``
+    (``pst_bench.adapter.presets``).
     """
 
     method: str = "pst"
-    sparsity: float = 0.9
-    initial_sparsity: float = 0.0
-    warmup_frac: float = 0.1
-    cooldown_frac: float = 0.3
-    # PST
-    r1: int = 8
-    r2: int = 8
-    alpha1: float = 1.0
-    alpha2: float = 1.0
-    beta: float = 1.0
-    score_terms: list[str] = field(default_factory=lambda: ["mag", "ab", "rc"])
-    train_bias_and_norm: bool = False
-    # mask structure (README, "Sparsity patterns")
-    pattern: str = STRUCTURE_DEFAULTS["pattern"]
-    block_shape: list[int] = field(default_factory=lambda: list(STRUCTURE_DEFAULTS["block_shape"]))
-    units: list[str] = field(default_factory=lambda: list(STRUCTURE_DEFAULTS["units"]))
-    scope: str = STRUCTURE_DEFAULTS["scope"]
-    matrix_sparsity_min: float | None = None
-    matrix_sparsity_max: float | None = None
     # where: None = the model type's preset
     target_modules: list[str] | None = None
     modules_to_save: list[str] | None = None
@@ -60,21 +42,23 @@ class SparseConfig:
     qkv_modules: list[str] | None = None  # GPT-2's fused q/k/v, split into three matrices
 
     def __post_init__(self) -> None:
-        from ..schema.validate import check_method  # the runner's checks, one line per problem
+        from ..methods.checks import check_method  # the runner's checks, one line per problem
 
         check_method(self.method_view())
 
-    def method_view(self):
-        """This config as the runner's ``cfg.method`` (what the sparsity modules read)."""
-        keys = ["sparsity", "initial_sparsity", "warmup_frac", "cooldown_frac", "train_bias_and_norm"]
-        keys += list(STRUCTURE_DEFAULTS)
-        keys += list(PST_KEYS) if self.method == "pst" else []
-        values = {key: getattr(self, key) for key in keys}
-        return OmegaConf.create({"name": self.method, "kind": self.method, **values})
+    def method_view(self) -> MethodView:
+        """This config as the runner's ``cfg.method`` (what the sparsity modules read): the shared keys and
+        the method's own (``Method.params``)."""
+        method = find_method(self.method)
+        keys = [f.name for f in fields(MethodSettings)]
+        keys += [key for key in (method.param_names if method else ()) if hasattr(self, key)]
+        return MethodView(name=self.method, kind=self.method, **{key: getattr(self, key) for key in keys})
 
     @classmethod
     def from_run_config(cls, model_cfg, method_cfg) -> SparseConfig:
         """The library config of a runner config's ``model`` and ``method`` groups."""
+        from omegaconf import OmegaConf  # the runner's configs only
+
         method = OmegaConf.to_container(method_cfg, resolve=True) if OmegaConf.is_config(method_cfg) else method_cfg
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in method.items() if key in known}

@@ -19,8 +19,9 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..files import atomic_folder
+from ..methods import get_method
 from ..sparsity.conv1d import linearize_conv1d, restore_conv1d
-from ..sparsity.inject import SPARSE_KINDS, configure_trainable, merge_sparse_layers, set_sparsity, sparsify
+from ..sparsity.inject import configure_trainable, merge_sparse_layers, set_sparsity, sparsify
 from ..sparsity.modules import matching_module_names
 from ..sparsity.schedule import CubicSchedule
 from ..sparsity.structure import apply_structure, describe_structure
@@ -38,7 +39,7 @@ def resolve_targets(model: nn.Module, config: SparseConfig) -> dict:
     A model type without a preset needs ``target_modules`` (the error lists its linear layers).
     """
     preset = PRESETS.get(model_type_of(model))
-    if preset is None and config.target_modules is None and config.method in SPARSE_KINDS:
+    if preset is None and config.target_modules is None and get_method(config.method).sparse:
         preset_for(model)  # raises, naming the model's linear layers
     preset = preset or Preset(target_modules=())
 
@@ -79,7 +80,7 @@ def get_sparse_model(model: nn.Module, config: SparseConfig) -> SparseModel:
     if where["conv1d"]:
         linearize_conv1d(model, where["conv1d"], where["qkv"])
     layers = {}
-    if config.method in SPARSE_KINDS:
+    if get_method(config.method).sparse:
         layers = sparsify(model, where["targets"], method)
         apply_structure(model, layers, method, where["units"])
     configure_trainable(model, method, where["heads"])

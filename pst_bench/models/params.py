@@ -1,15 +1,16 @@
 """Trainable-parameter counts: exact, and by the rule the paper printed.
 
 Exact counts are read off the prepared model (every tensor with
-requires_grad). The paper's Table 2 rule is different: dense methods print the
-nominal model size; MvP adds one score per sparsified weight to it; PST
-counts (n + k)(r1 + r2 + 1) per sparsified n x k matrix and nothing else
-(no task head). See shared/paper/README.md for how the printed numbers relate.
+requires_grad). The paper's Table 2 rule is different, and each method's
+registry entry owns it (``Method.paper_rule``, ``Method.counts_model``): dense
+methods print the nominal model size; MvP adds one score per sparsified weight
+to it; PST counts (n + k)(r1 + r2 + 1) per sparsified n x k matrix and nothing
+else (no task head). See shared/paper/README.md for how the printed numbers relate.
 """
 
 from __future__ import annotations
 
-from ..sparsity.layers import paper_rule_count
+from ..methods import get_method
 from ..sparsity.structure import describe_structure
 from .loading import meta_model
 from .prepare import prepare_model
@@ -37,8 +38,9 @@ def parameter_report(model, layers, model_cfg, method_cfg) -> dict:
 
 def paper_rule_millions(layers, model_cfg, method_cfg) -> float | None:
     """Trainable parameters (millions) as the paper counts them; None where undefined."""
-    extra = sum(paper_rule_count(layer) for layer in layers.values())
-    if method_cfg.kind == "pst":
+    method = get_method(method_cfg.kind)
+    extra = sum(method.count(layer) for layer in layers.values())
+    if not method.counts_model:
         return round(extra / 1e6, 2)
     if model_cfg.nominal_params_m is None:
         return None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from ..record import SCORE_TERMS, RunRecord
+from ..methods import find_method, registered_methods
+from ..methods.pst import SCORE_TERMS
+from ..record import RunRecord
 
-FULL_PST = "PST[mag+ab+rc]"
+FULL_PST = f"PST[{'+'.join(SCORE_TERMS)}]"
 #: The labels of the paper's main rows, in its order.
 MAIN_LABELS = ("Fine-tune", "MaP", "MvP", "PST")
-_KIND_LABELS = {"finetune": "Fine-tune", "map": "MaP", "mvp": "MvP"}
-#: Paper labels pst-bench can run -> the method config (L0-regu is quoted from prior work, not implemented).
-_METHOD_OF_LABEL = {"Fine-tune": "finetune", "MaP": "map", "MvP": "mvp", "PST": "pst"}
 #: Figure colours by label; PST variants and anything else get OTHER_COLORS in order.
 COLORS = {"MaP": "tab:green", "MvP": "tab:red", "PST": "tab:blue", "Fine-tune": "black"}
 OTHER_COLORS = (
@@ -33,20 +32,18 @@ def label_of(record: RunRecord) -> str:
     and ``method=pst method.score_terms=[mag]`` is PST[mag]. A mask structure other than the paper's
     follows in brackets: ``PST (2:4)``, ``MaP (units:ffn+head, global)``.
     """
-    if record.kind != "pst":
-        label = _KIND_LABELS.get(record.kind, record.method)
-    else:
-        terms = record.score_terms
-        label = "PST" if terms == SCORE_TERMS else f"PST[{'+'.join(terms)}]"
+    method = find_method(record.kind)  # each method's label is its registry entry's (pst_bench.methods)
+    label = record.method if method is None else method.label_for(record)
     return f"{label} ({', '.join(record.structure)})" if record.structure else label
 
 
 def method_of_label(label: str) -> str | None:
-    """The method config that produces a paper label (PST[mag+ab] -> pst_mag_ab), or None."""
-    if label in _METHOD_OF_LABEL:
-        return _METHOD_OF_LABEL[label]
-    if label.startswith("PST[") and label.endswith("]"):
-        return "pst_" + label[4:-1].replace("+", "_")
+    """The method config that produces a paper label (PST[mag+ab] -> pst_mag_ab), or None (L0-regu is
+    quoted from prior work, not implemented)."""
+    for method in registered_methods().values():
+        name = method.config_of_label(label)
+        if name is not None:
+            return name
     return None
 
 

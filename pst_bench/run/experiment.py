@@ -24,7 +24,7 @@ from ..data.sampling import EpochPermutation, LengthGroupedPermutation
 from ..files import write_json_atomic
 from ..models.loading import fit_tokenizer_to_model, load_model, load_tokenizer
 from ..models.params import parameter_report
-from ..models.prepare import prepare_model
+from ..models.prepare import sparse_model_for
 from ..record import build_record, read_record, run_id
 from ..schema.validate import validate_config
 from ..sparsity.diagnostics import MaskDiagnostics
@@ -85,10 +85,11 @@ def _train_and_record(cfg, paths: RunPaths) -> dict:
     runner = make_task_runner(cfg)
     set_seed(int(cfg.train.seed))
     started = time.time()
-    tokenizer, model, layers, params = _build_model(cfg)
+    tokenizer, model, sparse, params = _build_model(cfg)
+    layers = sparse.sparse_layers
     data = _build_data(cfg, runner, tokenizer)
     runner.init_head(model, data.train_set)
-    trainee, plan = _prepare_training(cfg, accelerator, runner, model, layers, data)
+    trainee, plan = _prepare_training(cfg, accelerator, runner, model, sparse, data)
     trainee.tracker = RunTracker(accelerator, cfg, paths.rid) if accelerator.is_main_process else None
     trainee.diagnostics = MaskDiagnostics(layers) if layers else None
     try:
@@ -137,12 +138,12 @@ def _finished_record(cfg, paths: RunPaths) -> dict | None:
 
 
 def _build_model(cfg) -> tuple:
-    """(tokenizer, model with sparse layers, {name: sparse layer}, parameter report)."""
+    """(tokenizer, model with sparse layers, its ``SparseModel`` (layers, schedule), parameter report)."""
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, cfg.task, int(cfg.train.seed))
     fit_tokenizer_to_model(tokenizer, model)
-    layers = prepare_model(model, cfg.model, cfg.method)
-    return tokenizer, model, layers, parameter_report(model, layers, cfg.model, cfg.method)
+    sparse = sparse_model_for(model, cfg.model, cfg.method)
+    return tokenizer, model, sparse, parameter_report(model, sparse.sparse_layers, cfg.model, cfg.method)
 
 
 def _build_data(cfg, runner, tokenizer) -> RunData:
@@ -175,14 +176,15 @@ def _train_sampler(cfg, train_set) -> EpochPermutation:
     return EpochPermutation(len(train_set), seed)
 
 
-def _prepare_training(cfg, accelerator, runner, model, layers: dict, data: RunData) -> tuple[Trainee, StepPlan]:
-    """Optimizer, accelerate-wrapped model and loaders, the step plan and the LR schedule over it."""
-    optimizer = make_optimizer(model, layers, cfg)
+def _prepare_training(cfg, accelerator, runner, model, sparse, data: RunData) -> tuple[Trainee, StepPlan]:
+    """Optimizer, accelerate-wrapped model and loaders, the step plan (the ``SparseModel``'s sparsity
+    schedule) and the LR schedule over it."""
+    optimizer = make_optimizer(model, sparse.sparse_layers, cfg)
     model, optimizer, train_loader, *eval_list = accelerator.prepare(
         model, optimizer, data.train_loader, *data.eval_loaders.values()
     )
     # steps per epoch count the prepared loader: one process's share of the batches
-    plan = StepPlan.from_config(cfg, len(train_loader))
+    plan = StepPlan.from_config(cfg, len(train_loader), sparse.schedule)
     scheduler = make_scheduler(cfg, optimizer, plan.total_steps)
     trainee = Trainee(
         accelerator,

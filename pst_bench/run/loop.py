@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -82,11 +83,11 @@ class StepPlan:
     schedule: CubicSchedule  # the method's sparsity per optimizer step (the library's schedule object)
 
     @classmethod
-    def from_config(cls, cfg, batches_per_epoch: int) -> StepPlan:
+    def from_config(cls, cfg, batches_per_epoch: int, schedule_for: Callable[[int], CubicSchedule]) -> StepPlan:
+        """``schedule_for``: the ``SparseModel``'s ``schedule`` (total steps -> its cubic schedule)."""
         steps_per_epoch = max(1, math.ceil(batches_per_epoch / int(cfg.train.grad_accum_steps)))
         total_steps = int(cfg.train.max_steps or cfg.train.epochs * steps_per_epoch)
-        m = cfg.method
-        schedule = CubicSchedule(m.sparsity, total_steps, m.initial_sparsity, m.warmup_frac, m.cooldown_frac)
+        schedule = schedule_for(total_steps)
         return cls(total_steps, steps_per_epoch, math.ceil(total_steps / steps_per_epoch), schedule)
 
     @property

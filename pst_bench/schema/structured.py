@@ -8,7 +8,9 @@ Value ranges are checked by ``pst_bench.schema.validate``.
 Fields that every file of a group sets are ``MISSING`` here; fields that only some files set (GPT-2's
 Conv1D layout, an NLG reader option) have their default here. Families with keys of their own are
 subclasses: the top-level ``Config`` types ``method`` as ``MethodConfig`` and a PST file
-(``defaults: [base_pst_method, _self_]``) narrows it to ``PstMethodConfig``; tasks likewise.
+(``defaults: [base_pst_method, _self_]``) narrows it to ``PstMethodConfig``; tasks likewise. The method
+schemas are generated from the library's dataclasses (``pst_bench.methods``: ``MethodSettings`` and
+each registered method's ``params``), so the keys of a method are typed once.
 
 ``register()`` stores the schemas in Hydra's ConfigStore. It runs when ``pst_bench.conf`` is
 imported, which every composition does first (the CLI's ``pkg://pst_bench.conf``,
@@ -17,33 +19,19 @@ imported, which every composition does first (the CLI's ``pkg://pst_bench.conf``
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-#: A method's mask-structure keys and their defaults (the paper's setting: one unstructured top-v per
-#: matrix). Records written before these keys existed have none of them: readers fill the defaults in
-#: (``structure_of``), and a run's identity leaves out a key that holds its default, so those runs keep
-#: their ids and sweeps still resume them (``pst_bench.record.identity_config``).
-STRUCTURE_DEFAULTS: Dict[str, Any] = {
-    "pattern": "unstructured",
-    "block_shape": [4, 4],
-    "units": ["ffn", "head"],
-    "scope": "layer",
-    "matrix_sparsity_min": None,
-    "matrix_sparsity_max": None,
-}
+from ..methods import MethodSettings, get_method, registered_methods
 
-
-def structure_of(method_cfg) -> Dict[str, Any]:
-    """The structure keys of a method config (a DictConfig or a record's dict), defaults filled in."""
-    values = {}
-    for key, default in STRUCTURE_DEFAULTS.items():
-        value = method_cfg.get(key, default)
-        values[key] = list(value) if isinstance(default, list) and value is not None else value
-    return values
+#: ``export_compressed``'s value dtypes by name (``pst_bench.export`` maps them to torch dtypes; a test
+#: holds the two lists together). The schema names them so that checking a config imports no exporter.
+EXPORT_VALUE_DTYPES = ("float16", "bfloat16", "float32")
 
 
 # --------------------------------------------------------------------------- model/
@@ -84,37 +72,52 @@ class ModelConfig:
 
 # --------------------------------------------------------------------------- method/
 
-
-@dataclass
-class MethodConfig:
-    name: str = MISSING
-    kind: str = MISSING  # finetune | map | mvp | pst
-    sparsity: float = MISSING
-    initial_sparsity: float = 0.0
-    warmup_frac: float = MISSING
-    cooldown_frac: float = MISSING
-    train_bias_and_norm: bool = MISSING
-    score_lr: Optional[float] = None
-    paper_label: Optional[str] = None
-    # The learning rate the method wants at a scale (conf/scale/) where it differs from train.lr.
-    lr: Dict[str, float] = field(default_factory=dict)
-    # Mask structure (pst_bench.sparsity.structure); the defaults are the paper's setting.
-    pattern: str = STRUCTURE_DEFAULTS["pattern"]  # unstructured | N:M (e.g. 2:4) | block | row | column | units
-    block_shape: List[int] = field(default_factory=lambda: list(STRUCTURE_DEFAULTS["block_shape"]))  # [b_out, b_in]
-    units: List[str] = field(default_factory=lambda: list(STRUCTURE_DEFAULTS["units"]))  # for pattern=units
-    scope: str = STRUCTURE_DEFAULTS["scope"]  # layer | global
-    matrix_sparsity_min: Optional[float] = None  # per-matrix (per unit set) bounds at the final sparsity
-    matrix_sparsity_max: Optional[float] = None
+#: Keys every method file sets (MISSING in the schema); the other shared keys default to the library's.
+_REQUIRED_METHOD_KEYS = ("sparsity", "warmup_frac", "cooldown_frac", "train_bias_and_norm")
 
 
-@dataclass
-class PstMethodConfig(MethodConfig):
-    r1: int = MISSING
-    r2: int = MISSING
-    alpha1: float = MISSING
-    alpha2: float = MISSING
-    beta: float = MISSING
-    score_terms: List[str] = MISSING
+def _field_spec(f, required: bool):
+    if required:
+        return (f.name, f.type, MISSING)
+    if f.default_factory is not dataclasses.MISSING:
+        return (f.name, f.type, field(default_factory=f.default_factory))
+    return (f.name, f.type, f.default)
+
+
+def _here(cls: type) -> type:
+    cls.__module__ = __name__  # a generated class pickles (and prints) as this module's
+    return cls
+
+
+def _method_schema() -> type:
+    """``MethodConfig``: name and kind, the shared keys of ``MethodSettings`` (the library's own
+    dataclass), and the runner's keys (score_lr, paper_label, lr per scale)."""
+    specs = [("name", str, MISSING), ("kind", str, MISSING)]  # kind: a registered method (pst_bench.methods)
+    for f in dataclasses.fields(MethodSettings):
+        specs.append(_field_spec(f, f.name in _REQUIRED_METHOD_KEYS))
+        if f.name == "train_bias_and_norm":
+            specs += [
+                ("score_lr", Optional[float], None),
+                ("paper_label", Optional[str], None),
+                # The learning rate the method wants at a scale (conf/scale/) where it differs from train.lr.
+                ("lr", Dict[str, float], field(default_factory=dict)),
+            ]
+    return _here(dataclasses.make_dataclass("MethodConfig", specs))
+
+
+MethodConfig = _method_schema()
+
+
+@functools.cache
+def method_schema(name: str) -> type:
+    """The schema of a method with keys of its own (``Method.params``): ``MethodConfig`` plus those keys,
+    each MISSING (its YAML file sets them). Stored as ``base_<name>_method``; PST's is ``PstMethodConfig``."""
+    method = get_method(name)
+    specs = [(f.name, f.type, MISSING) for f in dataclasses.fields(method.params)]
+    return _here(dataclasses.make_dataclass(f"{name.capitalize()}MethodConfig", specs, bases=(MethodConfig,)))
+
+
+PstMethodConfig = method_schema("pst")
 
 
 # --------------------------------------------------------------------------- task/
@@ -261,7 +264,6 @@ class Config:
 #: task file names its schema, so that the schema still lands under `task`.
 SCHEMAS = (
     (None, "base_config", Config, None),
-    ("method", "base_pst_method", PstMethodConfig, None),
     ("task", "base_glue_task", GlueTaskConfig, None),
     ("task", "base_e2e_task", E2eTaskConfig, "task"),
     ("task", "base_webnlg_task", WebnlgTaskConfig, "task"),
@@ -283,3 +285,7 @@ def register() -> None:
     store = ConfigStore.instance()
     for group, name, node, package in SCHEMAS:
         store.store(group=group, name=name, node=node, package=package)
+    # a method with keys of its own gets base_<name>_method; a method registered later calls register() again
+    for name, method in registered_methods().items():
+        if method.params is not None:
+            store.store(group="method", name=f"base_{name}_method", node=method_schema(name))

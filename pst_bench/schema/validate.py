@@ -1,7 +1,8 @@
 """Value checks of a composed config: ranges, choices and combinations, each a one-line ConfigError.
 
 Types are not checked here: the structured configs (``pst_bench.schema.structured``) refuse a value
-of the wrong type, or an unknown key, while Hydra composes.
+of the wrong type, or an unknown key, while Hydra composes. The method's keys are checked by
+``pst_bench.methods.checks`` (shared with the library's ``SparseConfig``).
 """
 
 from __future__ import annotations
@@ -10,14 +11,10 @@ from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 
 from ..errors import ConfigError
-from ..record import SCORE_TERMS
-from ..run.compressed import VALUE_DTYPES
-from ..schema.structured import structure_of
-from ..sparsity.inject import METHOD_KINDS, SPARSE_KINDS
-from ..sparsity.patterns import NM, parse_pattern
-from ..sparsity.structure import SCOPES
-from ..sparsity.units import UNIT_KINDS
+from ..methods import structure_of
+from ..methods.checks import check_method
 from ..tasks import runner_class, task_kind
+from .structured import EXPORT_VALUE_DTYPES
 
 
 def _check(condition: bool, message: str) -> None:
@@ -31,82 +28,14 @@ def validate_config(cfg: DictConfig) -> None:
     _check_train(cfg.train)
     compressed = cfg.export_compressed
     _check(
-        compressed in (None, False, *VALUE_DTYPES),
-        f"export_compressed={compressed!r}: choose {', '.join(VALUE_DTYPES)} or null (off)",
+        compressed in (None, False, *EXPORT_VALUE_DTYPES),
+        f"export_compressed={compressed!r}: choose {', '.join(EXPORT_VALUE_DTYPES)} or null (off)",
     )
     _check(
         not cfg.get("export_slim") or (cfg.export and structure_of(cfg.method)["pattern"] == "units"),
         "export_slim=true needs export=true and method.pattern=units: other masks remove no whole FFN neuron or head",
     )
     _check_model_fits_task(cfg)
-
-
-def check_method(method: DictConfig) -> None:
-    _check(
-        method.kind in METHOD_KINDS, f"method.kind={method.kind!r} is unknown; choose one of {', '.join(METHOD_KINDS)}"
-    )
-    _check(0.0 <= method.sparsity < 1.0, f"method.sparsity={method.sparsity} must be in [0, 1)")
-    _check(0.0 <= method.initial_sparsity < 1.0, f"method.initial_sparsity={method.initial_sparsity} must be in [0, 1)")
-    _check(
-        method.initial_sparsity <= method.sparsity or method.kind == "finetune",
-        f"method.initial_sparsity={method.initial_sparsity} exceeds method.sparsity={method.sparsity}",
-    )
-    _check(
-        method.kind != "finetune" or method.sparsity == 0.0,
-        "method=finetune is dense: use method=map, mvp or pst for a sparsity above 0",
-    )
-    fractions = (method.warmup_frac, method.cooldown_frac)
-    _check(
-        all(0.0 <= f <= 1.0 for f in fractions) and sum(fractions) <= 1.0,
-        f"method.warmup_frac + method.cooldown_frac = {sum(fractions)} must be within [0, 1]",
-    )
-    if method.kind == "pst":
-        _check_pst(method)
-    _check_structure(method)
-
-
-def _check_structure(method: DictConfig) -> None:
-    """Pattern, scope and bounds (shapes are checked when the layers exist: ``patterns.check``)."""
-    values = structure_of(method)
-    pattern = values["pattern"]
-    if pattern == "unstructured" and values["scope"] == "layer":
-        return
-    _check(
-        method.kind in SPARSE_KINDS,
-        f"method={method.name} is dense: method.pattern / method.scope need method=map, mvp or pst",
-    )
-    _check(values["scope"] in SCOPES, f"method.scope={values['scope']!r}: choose {' or '.join(SCOPES)}")
-    if pattern == "units":
-        units = values["units"]
-        _check(
-            bool(units) and set(units) <= set(UNIT_KINDS),
-            f"method.units={units} must be a non-empty subset of [{', '.join(UNIT_KINDS)}]",
-        )
-    else:
-        matrix_pattern = parse_pattern(pattern, values["block_shape"])  # raises on an unknown pattern
-        if isinstance(matrix_pattern, NM):
-            _check(
-                abs(method.sparsity - matrix_pattern.final_sparsity) < 1e-9,
-                f"method.pattern={pattern} prunes exactly {matrix_pattern.final_sparsity:.0%} of every matrix: "
-                f"set method.sparsity={matrix_pattern.final_sparsity:g}",
-            )
-    low, high = values["matrix_sparsity_min"], values["matrix_sparsity_max"]
-    for key, bound in (("matrix_sparsity_min", low), ("matrix_sparsity_max", high)):
-        _check(bound is None or 0.0 <= bound <= 1.0, f"method.{key}={bound} must be in [0, 1] or null")
-    _check(
-        (low is None or low <= method.sparsity) and (high is None or method.sparsity <= high),
-        f"method.sparsity={method.sparsity} must lie within method.matrix_sparsity_min={low} and _max={high}",
-    )
-
-
-def _check_pst(method: DictConfig) -> None:
-    for key in ("r1", "r2"):
-        _check(method[key] >= 1, f"method.{key}={method[key]} must be an integer >= 1")
-    terms = list(method.score_terms)
-    _check(
-        bool(terms) and set(terms) <= set(SCORE_TERMS) and len(set(terms)) == len(terms),
-        f"method.score_terms={terms} must be a non-empty subset of [{', '.join(SCORE_TERMS)}]",
-    )
 
 
 def _check_train(train: DictConfig) -> None:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..methods.pst import SCORE_TERMS
 from .bits import pack_bits, unpack_bits
 from .layers import MovementSparseLinear, PSTSparseLinear, SparseLinear
 
-TERMS = ("mag", "ab", "rc")
+TERMS = SCORE_TERMS
 
 
 @torch.no_grad()

@@ -12,32 +12,16 @@ from collections.abc import Iterable
 from torch import nn
 
 from ..errors import ConfigError
-from .layers import MagnitudeSparseLinear, MovementSparseLinear, PSTSparseLinear, SparseLinear
+from ..methods import get_method
+from .layers import SparseLinear
 from .modules import matching_module_names, replace_module
-
-SPARSE_KINDS = ("map", "mvp", "pst")
-METHOD_KINDS = ("finetune",) + SPARSE_KINDS
-
-
-def _make_sparse_layer(base: nn.Linear, method_cfg) -> SparseLinear:
-    kind = method_cfg.kind
-    if kind == "map":
-        return MagnitudeSparseLinear(base)
-    if kind == "mvp":
-        return MovementSparseLinear(base)
-    return PSTSparseLinear(
-        base,
-        r1=method_cfg.r1,
-        r2=method_cfg.r2,
-        alpha1=method_cfg.alpha1,
-        alpha2=method_cfg.alpha2,
-        beta=method_cfg.beta,
-        score_terms=tuple(method_cfg.score_terms),
-    )
 
 
 def sparsify(model: nn.Module, target_patterns: Iterable[str], method_cfg) -> dict[str, SparseLinear]:
-    """Wrap every nn.Linear matching ``target_patterns`` in the method's sparse layer."""
+    """Wrap every nn.Linear matching ``target_patterns`` in the method's sparse layer (its registry entry's)."""
+    method = get_method(method_cfg.kind)
+    if not method.sparse:
+        raise ConfigError(f"method={method.name} is dense: it has no sparse layer")
     patterns = list(target_patterns)
     names = matching_module_names(model, patterns, leaves_only=True)
     if not names:
@@ -51,7 +35,7 @@ def sparsify(model: nn.Module, target_patterns: Iterable[str], method_cfg) -> di
         module = model.get_submodule(name)
         if not isinstance(module, nn.Linear):
             raise ConfigError(f"sparse target {name!r} is a {type(module).__name__}, not nn.Linear")
-        layer = _make_sparse_layer(module, method_cfg)
+        layer = method.make_layer(module, method_cfg)
         replace_module(model, name, layer)
         layers[name] = layer
     return layers
@@ -67,13 +51,13 @@ def set_sparsity(model: nn.Module, sparsity: float) -> None:
 
 
 def configure_trainable(model: nn.Module, method_cfg, head_patterns: Iterable[str]) -> None:
-    """Set requires_grad per method.
+    """Set requires_grad as the method's registry entry says (``Method.trains``).
 
-    finetune, MaP, MvP: every parameter trains (MvP's scores included).
-    PST: only the added matrices (U, V, A, B, R, C), the task head and, if
+    ``all`` (finetune, MaP, MvP): every parameter trains (MvP's scores included).
+    ``added`` (PST): only the layers' added parameters (U, V, A, B, R, C), the task head and, if
     ``method.train_bias_and_norm``, biases and LayerNorm; W0 stays frozen.
     """
-    if method_cfg.kind != "pst":
+    if get_method(method_cfg.kind).trains == "all":
         for param in model.parameters():
             param.requires_grad_(True)
         return

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..methods.pst import SCORE_TERMS
 from .mask import StraightThroughMask, kept_count
 from .patterns import UNSTRUCTURED, MatrixPattern
 from .pst_autograd import PSTLinear, PSTMaskedWeight
@@ -214,12 +215,13 @@ class PSTSparseLinear(SparseLinear):
         alpha1: float = 1.0,
         alpha2: float = 1.0,
         beta: float = 1.0,
-        score_terms=("mag", "ab", "rc"),
+        score_terms=SCORE_TERMS,
     ):
         super().__init__(base_layer)
-        unknown = set(score_terms) - {"mag", "ab", "rc"}
+        unknown = set(score_terms) - set(SCORE_TERMS)
         if unknown or not score_terms:
-            raise ValueError(f"score_terms must be a non-empty subset of mag, ab, rc; got {list(score_terms)}")
+            terms = ", ".join(SCORE_TERMS)
+            raise ValueError(f"score_terms must be a non-empty subset of {terms}; got {list(score_terms)}")
         n, k = self.weight_shape
         weight = base_layer.weight
         factory = {"device": weight.device, "dtype": weight.dtype}
@@ -303,17 +305,6 @@ class PSTSparseLinear(SparseLinear):
             super().extra_repr() + f", r1={self.r1}, r2={self.r2}, alpha1={self.alpha1}, "
             f"alpha2={self.alpha2}, beta={self.beta}, score_terms={'+'.join(self.score_terms)}"
         )
-
-
-def paper_rule_count(layer: SparseLinear) -> int:
-    """Trainable parameters the paper attributes to one sparsified matrix."""
-    n, k = layer.weight_shape
-    if isinstance(layer, PSTSparseLinear):
-        rank_sum = layer.r2 + (layer.r1 if layer.A is not None else 0) + (1 if layer.R is not None else 0)
-        return (n + k) * rank_sum
-    if isinstance(layer, MovementSparseLinear):
-        return n * k
-    return 0
 
 
 def num_added_params(layer: SparseLinear) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from ..schema.structured import structure_of
+from ..methods.settings import structure_of
 from .allocation import Bounds, MaskGroup, MatrixEntry
 from .patterns import KEEP_ALL, UNSTRUCTURED, parse_pattern
 from .units import build_unit_entries

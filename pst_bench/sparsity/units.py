@@ -12,12 +12,31 @@ matrices are: one regular expression per role whose first group is the transform
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from ..errors import ConfigError
-from ..run.slim_modeling import group_by_role
 
 UNIT_KINDS = ("ffn", "head")
+ROLES = ("ffn_in", "ffn_out", "attn_in", "attn_out")
+
+
+def group_by_role(named, units: dict) -> dict[int, dict[str, list]]:
+    """{layer index: {role: [values]}} of (name, value) pairs whose name a units pattern matches
+    (the first role that matches; group 1 of the pattern is the layer index).
+
+    ``pst_bench.export.slim_modeling`` keeps its own copy: it ships as a slim export's remote code and
+    imports torch and transformers only."""
+    compiled = {role: re.compile(units[role]) for role in ROLES}
+    found: dict[int, dict[str, list]] = {}
+    for name, value in named:
+        for role, regex in compiled.items():
+            match = regex.fullmatch(name)
+            if match:
+                found.setdefault(int(match.group(1)), {}).setdefault(role, []).append(value)
+                break
+    return found
 
 
 class FfnNeurons:
