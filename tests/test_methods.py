@@ -24,7 +24,9 @@ from pst_bench.methods.pst import SCORE_TERMS, PstParams
 
 # A toy method, written the way the docs ("Add a method") say: one module that registers it ...
 TOY_MODULE = '''
-"""Random pruning: S is a fixed random score per weight, W trains densely."""
+"""Random pruning: S is a fixed random score per weight (drawn from `seed`), W trains densely."""
+
+from dataclasses import dataclass
 
 import torch
 
@@ -32,12 +34,18 @@ from pst_bench.methods import Method, register_method
 from pst_bench.sparsity.layers import SparseLinear
 
 
+@dataclass
+class RandomParams:
+    seed: int = 0
+
+
 class RandomSparseLinear(SparseLinear):
     method = "toy_random"
 
-    def __init__(self, base_layer):
+    def __init__(self, base_layer, seed=0):
         super().__init__(base_layer)
-        generator = torch.Generator().manual_seed(0)
+        self.seed = seed
+        generator = torch.Generator().manual_seed(seed)
         self.register_buffer("random_scores", torch.rand(base_layer.weight.shape, generator=generator))
 
     def importance_scores(self):
@@ -50,11 +58,14 @@ class RandomSparseLinear(SparseLinear):
         return self.base_layer.weight * mask
 
 
-register_method(Method(name="toy_random", label="Random", layer=RandomSparseLinear))
+register_method(Method(name="toy_random", label="Random", layer=RandomSparseLinear, params=RandomParams))
 '''
 
 # ... and one YAML file in the method group.
 TOY_YAML = """\
+defaults:
+  - base_toy_random_method   # the schema of the method's own keys, generated from RandomParams
+  - _self_
 name: toy_random
 kind: toy_random
 sparsity: 0.5
@@ -63,6 +74,7 @@ warmup_frac: 0.0
 cooldown_frac: 0.0
 train_bias_and_norm: true
 paper_label: Random
+seed: 3
 lr:
   cpu: 1.0e-4
 """
@@ -162,9 +174,15 @@ def test_a_toy_method_in_one_module_trains_through_the_library(toy_method):
     assert "toy_random" in sparse_method_names()
     torch.manual_seed(0)
     config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    sparse = get_sparse_model(BertForSequenceClassification(config), SparseConfig(method="toy_random", sparsity=0.5))
+    options = {"seed": 1}
+    sparse = get_sparse_model(
+        BertForSequenceClassification(config), SparseConfig(method="toy_random", sparsity=0.5, method_options=options)
+    )
     layers = sparse.sparse_layers
-    assert len(layers) == 6 and all(layer.method == "toy_random" for layer in layers.values())
+    assert len(layers) == 6 and all(layer.method == "toy_random" and layer.seed == 1 for layer in layers.values())
+    assert SparseConfig(method="toy_random").method_view()["seed"] == 0  # the params' default
+    with pytest.raises(Exception, match=r"method_options \['sed'\] are not keys of method=toy_random"):
+        SparseConfig(method="toy_random", method_options={"sed": 1})
     schedule = sparse.schedule(1)
     sparse.set_sparsity(schedule(1))  # the final sparsity: one step is the whole run
     optimizer = torch.optim.SGD([p for p in sparse.parameters() if p.requires_grad], lr=0.1)
@@ -180,6 +198,8 @@ def test_a_toy_method_in_one_module_trains_through_the_library(toy_method):
 def test_a_toy_method_in_one_module_and_one_yaml_file_trains_through_the_runner(toy_method, tmp_path, synthetic_data):
     """The runner composes the toy's YAML (a config dir on Hydra's search path), checks it, trains one step,
     and the report names it by its registered label."""
+    from omegaconf import OmegaConf
+
     from helpers import compose_cfg, tiny_run_overrides
     from pst_bench.record import as_record
     from pst_bench.report.labels import label_of, method_of_label
@@ -187,8 +207,12 @@ def test_a_toy_method_in_one_module_and_one_yaml_file_trains_through_the_runner(
 
     overrides = tiny_run_overrides(synthetic_data, "toy_random", "train.max_steps=1", "train.epochs=1")
     cfg = compose_cfg([*overrides, f"hydra.searchpath=[file://{toy_method}]"], tmp_path / "out")
-    assert cfg.method.kind == "toy_random" and cfg.method.sparsity == 0.5
+    assert cfg.method.kind == "toy_random" and cfg.method.sparsity == 0.5 and cfg.method.seed == 3
+    assert OmegaConf.get_type(cfg.method).__name__ == "ToyRandomMethodConfig"  # generated from RandomParams
+    with pytest.raises(Exception, match="Error merging override method.seed=abc"):
+        compose_cfg([*overrides, f"hydra.searchpath=[file://{toy_method}]", "method.seed=abc"])
     record = run_experiment(cfg)
     assert record["status"] == "finished" and record["steps"]["total"] == 1
+    assert record["config"]["method"]["seed"] == 3
     assert all(abs(s - 0.5) < 1e-3 for s in record["sparsity_achieved"]["per_matrix"].values())
     assert label_of(as_record(record)) == "Random" and method_of_label("Random") == "toy_random"

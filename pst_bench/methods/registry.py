@@ -105,15 +105,26 @@ class Method:
 
 
 _METHODS: dict[str, Method] = {}
+_LISTENERS: list[Callable[[Method], None]] = []
 _loaded = False
 
 
 def register_method(method: Method, replace: bool = False) -> Method:
-    """Add ``method`` to the registry (``replace``: overwrite one of the same name, else an error)."""
+    """Add ``method`` to the registry (``replace``: overwrite one of the same name, else an error).
+
+    Whoever listens (``on_register``: the runner's schema, which stores ``base_<name>_method``) hears of it."""
     if method.name in _METHODS and not replace and _METHODS[method.name] != method:
         raise ValueError(f"a method named {method.name!r} is registered already")
     _METHODS[method.name] = method
+    for listener in _LISTENERS:
+        listener(method)
     return method
+
+
+def on_register(listener: Callable[[Method], None]) -> None:
+    """Call ``listener(method)`` for every method registered from now on (once per listener)."""
+    if listener not in _LISTENERS:
+        _LISTENERS.append(listener)
 
 
 def unregister_method(name: str) -> None:

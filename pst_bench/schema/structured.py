@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Union
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from ..methods import MethodSettings, get_method, registered_methods
+from ..methods import Method, MethodSettings, get_method, on_register, registered_methods
 
 #: ``export_compressed``'s value dtypes by name (``pst_bench.export`` maps them to torch dtypes; a test
 #: holds the two lists together). The schema names them so that checking a config imports no exporter.
@@ -108,13 +108,17 @@ def _method_schema() -> type:
 MethodConfig = _method_schema()
 
 
-@functools.cache
 def method_schema(name: str) -> type:
     """The schema of a method with keys of its own (``Method.params``): ``MethodConfig`` plus those keys,
     each MISSING (its YAML file sets them). Stored as ``base_<name>_method``; PST's is ``PstMethodConfig``."""
-    method = get_method(name)
-    specs = [(f.name, f.type, MISSING) for f in dataclasses.fields(method.params)]
-    return _here(dataclasses.make_dataclass(f"{name.capitalize()}MethodConfig", specs, bases=(MethodConfig,)))
+    return _params_schema(name, get_method(name).params)
+
+
+@functools.cache
+def _params_schema(name: str, params: type) -> type:
+    specs = [(f.name, f.type, MISSING) for f in dataclasses.fields(params)]
+    camel = "".join(part.capitalize() for part in name.split("_"))  # pst -> PstMethodConfig
+    return _here(dataclasses.make_dataclass(f"{camel}MethodConfig", specs, bases=(MethodConfig,)))
 
 
 PstMethodConfig = method_schema("pst")
@@ -285,7 +289,13 @@ def register() -> None:
     store = ConfigStore.instance()
     for group, name, node, package in SCHEMAS:
         store.store(group=group, name=name, node=node, package=package)
-    # a method with keys of its own gets base_<name>_method; a method registered later calls register() again
-    for name, method in registered_methods().items():
-        if method.params is not None:
-            store.store(group="method", name=f"base_{name}_method", node=method_schema(name))
+    # a method with keys of its own gets base_<name>_method, also one registered later (a user's module)
+    for method in registered_methods().values():
+        _store_method_schema(method)
+    on_register(_store_method_schema)
+
+
+def _store_method_schema(method: Method) -> None:
+    if method.params is not None:
+        node = _params_schema(method.name, method.params)
+        ConfigStore.instance().store(group="method", name=f"base_{method.name}_method", node=node)
