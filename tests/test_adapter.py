@@ -137,6 +137,25 @@ def test_an_adapter_refuses_a_base_model_of_another_type(tmp_path):
         load_sparse_model(_tiny("llama"), tmp_path)
 
 
+def test_an_adapter_onto_a_base_model_of_another_shape_names_the_tensor_and_both_shapes(tmp_path):
+    get_sparse_model(_tiny("bert"), SparseConfig(method="pst")).save_pretrained(tmp_path / "a")
+    wider = dict(TINY["bert"], hidden_size=48, intermediate_size=96)
+    other = AutoModelForSequenceClassification.from_config(
+        AutoConfig.for_model("bert", num_labels=2, vocab_size=128, pad_token_id=0, **wider)
+    )
+    with pytest.raises(ConfigError) as wrong:
+        load_sparse_model(other, tmp_path / "a")
+    message = str(wrong.value)
+    assert "\n" not in message and "another shape" in message
+    assert re.search(r"tensor \S+ is \(\d+, \d+\) in the adapter, \(\d+, \d+\) in this model", message), message
+    assert "48" in message and "32" in message
+    # a truncated adapter file is named, not a raw safetensors error
+    weights = tmp_path / "a" / "sparse_adapter.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5])
+    with pytest.raises(ConfigError, match="sparse_adapter.safetensors is unreadable"):
+        load_sparse_model(_tiny("bert"), tmp_path / "a")
+
+
 @pytest.mark.parametrize("model_type", ["gpt2", "qwen2"])
 def test_merge_and_unload_gives_the_stock_model_with_identical_logits(tmp_path, model_type):
     sparse = get_sparse_model(_tiny(model_type, AutoModelForCausalLM), SparseConfig(method="pst", sparsity=0.8))

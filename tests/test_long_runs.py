@@ -188,6 +188,97 @@ def test_the_requeue_launcher_config_composes_with_submitits_slurm_launcher():
     assert launcher.signal_delay_s == 180 and launcher.additional_parameters.requeue is True
 
 
+# -- faults of a shared file system -----------------------------------------------------------------------
+class Interrupt(Exception):
+    pass
+
+
+def _interrupted_at_step(monkeypatch, cfg, step: int) -> None:
+    """Run ``cfg`` until the checkpoint of ``step`` is written, then die (as a killed node would)."""
+    import pst_bench.run.checkpoint as ckpt
+
+    real_save = ckpt.save_checkpoint
+
+    def save_then_die(run_dir, model, optimizer, scheduler, progress, **extra):
+        folder = real_save(run_dir, model, optimizer, scheduler, progress, **extra)
+        if progress["global_step"] == step:
+            raise Interrupt
+        return folder
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_die)
+    with pytest.raises(Interrupt):
+        run(cfg)
+    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+
+
+def _truncate_every_file(folder: Path) -> None:
+    for path in folder.iterdir():
+        path.write_bytes(path.read_bytes()[:5])  # what a node dying mid-flush leaves
+
+
+def test_a_truncated_last_checkpoint_resumes_from_the_one_before(tmp_path, synthetic_data, monkeypatch, caplog):
+    from pst_bench.run.checkpoint import checkpoint_folders
+
+    overrides = tiny_run_overrides(synthetic_data, "pst", "train.checkpoint_every_steps=2")
+    reference = run(compose_cfg(overrides, tmp_path / "reference"))
+    cfg = compose_cfg(overrides, tmp_path / "cut")
+    _interrupted_at_step(monkeypatch, cfg, 8)
+    run_dir = tmp_path / "cut" / "checkpoints" / reference["run_id"]
+    assert [f.name for f in checkpoint_folders(run_dir)] == ["step-8", "step-6"], "the last two are kept"
+    _truncate_every_file(run_dir / "step-8")
+
+    resumed = run(cfg)
+    assert "step-8/trainable.safetensors is unreadable" in caplog.text and "resuming from step-6" in caplog.text
+    assert [e["eval"] for e in resumed["epochs"]] == [e["eval"] for e in reference["epochs"]]
+    assert (run_dir / "latest").read_text().strip() == "step-12"
+    assert sorted(f.name for f in run_dir.glob("step-*")) == ["step-10", "step-12"], "the unreadable one is gone"
+
+
+def test_no_readable_checkpoint_names_the_file_and_starts_afresh_only_when_told(tmp_path, synthetic_data, monkeypatch):
+    from pst_bench.run.checkpoint import CheckpointUnreadable
+
+    overrides = tiny_run_overrides(synthetic_data, "map", "train.checkpoint_every_steps=2")
+    cfg = compose_cfg(overrides, tmp_path)
+    _interrupted_at_step(monkeypatch, cfg, 4)
+    (run_dir,) = (tmp_path / "checkpoints").iterdir()
+    for folder in run_dir.glob("step-*"):
+        _truncate_every_file(folder)
+    (run_dir / "latest").write_text("")  # the pointer too
+    with pytest.raises(CheckpointUnreadable) as unreadable:
+        run(cfg)
+    message = str(unreadable.value)
+    assert "\n" not in message and "train.resume=false" in message
+    assert "step-4/trainable.safetensors is unreadable (5 bytes)" in message and "step-2/trainable" in message
+    assert not list((tmp_path / "results" / "runs").glob("*.json"))
+
+    record = run(compose_cfg([*overrides, "train.resume=false"], tmp_path))
+    assert record["status"] == "finished" and record["run_id"] == run_dir.name
+
+
+def test_the_cli_reports_an_unreadable_checkpoint_in_one_line(tmp_path, synthetic_data):
+    from pst_bench.record import run_id
+
+    overrides = [
+        *tiny_run_overrides(synthetic_data, "map"),
+        f"paths.results_dir={tmp_path}/runs",
+        f"paths.checkpoint_dir={tmp_path}/ckpt",
+        f"paths.log_dir={tmp_path}/logs",
+    ]
+    run_dir = tmp_path / "ckpt" / run_id(compose_cfg(overrides))
+    (run_dir / "step-6").mkdir(parents=True)
+    for name in ("trainable.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", "progress.json"):
+        (run_dir / "step-6" / name).write_bytes(b"\0" * 5)
+    (run_dir / "latest").write_text("step-6\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pst_bench.cli", *overrides], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("pst-bench: error:")]
+    assert "step-6/trainable.safetensors is unreadable" in line and "train.resume=false" in line
+    assert "Traceback" not in done.stderr
+
+
 # -- one process per run -----------------------------------------------------------------------------------
 HOLD = (
     "import sys, time; from pst_bench.run.lock import acquire; "
@@ -214,3 +305,25 @@ def test_a_second_process_on_the_same_run_stops_and_a_dead_holders_lock_is_taken
     record = run(cfg)  # the holder is gone: its lock is taken over, with a warning
     assert record["status"] == "finished" and "taking over the lock" in caplog.text
     assert not (run_dir / "run.lock").exists(), "a finished run releases its lock"
+
+
+def test_an_empty_lock_is_stale_after_the_grace_period(tmp_path, caplog):
+    from pst_bench.run import lock
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    empty = run_dir / lock.LOCK_NAME
+    empty.write_text("")  # a process killed between creating the lock and writing it
+    with pytest.raises(lock.RunLocked, match="names no holder yet.*stale after 60 s") as young:
+        lock.acquire(run_dir)
+    assert "\n" not in str(young.value)
+    old = time.time() - lock.EMPTY_GRACE_S - 1
+    os.utime(empty, (old, old))
+    with lock.run_lock(run_dir) as path:
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert "names no holder" in caplog.text and not empty.exists()
+    half = '{"pid": 12'  # half-written: the same
+    empty.write_text(half)
+    os.utime(empty, (old, old))
+    assert lock.acquire(run_dir) == empty and json.loads(empty.read_text())["pid"] == os.getpid()
+    assert not list(run_dir.glob(".run.lock.*")), "no temporary file is left"

@@ -218,13 +218,25 @@ def load_sparse_model(model: nn.Module, folder: str | Path) -> SparseModel:
             f"{folder} was saved from a {meta.get('model_type')!r} model; this one is {model_type_of(model)!r}"
         )
     sparse = get_sparse_model(model, SparseConfig.from_dict(meta["config"]))
-    state = load_file(str(folder / WEIGHTS_NAME))
+    try:
+        state = load_file(str(folder / WEIGHTS_NAME))
+    except Exception as err:  # a truncated or corrupt file: safetensors' own message says little
+        raise ConfigError(f"{folder / WEIGHTS_NAME} is unreadable: {type(err).__name__}: {err}") from err
     own = dict(sparse.base_model.named_parameters(remove_duplicate=False))
     unknown = sorted(set(state) - set(own))
     missing = sorted(set(sparse.trained_state()) - set(state))
     if unknown or missing:
         raise ConfigError(
             f"{folder}: the adapter does not fit this model (unknown keys {unknown[:3]}, missing {missing[:3]})"
+        )
+    wrong = [name for name, tensor in state.items() if tensor.shape != own[name].shape]
+    if wrong:
+        saved_from = meta.get("base_model") or f"a {meta.get('model_type')} model"
+        this = getattr(getattr(model, "config", None), "_name_or_path", None) or "this model"
+        more = f"; {len(wrong) - 1} more tensors differ" if len(wrong) > 1 else ""
+        raise ConfigError(
+            f"{folder}: the adapter was saved from a base model of another shape ({saved_from}): tensor {wrong[0]} "
+            f"is {tuple(state[wrong[0]].shape)} in the adapter, {tuple(own[wrong[0]].shape)} in {this}{more}"
         )
     with torch.no_grad():
         for name, tensor in state.items():

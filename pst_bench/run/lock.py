@@ -6,6 +6,11 @@ local or NFS v3+ file system) and holds the holder's pid, host and start time. A
 at once with one line naming the holder; a lock whose process is gone (same host, pid no longer alive)
 is taken over with a warning. On another host a process cannot be checked, so such a lock is held
 until it is released or removed by hand (the message says which file).
+
+The holder's details are written to a temporary file first and hard-linked into place, so a lock is
+never seen empty. A lock left empty or half-written all the same (by an older version, or a file
+system that refuses hard links and falls back to O_EXCL, with the process killed between creating and
+writing it) names no holder: once it is older than ``EMPTY_GRACE_S`` it is stale and taken over.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from ..errors import PstBenchError
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "run.lock"
+#: seconds after which a lock that names no holder (empty, half-written) counts as stale
+EMPTY_GRACE_S = 60.0
 
 
 class RunLocked(PstBenchError):
@@ -42,9 +49,10 @@ def _alive(pid: int) -> bool:
 
 def _holder(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        holder = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return holder if isinstance(holder, dict) else {}
 
 
 def _describe(holder: dict) -> str:
@@ -54,13 +62,34 @@ def _describe(holder: dict) -> str:
 
 
 def _try_create(path: Path) -> bool:
+    """Create the lock with this process's details in it; False when it exists already."""
+    payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}")
+    try:
+        tmp.write_text(payload)
+        try:
+            os.link(tmp, path)  # atomic, fails if the lock exists: the lock appears already written
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
     with os.fdopen(fd, "w") as handle:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}, handle)
+        handle.write(payload)
     return True
+
+
+def _age_s(path: Path) -> float | None:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def acquire(run_dir: Path) -> Path:
@@ -79,6 +108,25 @@ def acquire(run_dir: Path) -> Path:
             log.warning("taking over the lock of %s: that process is gone (%s)", run_dir.name, _describe(holder))
             path.unlink(missing_ok=True)
             continue
+        if not isinstance(holder.get("pid"), int):  # empty or half-written: no holder to check
+            age = _age_s(path)
+            if age is None:
+                continue  # removed meanwhile: try again
+            if age >= EMPTY_GRACE_S:
+                log.warning(
+                    "taking over the lock of %s: %s names no holder and is %.0f s old (a process killed while "
+                    "creating it)",
+                    run_dir.name,
+                    path,
+                    age,
+                )
+                path.unlink(missing_ok=True)
+                continue
+            raise RunLocked(
+                f"run {run_dir.name} has a lock that names no holder yet ({path}, {age:.0f} s old): another "
+                f"process may be starting it; if none is, it counts as stale after {EMPTY_GRACE_S:.0f} s "
+                "(rerun then, or remove the file)"
+            )
         raise RunLocked(
             f"run {run_dir.name} is being trained by another process ({_describe(holder)}); "
             f"wait for it, or remove {path} if that process is gone"

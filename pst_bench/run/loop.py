@@ -123,15 +123,21 @@ class Trainee:
 
 
 def resume_state(run_ckpt_dir: Path, trainee: Trainee) -> LoopState:
-    """The state of the latest checkpoint (model, optimizer, scheduler and RNG restored), or a fresh one."""
-    last = ckpt.latest_checkpoint(run_ckpt_dir)
-    if last is None:
+    """The state of the newest checkpoint that reads back whole (model, optimizer, scheduler and RNG
+    restored), or a fresh one when the run has none. A newer checkpoint that does not read (truncated
+    files) is skipped with a warning naming the file, and ``latest`` is pointed at the one used; when
+    none reads, ``CheckpointUnreadable`` says so (``train.resume=false`` starts afresh)."""
+    loaded = ckpt.newest_readable(run_ckpt_dir)
+    if loaded is None:
         return LoopState()
-    progress = ckpt.load_checkpoint(last, trainee.unwrapped, trainee.optimizer, trainee.scheduler)
+    progress = ckpt.apply_checkpoint(loaded, trainee.unwrapped, trainee.optimizer, trainee.scheduler)
     state = LoopState.from_dict(progress)
     if trainee.diagnostics is not None:  # the last measured masks: the next flip rate is the uninterrupted one
-        trainee.diagnostics.load_state(ckpt.load_extra(last))
-    log.info("resuming from %s (step %d)", last, state.global_step)
+        trainee.diagnostics.load_state(loaded.extra)
+    if ckpt.latest_checkpoint(run_ckpt_dir) != loaded.folder and trainee.accelerator.is_main_process:
+        # the next save keeps this one and drops the unreadable newer one
+        ckpt.point_latest(run_ckpt_dir, loaded.folder)
+    log.info("resuming from %s (step %d)", loaded.folder, state.global_step)
     return state
 
 
