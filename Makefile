@@ -106,24 +106,24 @@ EVIDENCE ?= evidence_sst2 evidence_stsb evidence_sst2_seeds evidence_sst2_seeds_
 	evidence_mrpc_figure3 evidence_stsb_p80_seeds
 evidence: $(STAMP)
 	for sweep in $(EVIDENCE); do \
-		if [ -f pst_bench/conf/sweep/$$sweep.yaml ]; then $(MAKE) --no-print-directory sweep SWEEP=$$sweep || exit 1; \
-		else echo "skipping $$sweep: pst_bench/conf/sweep/$$sweep.yaml is written from its stage 1 (README)"; fi; \
+		if [ -f conf/sweep/$$sweep.yaml ]; then $(MAKE) --no-print-directory sweep SWEEP=$$sweep || exit 1; \
+		else echo "skipping $$sweep: conf/sweep/$$sweep.yaml is written from its stage 1 (README)"; fi; \
 	done
 
 # The paper's Figures 2-5 as PNGs under results/figures/ from results/runs (records, masks, score samples).
 figures: $(STAMP)
-	$(BIN)/python -m pst_bench.figures
+	$(BIN)/python -m pst_bench.report.figures
 
 # The paper's Tables 2-5 (CSV + Markdown) under results/tables/ from the records in results/runs.
 # Options through TABLES_ARGS, e.g. make tables TABLES_ARGS="--selection-seeds 0 1" (seeds that only tune).
 tables: $(STAMP)
-	$(BIN)/python -m pst_bench.tables $(TABLES_ARGS)
+	$(BIN)/python -m pst_bench.report.tables $(TABLES_ARGS)
 
 # Step time, peak memory and eval time of dense / LoRA / MaP / MvP / PST side by side (bert-base shape,
 # batch 32, sequence 128, CPU) -> results/bench/. Options and Hydra overrides through BENCH_ARGS, e.g.
 # make bench BENCH_ARGS="model=roberta-base --repeats 10"
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.bench $(BENCH_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.perf.bench $(BENCH_ARGS)
 
 # The schedule probe's curves and last-epoch gains (results/schedule/schedule.md, .png) from its records
 schedule: $(STAMP)
@@ -138,7 +138,7 @@ profile: $(STAMP)
 # (on a GPU) 2:4 models side by side -> results/bench/infer_*. Options through BENCH_ARGS, e.g.
 # make bench-infer BENCH_ARGS="--device cuda" or BENCH_ARGS="--export mine=exports/<run id>.slim"
 bench-infer: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.bench_infer $(BENCH_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.perf.infer $(BENCH_ARGS)
 
 clean:
 	rm -rf outputs multirun checkpoints exports build *.egg-info

@@ -57,7 +57,7 @@ def test_bench_on_the_tiny_model_writes_markdown_and_json(tmp_path):
     sizes = on_disk["compressed_export"]["float16"]
     assert 0 < sizes["compressed_bytes"] < sizes["dense_bytes"]
     markdown = (tmp_path / "tiny.md").read_text()
-    assert "| pst |" in markdown and "python -m pst_bench.bench model=tiny-bert" in markdown
+    assert "| pst |" in markdown and "python -m pst_bench.perf.bench model=tiny-bert" in markdown
 
 
 def test_bench_on_a_causal_lm_with_split_qkv(tmp_path):

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from pst_bench.errors import PstBenchError
+from pst_bench.export.semi_structured import is_two_four, semi_structured_support, to_semi_structured
 from pst_bench.perf.infer import CsrLinear, run
-from pst_bench.run.semi_structured import is_two_four, semi_structured_support, to_semi_structured
 
 
 def test_csr_linear_computes_what_the_dense_layer_does():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pst_bench.run.artifacts import load_masks
+from pst_bench.export import load_masks
 from pst_bench.sparsity.bits import pack_bits, unpack_bits
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"

@@ -37,7 +37,7 @@ def record(task, method, sparsity, seed, value, predictions=BALANCED, params=Non
 
 
 class _Layer:
-    """Just enough of a sparse layer for the real mask writer (pst_bench.run.artifacts.save_masks)."""
+    """Just enough of a sparse layer for the real mask writer (pst_bench.export.artifacts.save_masks)."""
 
     def __init__(self, mask):
         self.mask = torch.as_tensor(mask)
@@ -47,7 +47,7 @@ class _Layer:
 
 
 def write(runs: Path, data: dict, masks: dict | None = None) -> None:
-    from pst_bench.run.artifacts import save_masks
+    from pst_bench.export.artifacts import save_masks
 
     if masks is not None:
         name = f"{data['run_id']}.masks.npz"

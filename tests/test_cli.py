@@ -103,9 +103,7 @@ def test_composition_errors_are_one_line_and_only_for_what_hydra_refuses():
     assert "Key 'r1' not in 'MethodConfig'" in composition_error(["method=map", "method.r1=4"])
     assert "+method.r1" not in composition_error(["method=map", "method.r1=4"])  # typed: no new key
     missing = composition_error(["sweep=nope"])
-    first = sorted(
-        p.stem for p in (Path(__file__).resolve().parents[1] / "pst_bench" / "conf" / "sweep").glob("*.yaml")
-    )
+    first = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "sweep").glob("*.yaml"))
     assert f"Could not find 'sweep/nope'; Available options in 'sweep': {', '.join(first[:2])}," in missing
     assert composition_error(["method.sparsity=0.5,0.9"]).startswith("Ambiguous value")  # a sweep without -m
     # under -m every value of every axis is composed once: as many trials as the longest axis has values

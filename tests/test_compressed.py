@@ -9,9 +9,9 @@ import torch
 from safetensors import safe_open
 
 from helpers import compose_cfg
+from pst_bench.export.compressed import FORMAT, WEIGHTS_NAME, checkpoint_sizes, load_compressed, main, save_compressed
 from pst_bench.models.loading import load_model
 from pst_bench.models.prepare import prepare_model
-from pst_bench.run.compressed import FORMAT, WEIGHTS_NAME, checkpoint_sizes, load_compressed, main, save_compressed
 from pst_bench.sparsity.conv1d import restore_conv1d
 from pst_bench.sparsity.inject import merge_sparse_layers, set_sparsity
 

@@ -7,7 +7,7 @@ import pytest
 
 from helpers import compose_cfg
 
-CONF = Path(__file__).resolve().parents[1] / "pst_bench" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
 METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
@@ -202,3 +202,17 @@ def test_a_method_without_a_learning_rate_for_the_scale_is_one_config_error():
         del cfg.method.lr["cpu"]
     with pytest.raises(ConfigError, match=r"train.lr=\$\{method.lr.cpu\} cannot be .*method.lr.<scale>"):
         validate_config(cfg)
+
+
+def test_several_trackers_are_one_quoted_value_on_the_command_line():
+    """README's `'train.log_with="wandb,mlflow"'`: quoted, one string the run splits; unquoted, Hydra reads
+    a comma list as a sweep and refuses it outside --multirun."""
+    from hydra.errors import ConfigCompositionException
+
+    from pst_bench.run.tracking import tracker_names
+
+    cfg = compose_cfg(['train.log_with="wandb,mlflow"'])
+    assert cfg.train.log_with == "wandb,mlflow"
+    assert tracker_names(cfg.train.log_with) == ["wandb", "mlflow"]
+    with pytest.raises(ConfigCompositionException, match="Ambiguous value"):
+        compose_cfg(["train.log_with=wandb,mlflow"])

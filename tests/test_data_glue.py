@@ -24,7 +24,7 @@ from pst_bench.data import load_glue_splits
 from pst_bench.data.glue import LAYOUTS
 from pst_bench.errors import ConfigError, DataError
 
-TASK_CONF = Path(__file__).resolve().parents[1] / "pst_bench" / "conf" / "task"
+TASK_CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
 SHARED_DATA = Path(os.environ.get("PST_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 needs_real_data = pytest.mark.skipif(
     not (SHARED_DATA / "glue").is_dir(),

@@ -24,7 +24,7 @@ from helpers import SHARED_DATA
 from pst_bench.data.nlg import NlgSplit, linearise_e2e_mr, linearise_triples, load_nlg_split
 from pst_bench.errors import ConfigError, DataError
 
-TASK_CONF = Path(__file__).resolve().parents[1] / "pst_bench" / "conf" / "task"
+TASK_CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
 NLG_DATA = SHARED_DATA / "nlg"
 needs_real_data = pytest.mark.skipif(
     not NLG_DATA.is_dir(),

@@ -12,9 +12,9 @@ from helpers import compose_cfg, fake_record, tiny_run_overrides, write_syntheti
 
 pytest.importorskip("matplotlib")
 
+from pst_bench.export import load_masks  # noqa: E402
 from pst_bench.record import RecordSkipped  # noqa: E402
 from pst_bench.report import figures, masks  # noqa: E402
-from pst_bench.run.artifacts import load_masks  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -58,6 +58,11 @@ def test_the_wheel_holds_every_package_of_the_source_tree(installed):
     names = set(zipfile.ZipFile(wheel).namelist())
     for init in sorted((ROOT / "pst_bench").rglob("__init__.py")):
         assert init.relative_to(ROOT).as_posix() in names, f"{init} is not in the wheel"
+    # the top-level conf/ installs as the package pst_bench.conf (pyproject.toml's package-dir)
+    assert "pst_bench/conf/__init__.py" in names and "pst_bench/conf/config.yaml" in names
+    assert not any(name.startswith("conf/") for name in names)
+    for yaml in sorted((ROOT / "conf").rglob("*.yaml")):
+        assert f"pst_bench/conf/{yaml.relative_to(ROOT / 'conf').as_posix()}" in names, f"{yaml} is not in the wheel"
     assert "pst_bench/conf/method/pst.yaml" in names and "pst_bench/paper/paper_results.csv" in names
     assert "pst_bench/metrics/glue_metric/glue_metric.py" in names
 

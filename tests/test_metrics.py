@@ -19,7 +19,7 @@ from scipy import stats
 from pst_bench.errors import ConfigError
 from pst_bench.metrics import GLUE_METRIC_DIR, compute_task_metrics, load_task_metric
 
-TASK_CONF = Path(__file__).resolve().parents[1] / "pst_bench" / "conf" / "task"
+TASK_CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
 # GLUE tasks only (the NLG task files carry no classification fields)
 ALL_TASKS = sorted(p.stem for p in TASK_CONF.glob("*.yaml") if "num_labels:" in p.read_text())
 

@@ -296,7 +296,7 @@ def test_structured_runs_are_labelled_and_kept_out_of_the_papers_tables(tmp_path
 )
 def test_a_tiny_structured_run_trains_and_records_its_structure(tmp_path, synthetic_data, structure):
     from helpers import tiny_run_overrides
-    from pst_bench.run.artifacts import load_masks
+    from pst_bench.export import load_masks
     from pst_bench.run.experiment import run_experiment
 
     overrides = [o for o in tiny_run_overrides(synthetic_data, "pst") if not o.startswith("method.sparsity")]

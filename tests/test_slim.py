@@ -12,10 +12,10 @@ import transformers
 
 from helpers import compose_cfg, tiny_run_overrides
 from pst_bench.errors import ConfigError
+from pst_bench.export.export import export_model
+from pst_bench.export.slim import SLIM_KEY, load_slim, save_slim
 from pst_bench.models.loading import load_model, load_tokenizer
 from pst_bench.models.prepare import prepare_model
-from pst_bench.run.export import export_model
-from pst_bench.run.slim import SLIM_KEY, load_slim, save_slim
 from pst_bench.schema.validate import validate_config
 from pst_bench.sparsity.inject import set_sparsity
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-CONF = Path(__file__).resolve().parents[1] / "pst_bench" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 
 EXPECTED_JOBS = {

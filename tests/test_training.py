@@ -88,7 +88,7 @@ def test_export_loads_in_plain_transformers_with_same_predictions(tmp_path, synt
         weight = exported.get_submodule(name).weight
         assert (weight == 0).float().mean().item() == pytest.approx(0.8, abs=1e-3)
     # The compressed export beside it (float32 values: lossless) reloads to the same predictions.
-    from pst_bench.run.compressed import load_compressed
+    from pst_bench.export.compressed import load_compressed
 
     compressed = record["export_compressed"]
     assert Path(compressed["dir"]) == export.with_name(f"{export.name}.compressed")
@@ -247,7 +247,7 @@ def test_missing_model_offline_is_one_clear_error():
 def test_runs_save_bit_packed_masks_and_a_score_sample(tmp_path, synthetic_data):
     import numpy as np
 
-    from pst_bench.run.artifacts import load_masks
+    from pst_bench.export import load_masks
     from pst_bench.sparsity.mask import kept_count
 
     record = run(compose_cfg(tiny_run_overrides(synthetic_data, "mvp", "method.sparsity=0.75"), tmp_path))

@@ -1,6 +1,6 @@
 """`make bench`: training-step time, peak memory and evaluation time per method, side by side.
 
-    python -m pst_bench.bench [--batch-size 32 --seq-length 128 ...] [Hydra overrides, e.g. model=roberta-base]
+    python -m pst_bench.perf.bench [--batch-size 32 --seq-length 128 ...] [Hydra overrides, e.g. model=roberta-base]
 
 Every method is built on the same model shape with random weights (speed does
 not depend on their values) and measured in one process. Steps are interleaved
@@ -8,7 +8,7 @@ round by round (dense, LoRA, MaP, MvP, PST, dense, ...) so a slow phase of the
 machine touches every method alike; warm-up rounds are excluded and the median
 is reported. A training step is what the training loop does: forward, backward,
 gradient clipping, AdamW step, zero_grad. Peak memory is measured in a separate
-pass (pst_bench.memory: live tensor bytes, the figure torch.cuda.max_memory_allocated
+pass (pst_bench.perf.memory: live tensor bytes, the figure torch.cuda.max_memory_allocated
 gives on a GPU). Results: a markdown table and a JSON file under results/bench/.
 """
 
@@ -31,11 +31,11 @@ import torch
 
 from ..adapter import SparseConfig
 from ..adapter.model import resolve_targets
+from ..export.compressed import checkpoint_sizes, save_compressed
 from ..files import atomic_write_text
 from ..models.loading import load_model
 from ..models.prepare import prepare_model
 from ..record import library_versions
-from ..run.compressed import checkpoint_sizes, save_compressed
 from ..run.optim import param_groups
 from ..schema.validate import validate_config
 from ..sparsity.conv1d import restore_conv1d
@@ -379,7 +379,7 @@ def markdown_report(report: dict) -> str:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m pst_bench.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pst_bench.perf.bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -447,7 +447,9 @@ def run(argv=None) -> dict:
         export = compressed_export_sizes(pst)
 
     report = {
-        "command": ("python -m pst_bench.bench " + shlex.join(argv if argv is not None else sys.argv[1:])).rstrip(),
+        "command": (
+            "python -m pst_bench.perf.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+        ).rstrip(),
         "settings": {
             "model": model_name,
             "task": cfg.task.name,

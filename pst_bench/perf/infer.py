@@ -1,7 +1,7 @@
 """`make bench-infer`: inference latency, throughput and peak memory of sparse models, side by side.
 
-    python -m pst_bench.bench_infer [--unstructured 0.9 --units 0.5 ...] [Hydra overrides, e.g. model=roberta-base]
-    python -m pst_bench.bench_infer --export mine=exports/<run id>.slim   # exported models as well
+    python -m pst_bench.perf.infer [--unstructured 0.9 --units 0.5 ...] [Hydra overrides, e.g. model=roberta-base]
+    python -m pst_bench.perf.infer --export mine=exports/<run id>.slim   # exported models as well
 
 What is compared (every model built from the same config with random weights, since speed does not
 depend on their values, and merged to plain layers as an export would be):
@@ -12,8 +12,8 @@ depend on their values, and merged to plain layers as an export would be):
 - ``unstructured-csr``: the same weights with every sparsified matrix in PyTorch's CSR layout
   (``torch.sparse.mm``);
 - ``slim-<share>``: magnitude masks with ``method.pattern=units`` at each share of ``--units`` (FFN
-  neurons and heads), the removed units physically gone (``pst_bench.run.slim``);
-- ``2:4``: 2:4 masks as semi-structured sparse tensors (``pst_bench.run.semi_structured``), on a GPU
+  neurons and heads), the removed units physically gone (``pst_bench.export.slim``);
+- ``2:4``: 2:4 masks as semi-structured sparse tensors (``pst_bench.export.semi_structured``), on a GPU
   that has the kernels only; elsewhere the report says why it was skipped;
 - ``--export LABEL=DIR``: exported models, loaded with ``load_slim`` (plain exports load unchanged).
 
@@ -39,11 +39,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..export.semi_structured import semi_structured_support, to_semi_structured
+from ..export.slim import load_slim, slim_model
+from ..formats import slim_name
 from ..models.loading import load_model
 from ..models.prepare import prepare_model
 from ..record import library_versions
-from ..run.semi_structured import semi_structured_support, to_semi_structured
-from ..run.slim import load_slim, slim_model
 from ..sparsity.conv1d import restore_conv1d
 from ..sparsity.inject import merge_sparse_layers, set_sparsity
 from ..sparsity.modules import replace_module
@@ -91,11 +92,6 @@ class Subject:
     def weight_bytes(self) -> int:
         tensors = [*self.model.parameters(), *self.model.buffers()]
         return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def slim_name(share: float) -> str:
-    """The benchmark's name of the slim model with this share of units removed (``slim-50%``)."""
-    return f"slim-{round(100 * share)}%"
 
 
 def _sparse_model(overrides: list[str], structure: list[str], sparsity: float):
@@ -246,7 +242,7 @@ def markdown_report(report: dict) -> str:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m pst_bench.bench_infer", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pst_bench.perf.infer", description=__doc__.split("\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (default model=bert-base task=sst2)")
     parser.add_argument("--unstructured", type=float, default=0.9, help="unstructured sparsity (0: leave out)")
     parser.add_argument(
@@ -298,7 +294,7 @@ def run(argv=None) -> dict:
             measure_memory(subject, inputs[f"{SHAPES[-1][0]}x{SHAPES[-1][1]}"], args.device)
     report = {
         "command": (
-            "python -m pst_bench.bench_infer " + shlex.join(argv if argv is not None else sys.argv[1:])
+            "python -m pst_bench.perf.infer " + shlex.join(argv if argv is not None else sys.argv[1:])
         ).rstrip(),
         "settings": {
             "model": model_name,
@@ -321,3 +317,7 @@ def run(argv=None) -> dict:
 def main(argv=None) -> int:
     run(argv)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

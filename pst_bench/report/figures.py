@@ -1,7 +1,7 @@
-"""The paper's Figures 2-5 from the saved runs: ``python -m pst_bench.figures`` (``make figures``).
+"""The paper's Figures 2-5 from the saved runs: ``python -m pst_bench.report.figures`` (``make figures``).
 
 Reads every results record under ``<runs>`` (sub-folders included, through :mod:`pst_bench.record`)
-and the artifacts next to it (``<id>.masks.npz``, ``<id>.scores.npz``, see :mod:`pst_bench.run.artifacts`)
+and the artifacts next to it (``<id>.masks.npz``, ``<id>.scores.npz``, see :mod:`pst_bench.export.artifacts`)
 and writes PNGs under ``<out>``:
 
 - ``fig2_masks_<model>_<task>_p<P>.png``: one row per method that has masks at sparsity P (default
@@ -48,9 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..export import load_masks
 from ..files import atomic_write_bytes
 from ..record import RecordError, RecordSkipped, RunRecord, as_record, load_records
-from ..run.artifacts import load_masks
 from .labels import MAIN_LABELS, color_of, label_of
 from .masks import COMPARED, PAIRS, hamming_similarity, similarity_by_layer  # noqa: F401 (re-exported)
 from .selection import DEFAULT_GRID_RULE, GRID_RULES, at_paper_ranks, describe_rule, select_cells
@@ -705,7 +705,7 @@ def make_figures(
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pst_bench.figures", description="Draw the paper's Figures 2-5 from saved runs."
+        prog="python -m pst_bench.report.figures", description="Draw the paper's Figures 2-5 from saved runs."
     )
     parser.add_argument("--runs", default="results/runs", help="folder of run records (default: %(default)s)")
     parser.add_argument("--out", default="results/figures", help="output folder (default: %(default)s)")

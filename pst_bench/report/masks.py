@@ -1,6 +1,6 @@
 """How far apart two methods' final masks are: Figure 5's similarity and the per-run mask distances.
 
-A run's masks (``<id>.masks.npz``, ``pst_bench.run.artifacts``) are compared with those of
+A run's masks (``<id>.masks.npz``, ``pst_bench.export.artifacts``) are compared with those of
 another method's run on the same model, task, sparsity and seed. Two numbers, pooled over
 every sparsified matrix the two runs share:
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..export import load_masks
 from ..record import RecordSkipped, RunRecord
-from ..run.artifacts import load_masks
 from .labels import label_of
 from .selection import DEFAULT_GRID_RULE, at_paper_ranks, select_cells
 

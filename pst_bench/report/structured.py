@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import atomic_write_text
-from ..perf.infer import slim_name
+from ..formats import slim_name
 from ..record import RunRecord
 from .labels import label_of
 from .selection import Cell, at_paper_ranks, describe_rule, select_cells

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from ..adapter.model import overall_sparsity
 from ..data.sampling import EpochPermutation, LengthGroupedPermutation
+from ..export.export import export_run, save_artifacts
 from ..files import write_json_atomic
 from ..models.loading import fit_tokenizer_to_model, load_model, load_tokenizer
 from ..models.params import parameter_report
@@ -29,7 +30,6 @@ from ..record import build_record, read_record, run_id
 from ..schema.validate import validate_config
 from ..sparsity.diagnostics import MaskDiagnostics
 from ..tasks import make_task_runner
-from .export import export_run, save_artifacts
 from .lock import run_lock
 from .loop import LoopState, StepPlan, Trainee, TrainingLoop, resume_state, select_epochs
 from .optim import make_accelerator, make_optimizer, make_scheduler

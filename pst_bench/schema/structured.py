@@ -1,4 +1,4 @@
-"""The types of every config key: Hydra structured configs that the YAML files in pst_bench/conf extend.
+"""The types of every config key: Hydra structured configs that the YAML files in conf/ extend.
 
 The YAML files own the values (and say what each one means); these dataclasses own the types. Hydra
 merges every YAML file into its schema, so `method.sparsity=abc` is refused while the config is

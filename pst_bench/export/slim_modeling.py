@@ -9,7 +9,7 @@ export's ``config.json`` points transformers' Auto classes at it (``auto_map``),
 only torch and transformers. Each ``PstSlim<Base>`` class is the stock class whose q, k, v and
 attention output projections are built with the head counts recorded under ``config.pst_slim``
 (removed heads are gone from the weights); everything else is the stock model. pst-bench's slimming
-(``pst_bench.run.slim``) uses the same helpers to find the modules and size them.
+(``pst_bench.export.slim``) uses the same helpers to find the modules and size them.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def export_model(model, tokenizer, target: Path) -> Path:
 
 
 def export_compressed(model, tokenizer, export_dir: Path, value_dtype: str) -> dict:
-    """The merged model as bitmask + values (pst_bench.compressed) in <export_dir>.compressed/."""
+    """The merged model as bitmask + values (pst_bench.export.compressed) in <export_dir>.compressed/."""
     folder = save_compressed(
         model, export_dir.with_name(f"{export_dir.name}.compressed"), value_dtype=value_dtype, tokenizer=tokenizer
     )

@@ -13,7 +13,7 @@ is lossless with ``value_dtype=float32``; with float16 only the rounding of each
 stored value changes. Tied weights (GPT-2's LM head) are stored once.
 
 ``load_compressed(folder)`` rebuilds a normal transformers model from the
-folder's config.json and the compressed file; ``python -m pst_bench.compressed
+folder's config.json and the compressed file; ``python -m pst_bench.export.compressed
 expand <folder> <out>`` writes it back out with ``save_pretrained``.
 """
 
@@ -30,12 +30,12 @@ import transformers
 from safetensors.torch import load_file, save_file
 
 from ..sparsity.bits import pack_bits, unpack_bits
+from . import VALUE_DTYPES
 
 # v2: big bit order, as the saved run masks (v1 packed little-endian; its bits read as v2 would be wrong).
 FORMAT = "pst-bench/bitmask-v2"
 RETIRED_FORMATS = ("pst-bench/bitmask-v1",)
 WEIGHTS_NAME = "model.sparse.safetensors"
-VALUE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 def _bitmask_is_smaller(tensor: torch.Tensor, nonzero: int, value_bytes: int) -> bool:
@@ -158,7 +158,7 @@ def checkpoint_sizes(dense_folder: Path, compressed_folder: Path) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pst_bench.compressed",
+        prog="python -m pst_bench.export.compressed",
         description="Expand a compressed sparse model into a save_pretrained folder.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

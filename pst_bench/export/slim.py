@@ -15,7 +15,7 @@ Loading:
 - Heads: transformers 5 has no head pruning any more (``prune_heads`` and ``config.pruned_heads``
   are gone), and a stock config cannot say "fewer heads of the same size". A model with heads
   removed records the kept count per layer in its config under ``pst_slim`` and carries its loader:
-  ``modeling_pst_slim.py`` (a copy of ``pst_bench.run.slim_modeling``, torch and transformers only)
+  ``modeling_pst_slim.py`` (a copy of ``pst_bench.export.slim_modeling``, torch and transformers only)
   with ``auto_map`` in ``config.json``, so plain ``AutoModelFor...from_pretrained(folder,
   trust_remote_code=True)`` builds the stock model with q, k, v and the output projection at those
   counts and loads the weights. ``load_slim(folder)`` does that for either kind of export.
