@@ -38,6 +38,8 @@ EXPECTED_JOBS = {
     "structured_cpu": 2 * 4 * 2,
     "protocol_schedule_sst2": 2 * 2,
     "protocol_schedule_stsb": 2 * 2,
+    "protocol_dense": 2 * 3,
+    "protocol_cells": 2 * 5,
 }
 
 # What each point of the evidence grid (conf/hparams/) must run: method, train.lr, method.score_lr.
