@@ -20,7 +20,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all lint docs params clean figures tables sweep evidence bench bench-infer profile schedule
+.PHONY: install nltk-data demo test test-all lint docs params clean figures tables sweep evidence bench bench-infer profile schedule gpu-smoke
 
 install: $(STAMP)
 
@@ -139,6 +139,12 @@ profile: $(STAMP)
 # make bench-infer BENCH_ARGS="--device cuda" or BENCH_ARGS="--export mine=exports/<run id>.slim"
 bench-infer: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.perf.infer $(BENCH_ARGS)
+
+# Every method (finetune, map, mvp, pst) trains a few bf16 steps of a bert-base-shaped model (random weights)
+# on the GPU: finite loss, exact mask sparsity, PST's gradients against fp32; step time and peak memory per
+# method. Without CUDA it says so and runs nothing; SMOKE_ARGS="--device cpu" runs the checks under CPU bf16.
+gpu-smoke: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.perf.gpu_smoke $(SMOKE_ARGS)
 
 clean:
 	rm -rf outputs multirun checkpoints exports build *.egg-info

@@ -2,6 +2,7 @@
 
 pst-bench method=pst task=sst2 model=bert-base
 pst-bench info=params model=roberta-large method=mvp
+pst-bench info=check method=pst task=mnli train.mixed_precision=bf16   # everything a run would refuse, no training
 pst-bench -m method=map,mvp,pst task=mrpc,rte        # Hydra multirun
 """
 
@@ -102,8 +103,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
             validate_config(cfg)
             print(format_report(cfg, parameter_report_for_config(cfg)))
             return None
+        if cfg.info == "check":
+            return _check(cfg)
         if cfg.info is not None:
-            raise PstBenchError(f"info={cfg.info!r} is unknown; the choice is info=params")
+            raise PstBenchError(f"info={cfg.info!r} is unknown; choose info=params or info=check")
         _quiet_libraries()
         from .run.experiment import run_experiment
 
@@ -128,6 +131,23 @@ def hydra_main(cfg: DictConfig) -> float | None:
             # exits non-zero at the end. Exiting here would drop every job after this one.
             raise
         sys.exit(2)
+
+
+def _check(cfg: DictConfig) -> None:
+    """info=check: one line per problem on stderr (exit status 2), or what was checked (status 0)."""
+    from .schema.check import check_config
+
+    report = check_config(cfg)
+    if report.ok:
+        for note in report.notes:
+            print(f"ok  {note}")
+        print("pst-bench: check passed (nothing trained)")
+        return None
+    for problem in report.problems:
+        print(f"pst-bench: error: {problem}", file=sys.stderr)
+    if _in_multirun():
+        raise PstBenchError(f"check found {len(report.problems)} problem(s)")
+    sys.exit(2)
 
 
 def _in_multirun() -> bool:

@@ -71,6 +71,9 @@ _NON_IDENTITY_KEYS = {
 #: Keys added after records existed, left out of the identity while they hold the value that reproduces the
 #: older behaviour, so the runs made before them keep their ids.
 _LATER_DEFAULTS = {"train": {"group_by_length": False}}
+#: Keys whose only effect is another identity key's value, added after records existed: method.lr.paper
+#: feeds train.lr at paper scale (the resolved train.lr is the identity), so runs keep their ids.
+_FEEDS_ANOTHER_KEY = (("method", "lr", "paper"),)
 #: Settings that name a run or repeat it, not what it is: left out of ``RunRecord.setting``.
 _NOT_A_SETTING = ("train.seed", "method.name", "method.paper_label")
 #: Subset settings: a run with any of them set is not comparable to the paper (``is_short``).
@@ -119,7 +122,8 @@ def identity_config(cfg) -> dict:
     """The resolved config minus the keys that do not change the results, and minus the mask-structure
     keys that hold their default (runs from before those keys existed keep their ids)."""
     # a stored record's config is copied: the pops below must not change the record
-    plain = copy.deepcopy(cfg) if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
+    # enum_to_str: typed choices (train.device, train.mixed_precision) hash as the strings they always were
+    plain = copy.deepcopy(cfg) if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     for key, sub in _NON_IDENTITY_KEYS.items():
         if sub is None:
             plain.pop(key, None)
@@ -131,6 +135,10 @@ def identity_config(cfg) -> dict:
         for name, default in defaults.items():
             if name in section and section[name] == default:
                 section.pop(name)
+    for section, sub, name in _FEEDS_ANOTHER_KEY:
+        inner = (plain.get(section) or {}).get(sub)
+        if isinstance(inner, dict):
+            inner.pop(name, None)
     method = plain.get("method") or {}
     for name, default in STRUCTURE_DEFAULTS.items():
         if name in method and method[name] == default:
@@ -247,7 +255,7 @@ def build_record(
         "num_processes": num_processes,
         "versions": library_versions(),
         "git": git_state(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
         **(extra or {}),
         "checkpoint_dir": checkpoint_dir,
         "export_dir": None,

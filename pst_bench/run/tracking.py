@@ -49,7 +49,7 @@ def flat_hparams(cfg) -> dict:
         else:
             flat[prefix] = str(node)
 
-    walk("", OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg)
+    walk("", OmegaConf.to_container(cfg, resolve=True, enum_to_str=True) if OmegaConf.is_config(cfg) else cfg)
     return flat
 
 

@@ -9,6 +9,10 @@ Under `-m`, each value of each swept key is tried: composition i takes value i o
 the shorter ones), so the longest axis sets the count, capped at ``MAX_TRIALS`` (values past it are
 left to Hydra's own checks when their job is composed). Keys under `hydra` (launcher settings) are not
 composed here: Hydra checks them itself.
+
+With `--cfg` (`-c`: print the config and exit, Hydra's own flag) the composed config's values are checked
+too (``validate.validate_config``: ranges and combinations), so `--cfg job method.sparsity=1.5` is refused
+like a run would be. `info=check` (``pst_bench.schema.check``) checks the environment as well.
 """
 
 from __future__ import annotations
@@ -40,13 +44,21 @@ def composition_error(
         or parsed.experimental_rerun
     ):
         return None  # not a plain composition of our config: leave it to Hydra
+    from ..errors import ConfigError
+
     try:
         trials = _trials(parsed.overrides, parsed.multirun)
         with initialize_config_module(config_module=config_module, version_base="1.3"):
             for overrides in trials:
-                compose(config_name=config_name, overrides=overrides)
+                cfg = compose(config_name=config_name, overrides=overrides)
+                if parsed.cfg:
+                    from .validate import validate_config
+
+                    validate_config(cfg)
     except (HydraException, OmegaConfBaseException) as err:
         return one_line(err)
+    except ConfigError as err:
+        return str(err)
     return None
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Dict, List, Optional, Union
 
 from hydra.core.config_store import ConfigStore
@@ -178,6 +179,33 @@ class DartTaskConfig(NlgTaskConfig):
 # --------------------------------------------------------------------------- train/, data/, paths/, nlg/
 
 
+class StrChoice(str, Enum):
+    """A closed set of string values, typed as an Enum so that Hydra refuses any other value while
+    composing. Each member's name is its value and a member is a ``str``: ``cfg.train.device == "cpu"``
+    holds, ``str()`` and f-strings give the plain value, and ``OmegaConf.to_container(cfg,
+    enum_to_str=True)`` (what records and run ids read, ``pst_bench.record``) gives the same string
+    the untyped field held, so config hashes do not change."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Device(StrChoice):
+    """``train.device``: auto (a GPU when one is visible, else the CPU), cpu or cuda."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class MixedPrecision(StrChoice):
+    """``train.mixed_precision``: accelerate's autocast setting (no = float32 throughout)."""
+
+    no = "no"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
 @dataclass
 class TrainConfig:
     lr: float = MISSING
@@ -196,8 +224,8 @@ class TrainConfig:
     # batches of similar length (pst_bench.data.sampling): the same examples per epoch, far less padding
     group_by_length: bool = False
     seed: int = MISSING
-    device: str = MISSING  # auto | cpu | cuda
-    mixed_precision: str = MISSING  # no | fp16 | bf16
+    device: Device = MISSING  # auto | cpu | cuda
+    mixed_precision: MixedPrecision = MISSING  # no | fp16 | bf16
     checkpoint_every_steps: Optional[int] = None
     resume: bool = MISSING
     num_workers: int = MISSING

@@ -161,7 +161,7 @@ class MaskGroup:
         if key == self._key:
             return
         started = time.perf_counter()
-        scores = {id(layer): layer.importance_scores() for layer in self.layers}
+        scores = {id(layer): layer.scores_for_mask() for layer in self.layers}  # float32 (precision)
         unit_scores = [e.unit_scores(scores) for e in self.entries]
         keeps = allocate(self.entries, unit_scores, self.layers[0].sparsity, self.scope, self.bounds)
         masks = {}

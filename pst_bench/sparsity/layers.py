@@ -12,7 +12,9 @@ and reused by a whole evaluation pass. Under ``torch.no_grad`` the masked
 weight itself is cached as well, so evaluation costs a dense linear layer.
 
 PST's hand-written forward and backward (and the plain Eq. 7 they are tested
-against) live in ``pst_autograd``.
+against) live in ``pst_autograd``. Under autocast (mixed precision) every mask is
+chosen from float32 scores and the masked weight is built in the parameters'
+dtype; only the product with the activations runs in bf16 / fp16 (``precision``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch import nn
 from ..methods.pst import SCORE_TERMS
 from .mask import StraightThroughMask, kept_count
 from .patterns import UNSTRUCTURED, MatrixPattern
+from .precision import SCORE_DTYPE, autocast_dtype, autocast_off
 from .pst_autograd import PSTLinear, PSTMaskedWeight
 
 
@@ -72,6 +75,12 @@ class SparseLinear(nn.Module):
         """The score S whose top-v is kept (may be computed without grad)."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def scores_for_mask(self) -> torch.Tensor:
+        """S as the mask is chosen from it: float32 (``SCORE_DTYPE``), computed with autocast off."""
+        with autocast_off(self.base_layer.weight.device.type):
+            return self.importance_scores().to(SCORE_DTYPE)
+
     def score_inputs(self) -> list[torch.Tensor]:
         """Tensors S depends on: a change of any of them invalidates the mask."""
         raise NotImplementedError
@@ -104,7 +113,7 @@ class SparseLinear(nn.Module):
             started = time.perf_counter()
             self._mask = None  # free the old mask before the new one is built
             with torch.no_grad():
-                self._mask = self.pattern.mask(self.importance_scores(), self.sparsity)
+                self._mask = self.pattern.mask(self.scores_for_mask(), self.sparsity)
             self._mask_key = key
             self.mask_computations += 1
             self.mask_seconds += time.perf_counter() - started
@@ -118,10 +127,12 @@ class SparseLinear(nn.Module):
         else:
             key = (self._mask_key, self._versions(self.weight_inputs()))
             if self._eval_weight is None or key != self._eval_key:
-                self._eval_weight = self.masked_weight(mask).detach()
+                # in the parameters' dtype whether or not autocast is on: the cache serves both
+                with autocast_off(inputs.device.type):
+                    self._eval_weight = self.masked_weight(mask).detach()
                 self._eval_key = key
             weight = self._eval_weight
-        return F.linear(inputs, weight, self.base_layer.bias)
+        return F.linear(inputs, weight, self.base_layer.bias)  # autocast (if on) casts here
 
     # -- export -----------------------------------------------------------------
     @torch.no_grad()
@@ -254,18 +265,27 @@ class PSTSparseLinear(SparseLinear):
         return terms + (("rc",) if self.R is not None else ())
 
     @torch.no_grad()
-    def dense_weight(self) -> torch.Tensor:
-        return torch.addmm(self.base_layer.weight, self.U, self.V, alpha=self.beta)
+    def dense_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """W = W0 + β·U·V in ``dtype`` (default: the parameters'), with autocast off."""
+        w0 = self.base_layer.weight
+        dtype = dtype or w0.dtype
+        with autocast_off(w0.device.type):
+            return torch.addmm(w0.to(dtype), self.U.to(dtype), self.V.to(dtype), alpha=self.beta)
 
     @torch.no_grad()
     def importance_scores(self) -> torch.Tensor:
+        """S in float32 (``SCORE_DTYPE``) whatever the parameters' dtype, with autocast off."""
         n, k = self.weight_shape
         w = self.base_layer.weight
-        scores = self.dense_weight().abs_() if self.use_magnitude else w.new_zeros(n, k)
-        if self.A is not None:
-            scores.addmm_(self.A, self.B, alpha=self.alpha1)
-        if self.R is not None:
-            scores.add_(self.R.unsqueeze(1), alpha=self.alpha2).add_(self.C.unsqueeze(0), alpha=self.alpha2)
+        with autocast_off(w.device.type):
+            scores = (
+                self.dense_weight(SCORE_DTYPE).abs_() if self.use_magnitude else w.new_zeros(n, k, dtype=SCORE_DTYPE)
+            )
+            if self.A is not None:
+                scores.addmm_(self.A.to(SCORE_DTYPE), self.B.to(SCORE_DTYPE), alpha=self.alpha1)
+            if self.R is not None:
+                rows, cols = self.R.to(SCORE_DTYPE).unsqueeze(1), self.C.to(SCORE_DTYPE).unsqueeze(0)
+                scores.add_(rows, alpha=self.alpha2).add_(cols, alpha=self.alpha2)
         return scores
 
     def score_inputs(self) -> list[torch.Tensor]:
@@ -275,11 +295,14 @@ class PSTSparseLinear(SparseLinear):
         return [self.base_layer.weight, self.U, self.V]
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if not torch.is_grad_enabled() or torch.is_autocast_enabled(inputs.device.type):
-            return super().forward(inputs)  # cached eval weight / autocast's own casting of F.linear
+        if not torch.is_grad_enabled():
+            return super().forward(inputs)  # the cached eval weight
         mask = self.current_mask()
         self._eval_weight = None
-        return PSTLinear.apply(inputs, self.base_layer.weight, self.base_layer.bias, *self._factor_args(mask))
+        # under autocast: W' in the parameters' dtype, its product with x in autocast's (pst_autograd)
+        compute_dtype = autocast_dtype(inputs.device.type)
+        w0, bias = self.base_layer.weight, self.base_layer.bias
+        return PSTLinear.apply(inputs, w0, bias, *self._factor_args(mask), compute_dtype)
 
     def masked_weight(self, mask: torch.Tensor) -> torch.Tensor:
         return PSTMaskedWeight.apply(self.base_layer.weight, *self._factor_args(mask))

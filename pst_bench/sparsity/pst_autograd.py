@@ -14,7 +14,13 @@ training.
 All four take the factors in one order, ``U, V, A, B, R, C`` (A, B and R, C are
 None when their score term is off), then the mask (the fused ones) or the kept
 count v (the reference, which selects the mask itself), then
-``beta, alpha1, alpha2, use_magnitude``.
+``beta, alpha1, alpha2, use_magnitude``; ``PSTLinear`` then takes the autocast dtype
+(``compute_dtype``, None without autocast).
+
+Mixed precision (``precision``): both fused functions run with autocast off. W' is built in the
+parameters' dtype; under autocast ``PSTLinear`` casts x, W' and b to ``compute_dtype`` for the product
+(what autocast does to ``nn.Linear``), saves x in that dtype, and computes dL/dx and G = dL/dW' in it,
+then the factor gradients in the parameters' dtype from G.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .mask import StraightThroughMask, topv_mask
+from .precision import autocast_off
 
 
 def _pst_factor_grads(ctx, factors, grad_masked, weight=None):
@@ -82,13 +89,16 @@ class PSTMaskedWeight(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, w0, U, V, A, B, R, C, mask, beta, alpha1, alpha2, use_magnitude):
-        weight = torch.addmm(w0, U, V, alpha=beta)
+        with autocast_off(w0.device.type):  # W' in the parameters' dtype (precision)
+            weight = torch.addmm(w0, U, V, alpha=beta)
         _save_factors(ctx, (w0, U, V, A, B, mask), A, R, (beta, alpha1, alpha2, use_magnitude))
         return weight.mul_(mask)
 
     @staticmethod
     def backward(ctx, grad_out):
-        grads = _pst_factor_grads(ctx, ctx.saved_tensors, grad_out)
+        w0 = ctx.saved_tensors[0]
+        with autocast_off(w0.device.type):
+            grads = _pst_factor_grads(ctx, ctx.saved_tensors, grad_out.to(w0.dtype))
         return (None, *grads, None, None, None, None, None)
 
 
@@ -102,9 +112,14 @@ class PSTLinear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, inputs, w0, bias, U, V, A, B, R, C, mask, beta, alpha1, alpha2, use_magnitude):
-        weight = torch.addmm(w0, U, V, alpha=beta).mul_(mask)
-        output = F.linear(inputs, weight, bias)
+    def forward(ctx, inputs, w0, bias, U, V, A, B, R, C, mask, beta, alpha1, alpha2, use_magnitude, compute_dtype=None):
+        ctx.input_dtype = inputs.dtype
+        with autocast_off(inputs.device.type):
+            weight = torch.addmm(w0, U, V, alpha=beta).mul_(mask)  # the parameters' dtype
+            if compute_dtype is not None:  # autocast: the product in its dtype, as for nn.Linear
+                inputs, weight = inputs.to(compute_dtype), weight.to(compute_dtype)
+                bias = None if bias is None else bias.to(compute_dtype)
+            output = F.linear(inputs, weight, bias)
         del weight
         _save_factors(ctx, (inputs, w0, U, V, A, B, mask), A, R, (beta, alpha1, alpha2, use_magnitude))
         ctx.has_bias = bias is not None
@@ -116,16 +131,19 @@ class PSTLinear(torch.autograd.Function):
         w0, U, V, _, _, mask = factors
         beta = ctx.scalars[0]
         n, k = w0.shape
-        grad_2d = grad_output.reshape(-1, n)
-        weight = torch.addmm(w0, U, V, alpha=beta)  # W, reused by _pst_factor_grads
-        grad_input = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_input = (grad_2d @ (weight * mask)).view(inputs.shape)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad_2d.sum(dim=0)
-        grad_masked = grad_2d.t() @ inputs.reshape(-1, k)  # dL/dW', n x k
-        grads = _pst_factor_grads(ctx, factors, grad_masked, weight)
-        return (grad_input, None, grad_bias, *grads, None, None, None, None, None)
+        with autocast_off(inputs.device.type):
+            grad_2d = grad_output.reshape(-1, n).to(inputs.dtype)  # the product's dtype (x as saved)
+            weight = torch.addmm(w0, U, V, alpha=beta)  # W, reused by _pst_factor_grads
+            grad_input = grad_bias = None
+            if ctx.needs_input_grad[0]:
+                masked = weight * mask
+                grad_input = (grad_2d @ masked.to(grad_2d.dtype)).view(inputs.shape).to(ctx.input_dtype)
+                del masked
+            if ctx.has_bias and ctx.needs_input_grad[2]:
+                grad_bias = grad_2d.sum(dim=0, dtype=w0.dtype)
+            grad_masked = (grad_2d.t() @ inputs.reshape(-1, k)).to(w0.dtype)  # dL/dW', n x k
+            grads = _pst_factor_grads(ctx, factors, grad_masked, weight)
+        return (grad_input, None, grad_bias, *grads, None, None, None, None, None, None)
 
 
 # -- the reference: Eq. 6-7 as written, with ordinary autograd ops ----------------------------------------
