@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import compose_cfg
+from helpers import ROOT, compose_cfg
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
@@ -175,12 +175,14 @@ def test_every_way_of_composing_finds_the_schema_without_registering_it(tmp_path
 
 
 def test_each_method_names_its_learning_rate_per_scale():
-    """Paper scale: train.lr for every method (5e-5; the NLG tasks' 1e-4). CPU scale: the method's own."""
+    """Paper scale: the method's method.lr.paper (3e-5, the authors' GLUE recipe; the NLG tasks' 1e-4).
+    CPU scale: the method's method.lr.cpu."""
     from omegaconf import OmegaConf
 
     for method in METHODS:
         paper, cpu = compose_cfg([f"method={method}"]), compose_cfg([f"method={method}", "scale=cpu"])
-        assert paper.train.lr == 5e-5
+        assert paper.train.lr == paper.method.lr.paper == 3e-5, method
+        assert compose_cfg([f"method={method}", "scale=paper"]).train.lr == 3e-5
         assert cpu.train.lr == cpu.method.lr.cpu == (3e-4 if cpu.method.kind == "pst" else 1e-4), method
         assert (cpu.train.epochs, cpu.train.max_train_examples, cpu.export) == (3, 1000, False)
     assert compose_cfg(["task=e2e", "model=gpt2", "method=map"]).train.lr == 1e-4
@@ -189,6 +191,28 @@ def test_each_method_names_its_learning_rate_per_scale():
     # what a record stores (the resolved config) holds the effective learning rate
     resolved = OmegaConf.to_container(compose_cfg(["scale=cpu", "method=mvp"]), resolve=True)
     assert resolved["train"]["lr"] == 1e-4
+
+
+def test_a_method_file_without_a_paper_learning_rate_trains_at_the_old_default():
+    from omegaconf import open_dict
+
+    cfg = compose_cfg([])
+    with open_dict(cfg):  # e.g. a method added before method.lr.paper existed
+        del cfg.method.lr["paper"]
+    assert cfg.train.lr == 5e-5
+
+
+def test_paper_learning_rates_keep_the_run_ids_of_committed_records():
+    """method.lr.paper only feeds train.lr: it is not part of a run's identity, so the committed CPU-scale
+    records of a sweep recomposed today keep their ids (and the sweep skips them)."""
+    from test_sweeps import expand
+
+    from pst_bench.record import identity_config, run_id
+
+    committed = {p.stem for p in (ROOT / "results").rglob("*.json")}
+    ids = [run_id(compose_cfg(["sweep=evidence_sst2", *job])) for job in expand("evidence_sst2")]
+    assert ids and set(ids) <= committed
+    assert "paper" not in identity_config(compose_cfg(["scale=cpu"]))["method"]["lr"]
 
 
 def test_a_method_without_a_learning_rate_for_the_scale_is_one_config_error():

@@ -8,7 +8,9 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 
 EXPECTED_JOBS = {
-    "table2_bert": 8 * 3 * 2,
+    "table2_bert": 8 * (1 + 3 * 2),  # the dense row and MaP, MvP, PST at 50% and 90% (conf/row/)
+    "table2_bert_search": 6 * 7 * 4 * 2,  # 6 tasks x 7 rows x 4 learning rates x 2 epoch counts
+    "table2_bert_search_mnli_qqp": 2 * 7 * 4 * 2,
     "table2_roberta": 2 * 8 * 3,
     "table2_finetune": 3 * 8,
     "table3": 3 * 3,
