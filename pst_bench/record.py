@@ -70,7 +70,18 @@ _NON_IDENTITY_KEYS = {
 }
 #: Keys added after records existed, left out of the identity while they hold the value that reproduces the
 #: older behaviour, so the runs made before them keep their ids.
-_LATER_DEFAULTS = {"train": {"group_by_length": False}}
+_LATER_DEFAULTS = {
+    "train": {"group_by_length": False},
+    # a dataset of one's own (GlueTaskConfig): the GLUE tasks hold these defaults
+    "task": {
+        "data_format": None,
+        "data_files": {},
+        "label_column": "label",
+        "label_values": None,
+        "data_hub": None,
+        "data_hub_config": None,
+    },
+}
 #: Keys whose only effect is another identity key's value, added after records existed: method.lr.paper
 #: feeds train.lr at paper scale (the resolved train.lr is the identity), so runs keep their ids.
 _FEEDS_ANOTHER_KEY = (("method", "lr", "paper"),)

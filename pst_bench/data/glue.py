@@ -108,6 +108,11 @@ def load_glue_splits(task_cfg: Any, data_cfg: Any, splits: Sequence[str] | None 
     when ``data_cfg.dir`` is set, otherwise ``data_cfg.hub_dataset`` from the
     Hugging Face hub (or its cache when offline).
     """
+    if task_cfg.get("data_format"):  # a dataset of one's own, named by its task file
+        from pst_bench.data.custom import load_custom_splits
+
+        wanted = list(splits) if splits is not None else ["train", *task_cfg["eval_splits"]]
+        return load_custom_splits(task_cfg, data_cfg, wanted)
     layout = _layout_for(task_cfg)
     wanted = list(splits) if splits is not None else ["train", *task_cfg["eval_splits"]]
     _check_split_names(task_cfg, layout, wanted)
@@ -125,7 +130,10 @@ def _layout_for(task_cfg: Any) -> TsvLayout:
     """The task's layout, after checking the task config agrees with it."""
     name = task_cfg["name"]
     if name not in LAYOUTS:
-        raise ConfigError(f"Unknown GLUE task {name!r}; known tasks: {', '.join(sorted(LAYOUTS))}.")
+        raise ConfigError(
+            f"Unknown GLUE task {name!r}; known tasks: {', '.join(sorted(LAYOUTS))}. A dataset of your own: "
+            "set task.data_format (tsv, csv, jsonl or hub) in its task file (docs/data.md)."
+        )
     layout = LAYOUTS[name]
     text_fields = [str(f) for f in task_cfg["text_fields"]]
     if text_fields != list(layout.text_columns):

@@ -141,12 +141,20 @@ class TaskConfig:
 @dataclass
 class GlueTaskConfig(TaskConfig):
     kind: str = "glue"
-    glue_config: str = MISSING
+    glue_config: Optional[str] = None  # the nyu-mll/glue config name (null for a dataset of your own)
     text_fields: List[str] = MISSING
     num_labels: int = MISSING
     is_regression: bool = False
     max_length: int = MISSING
     regression_head_bias: str = "zero"  # zero | train_mean (regression: start the output at the labels' mean)
+    # A dataset of your own (docs/data.md, "Your own dataset"); null: the classic glue_data layout of the
+    # eight GLUE tasks. tsv | csv | jsonl (files under <data.dir>/<local_dir>) | hub (a hub dataset).
+    data_format: Optional[str] = None
+    data_files: Dict[str, str] = field(default_factory=dict)  # split -> file (tsv/csv/jsonl)
+    label_column: str = "label"  # text_fields name the text columns
+    label_values: Optional[List[str]] = None  # class i is the i-th value as written; null: 0..num_labels-1
+    data_hub: Optional[str] = None  # data_format=hub: the dataset id
+    data_hub_config: Optional[str] = None
 
 
 @dataclass
