@@ -1,7 +1,14 @@
-"""claims.md: each of the paper's five claims checked on hand-made records, for every outcome."""
+"""claims.md: each of the paper's five claims checked on hand-made records, for every verdict and every rule.
+
+Values are given in points (×100, as the tables show them). Per-seed noise is added to one method so that
+paired differences have a known Student-t interval: ``NOISE`` over seeds 1-5 has SD 0.158, so a difference
+``d + k · NOISE`` has the interval d ± 0.196 k (t = 2.776); ``NOISE3`` over seeds 1-3 has SD 0.1, so d ± 0.248 k.
+Seed 0 (the selection seed, never reported) is not used.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -10,18 +17,29 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import class_counts, fake_record
+from helpers import class_counts, fake_record, regression_spread
 from pst_bench.report import claims
-from pst_bench.report.tables import make_tables
+from pst_bench.report.tables import default_paper_csv, load_paper, make_tables
 
 SHARED_PAPER_CSV = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper_results.csv"
-BALANCED = class_counts(430, 442)
-ONE_CLASS = class_counts(0, 872)
+needs_paper = pytest.mark.skipif(not SHARED_PAPER_CSV.is_file(), reason="no ../shared/paper/paper_results.csv here")
 PARAMS = {"mvp": 33_330_000, "pst": 600_000, "map": 22_710_000, "finetune": 22_710_000}
+BASELINE = {"sst2": 50.92, "mrpc": 81.22, "cola": 0.0}  # the constant predictor's score on each dev set
 TASKS = ("sst2", "mrpc", "cola")
+SEEDS = (1, 2, 3, 4, 5)
+NOISE = {1: -0.2, 2: 0.1, 3: 0.0, 4: 0.2, 5: -0.1, 6: 0.0}
+NOISE3 = {1: -0.1, 2: 0.0, 3: 0.1}
 
 
-def record(task, method, sparsity, seed, value, predictions=BALANCED, params=None, **method_keys):
+def predictions(task: str, counts=(430, 442), baseline: float | None = None) -> dict:
+    """A dev prediction summary with the task's constant-predictor baseline (none for STS-B, a regression)."""
+    if task == "stsb":
+        return regression_spread(1.0)
+    main = BASELINE[task] if baseline is None else baseline
+    return {**class_counts(*counts), "constant_baseline": {"class": 1, "main": main / 100}}
+
+
+def record(task, method, sparsity, seed, points, preds="default", params=None, dirty=False, **method_keys):
     overrides = [
         f"task={task}",
         "model=minilm-l6",
@@ -32,8 +50,14 @@ def record(task, method, sparsity, seed, value, predictions=BALANCED, params=Non
         *(f"method.{key}={v}" for key, v in method_keys.items()),
     ]
     kind = "pst" if method.startswith("pst") else method
-    trainable = params or PARAMS[kind]
-    return fake_record(overrides, dev=value, params={"trainable_total": trainable}, predictions=predictions)
+    data = fake_record(
+        overrides,
+        dev=points / 100,
+        params={"trainable_total": params or PARAMS[kind]},
+        predictions=predictions(task) if preds == "default" else preds,
+    )
+    data["git"] = {"commit": "0" * 40, "dirty": dirty}  # not the state of the checkout the tests run in
+    return data
 
 
 class _Layer:
@@ -56,14 +80,24 @@ def write(runs: Path, data: dict, masks: dict | None = None) -> None:
     (runs / f"{data['run_id']}.json").write_text(json.dumps(data))
 
 
-def verdicts(tmp_path: Path) -> dict[int, claims.Verdict]:
-    runs = tmp_path / "runs"
-    make_tables(runs, tmp_path / "out", SHARED_PAPER_CSV)
-    text = (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
+def claims_text(tmp_path: Path, paper_csv: Path | None = None) -> str:
+    make_tables(tmp_path / "runs", tmp_path / "out", paper_csv)
+    return (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
+
+
+def verdicts(tmp_path: Path, paper_csv: Path | None = None) -> dict[int, claims.Verdict]:
+    """The verdicts claims.md states, with each claim's details."""
+    text = claims_text(tmp_path, paper_csv)
     found = {}
     for number, verdict, summary in re.findall(r"^\| (\d) \| .*? \| \*\*(.+?)\*\* \| (.*) \|$", text, re.M):
-        found[int(number)] = claims.Verdict(int(number), "minilm-l6", verdict, summary)
+        details = re.findall(rf"^- claim {number}: (.*)$", text, re.M)
+        summary, details = summary.replace("\\|", "|"), [line.replace("\\|", "|") for line in details]
+        found[int(number)] = claims.Verdict(int(number), "minilm-l6", verdict, summary, details)
     return found
+
+
+def details_text(verdict: claims.Verdict) -> str:
+    return "\n".join(verdict.details)
 
 
 @pytest.fixture
@@ -73,240 +107,536 @@ def runs(tmp_path):
     return folder
 
 
-def _claim1_records(runs: Path, pst_values: dict, seeds=(1, 2, 3), tasks=TASKS, pst_params=None) -> None:
+# --------------------------------------------------------------------------- claim 1
+
+
+def _claim1_records(
+    runs: Path,
+    to_map: float,
+    to_mvp: float,
+    k: float = 1.0,
+    seeds=SEEDS,
+    tasks=TASKS,
+    sparsities=(0.9,),
+    pst_params=None,
+    skip=(),
+) -> None:
+    """Fine-tune 90 on every task; PST 86 + k·noise, MaP = 86 − to_map, MvP = 86 − to_mvp at each sparsity."""
     for task in tasks:
         for seed in seeds:
-            write(runs, record(task, "finetune", 0.0, seed, 0.85))
-            write(runs, record(task, "map", 0.9, seed, 0.70 + 0.01 * seed))
-            write(runs, record(task, "mvp", 0.9, seed, 0.75))
-            write(runs, record(task, "pst", 0.9, seed, pst_values[task] + 0.001 * seed, params=pst_params))
+            write(runs, record(task, "finetune", 0.0, seed, 90.0))
+            for sparsity in sparsities:
+                values = {"pst": 86.0 + k * NOISE[seed], "map": 86.0 - to_map, "mvp": 86.0 - to_mvp}
+                for method, value in values.items():
+                    if (task, sparsity, method) not in skip:
+                        params = pst_params if method == "pst" else None
+                        write(runs, record(task, method, sparsity, seed, value, params=params))
 
 
-def test_claim1_holds_with_three_tasks_and_three_seeds(tmp_path, runs):
-    _claim1_records(runs, {"sst2": 0.745, "mrpc": 0.76, "cola": 0.75})  # within 1 point of MvP, above MaP
+def test_claim1_holds_with_pst_above_map_and_within_a_point_of_mvp(tmp_path, runs):
+    """PST − MaP +1.00 ± 0.20 is above 0, PST − MvP −0.50 ± 0.20 is above −1 (but below 0: a rule of
+    `PST ≥ MvP` alone, or no tolerance, says it does not hold)."""
+    _claim1_records(runs, to_map=1.0, to_mvp=-0.5)
     found = verdicts(tmp_path)[1]
-    assert found.verdict == claims.HOLDS
-    assert "3 tasks (CoLA, MRPC, SST-2), 3 seeds per cell" in found.summary
-    assert "PST 0.60 M = 1.8% of MvP's 33.33 M" in found.summary
-    details = (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
-    assert "SST-2: MaP 72.00, MvP 75.00, PST 74.70; PST − MaP per seed 1: +3.60, 2: +2.70, 3: +1.80" in details
-
-
-def test_claim1_does_not_hold_when_pst_is_below_mvp_by_more_than_a_point(tmp_path, runs):
-    _claim1_records(runs, {"sst2": 0.72, "mrpc": 0.73, "cola": 0.73})
-    found = verdicts(tmp_path)[1]
-    assert (
-        found.verdict == claims.FAILS and "the accuracy part does not hold, the parameter part holds" in found.summary
+    assert found.verdict == claims.HOLDS, found.summary
+    assert "PST − MaP ≥ 0: +1.00 [+0.80, +1.20] (n = 5) → holds" in found.summary
+    assert "PST − MvP ≥ −1: -0.50 [-0.70, -0.30] (n = 5) → holds" in found.summary
+    assert "PST's trainable parameters ≤ 2% of MvP's: 0.60 M = 1.8% of 33.33 M → holds" in found.summary
+    assert "3 cell(s) over 3 task(s), 5 shared seed(s) (1, 2, 3, 4, 5)" in found.summary
+    assert "SST-2 90%: PST − MaP +1.00 [+0.80, +1.20] (n = 5); PST − MvP -0.50 [-0.70, -0.30] (n = 5)" in (
+        details_text(found)
     )
 
 
-def test_claim1_does_not_hold_with_more_than_two_percent_of_mvps_parameters(tmp_path, runs):
-    _claim1_records(runs, {"sst2": 0.76, "mrpc": 0.76, "cola": 0.76}, pst_params=710_000)  # MiniLM-L6: 2.1%
+def test_claim1_does_not_hold_when_pst_is_below_map_even_if_above_mvp(tmp_path, runs):
+    """PST ≥ MvP alone would hold here: the MaP half of the rule must decide."""
+    _claim1_records(runs, to_map=-1.0, to_mvp=0.5)
     found = verdicts(tmp_path)[1]
-    assert (
-        found.verdict == claims.FAILS and "the accuracy part holds, the parameter part does not hold" in found.summary
-    )
-
-
-def test_claim1_needs_three_seeds_and_learned_cells(tmp_path, runs):
-    _claim1_records(runs, {"sst2": 0.76, "mrpc": 0.76, "cola": 0.76}, seeds=(1, 2))
-    found = verdicts(tmp_path)[1]
-    assert found.verdict == claims.TOO_FEW and "0 task(s)" in found.summary
-    # three seeds everywhere, but MaP on CoLA predicts one class on one seed: only two tasks count
-    for seed in (3,):
-        for task in TASKS:
-            write(runs, record(task, "finetune", 0.0, seed, 0.85))
-            write(runs, record(task, "mvp", 0.9, seed, 0.75))
-            write(runs, record(task, "pst", 0.9, seed, 0.76))
-            write(runs, record(task, "map", 0.9, seed, 0.5, predictions=ONE_CLASS if task == "cola" else BALANCED))
-    found = verdicts(tmp_path)[1]
-    assert found.verdict == claims.TOO_FEW and "2 task(s)" in found.summary
-    text = (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
-    assert "CoLA (MaP 90%: 1/3 runs constant)" in text
-
-
-def _claim2_records(runs: Path, map_value: float, pst_value: float) -> None:
-    for task in ("sst2", "mrpc"):
-        write(runs, record(task, "finetune", 0.0, 1, 0.85))
-        write(runs, record(task, "map", 0.5, 1, map_value))
-        write(runs, record(task, "pst", 0.5, 1, pst_value))
+    assert found.verdict == claims.FAILS, found.summary
+    assert "PST − MaP ≥ 0: -1.00 [-1.20, -0.80] (n = 5) → does not hold" in found.summary
+    assert "PST − MvP ≥ −1: +0.50 [+0.30, +0.70] (n = 5) → holds" in found.summary
 
 
 @pytest.mark.parametrize(
-    ("map_value", "pst_value", "expected"),
-    [(0.845, 0.83, claims.HOLDS), (0.80, 0.79, claims.FAILS), (0.845, 0.85, claims.FAILS)],
+    ("to_mvp", "expected"),
+    [(-0.8, claims.HOLDS), (-1.3, claims.FAILS), (-1.0, claims.INCONCLUSIVE)],
 )
-def test_claim2_outcomes(tmp_path, runs, map_value, pst_value, expected):
-    _claim2_records(runs, map_value, pst_value)
-    assert verdicts(tmp_path)[2].verdict == expected
+def test_claim1_tolerance_is_one_point(tmp_path, runs, to_mvp, expected):
+    """PST − MvP at −0.8 ± 0.02 is within 1 point (not within 0.75), at −1.3 ± 0.02 beyond it (not beyond 1.5), at
+    −1.0 ± 0.02 the interval spans the boundary."""
+    _claim1_records(runs, to_map=1.0, to_mvp=to_mvp, k=0.1)
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == expected, found.summary
 
 
-def test_claim2_compares_fine_tuning_on_the_seeds_the_sparse_cells_have(tmp_path, runs):
-    """Fine-tuning has seeds 1-3 (median 0.90), MaP and PST seed 1 (fine-tuning 0.85 there): seed 1 decides."""
-    for task in ("sst2", "mrpc"):
-        for seed, value in ((1, 0.85), (2, 0.90), (3, 0.95)):
-            write(runs, record(task, "finetune", 0.0, seed, value))
-        write(runs, record(task, "map", 0.5, 1, 0.845))
-        write(runs, record(task, "pst", 0.5, 1, 0.83))
+def test_claim1_inconclusive_when_the_interval_spans_zero(tmp_path, runs):
+    _claim1_records(runs, to_map=0.1, to_mvp=0.0)  # PST − MaP +0.10 ± 0.20
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.INCONCLUSIVE, found.summary
+    assert "PST − MaP ≥ 0: +0.10 [-0.10, +0.30] (n = 5) → inconclusive" in found.summary
+
+
+def test_claim1_does_not_hold_with_more_than_two_percent_of_mvps_parameters(tmp_path, runs):
+    _claim1_records(runs, to_map=1.0, to_mvp=0.0, pst_params=710_000)  # 2.1% of MvP's 33.33 M
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.FAILS
+    assert "0.71 M = 2.1% of 33.33 M → does not hold" in found.summary
+
+
+def test_claim1_pools_every_sparsity_from_60_percent_on_the_seeds_all_cells_have(tmp_path, runs):
+    """SST-2 at 60% and 90%, MRPC at 80%: three cells over two tasks; 50% is not claim 1's; a sixth seed on one
+    task is not shared by the others."""
+    _claim1_records(runs, 1.0, 0.0, tasks=("sst2",), sparsities=(0.6, 0.9))
+    _claim1_records(runs, 1.0, 0.0, tasks=("mrpc",), sparsities=(0.8, 0.5), seeds=(*SEEDS, 6))
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.HOLDS, found.summary
+    assert "3 cell(s) over 2 task(s), 5 shared seed(s) (1, 2, 3, 4, 5)" in found.summary
+    assert "MRPC 80%: PST − MaP +1.00 [+0.85, +1.15] (n = 6)" in details_text(found)  # its own six seeds
+    assert "50%" not in details_text(found)
+
+
+@pytest.mark.parametrize(
+    ("seeds", "tasks", "sparsities", "count"),
+    [
+        ((1, 2, 3, 4), TASKS, (0.9,), "0 cell(s) over 0 task(s)"),  # each cell needs five runs
+        (SEEDS, ("sst2", "mrpc"), (0.9,), "2 cell(s) over 2 task(s), 5 shared seed(s)"),
+        (SEEDS, ("sst2",), (0.6, 0.8, 0.9), "3 cell(s) over 1 task(s), 5 shared seed(s)"),
+    ],
+)
+def test_claim1_needs_five_seeds_three_cells_and_two_tasks(tmp_path, runs, seeds, tasks, sparsities, count):
+    _claim1_records(runs, 1.0, 0.0, seeds=seeds, tasks=tasks, sparsities=sparsities)
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.TOO_FEW, found.summary
+    assert count in found.summary and "need ≥ 3 cells over ≥ 2 tasks and ≥ 5 shared seeds" in found.summary
+
+
+def test_claim1_needs_five_seeds_shared_by_every_cell(tmp_path, runs):
+    """Five runs in every cell, but MRPC's are seeds 2-6: four seeds are shared."""
+    _claim1_records(runs, 1.0, 0.0, tasks=("sst2", "cola"))
+    _claim1_records(runs, 1.0, 0.0, tasks=("mrpc",), seeds=(2, 3, 4, 5, 6))
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.TOO_FEW, found.summary
+    assert "3 cell(s) over 3 task(s), 4 shared seed(s) (2, 3, 4, 5)" in found.summary
+
+
+def _one_bad_sst2_cell(runs: Path, method: str, values: dict, preds=None, **extra) -> None:
+    """Claim 1 on three tasks where SST-2's `method` cell at 90% gets `values` {seed: points} instead."""
+    _claim1_records(runs, 1.0, 0.0, skip={("sst2", 0.9, method)})
+    for seed in SEEDS:
+        shown = preds(seed) if preds else "default"
+        write(runs, record("sst2", method, 0.9, seed, values.get(seed, 86.0), preds=shown, **extra))
+
+
+@pytest.mark.parametrize(
+    ("method", "values", "preds", "reason"),
+    [
+        # ‡: the median (50.50) at or below the constant predictor's 50.92
+        ("map", dict.fromkeys(SEEDS, 50.5), None, "MaP: did not learn: 5/5 run(s) not 2 points above"),
+        # one class on 98.6% of dev (not a constant by the 99% rule) scoring 52.06 against the constant's 50.92
+        (
+            "mvp",
+            {3: 52.06},
+            lambda seed: predictions("sst2", (12, 860) if seed == 3 else (430, 442)),
+            "MvP: did not learn: 1/5 run(s) not 2 points above the constant predictor's 50.92 (seed 3: 52.06)",
+        ),
+        # every run beats the constant by far, one keeps only 53.00 of Fine-tune's 90.00 (< 0.6 × 90 = 54.00)
+        ("pst", {2: 53.0}, None, "PST: below the dense share: 1/5 run(s) under 0.6 × Fine-tune's mean 90.00 = 54.00"),
+        # a run that predicts one class
+        ("map", {}, lambda seed: predictions("sst2", (0, 872) if seed == 1 else (430, 442)), "1/5 run(s) predict a"),
+        # records without a prediction summary, or without the constant's score, cannot say whether they learned
+        ("map", {}, lambda seed: None, "MaP: 5/5 run(s) without a prediction summary"),
+        ("map", {}, lambda seed: class_counts(430, 442), "MaP: no constant-predictor baseline on record"),
+    ],
+)
+def test_claim1_counts_only_cells_that_learned(tmp_path, runs, method, values, preds, reason):
+    """Without its SST-2 cell, claim 1 has two cells: not enough; the cell is a documented failure."""
+    if reason.startswith("MaP: no constant"):  # no record of the task may know the baseline (it is shared)
+        _claim1_records(runs, 1.0, 0.0, tasks=("mrpc", "cola"))
+        for seed in SEEDS:
+            write(runs, record("sst2", "finetune", 0.0, seed, 90.0, preds=class_counts(430, 442)))
+            for kind, value in (("pst", 86.0), ("map", 85.0), ("mvp", 86.0)):
+                write(runs, record("sst2", kind, 0.9, seed, value, preds=class_counts(430, 442)))
+    else:
+        _one_bad_sst2_cell(runs, method, values, preds)
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.TOO_FEW, found.summary
+    assert "2 cell(s) over 2 task(s)" in found.summary
+    line = next(d for d in found.details if d.startswith("not counted: SST-2 90%"))
+    assert reason in line, line
+
+
+def test_the_selection_seed_never_enters_a_claim(tmp_path, runs):
+    """Seed 0 tunes a cell and is never shown: PST far below MaP there changes nothing."""
+    _claim1_records(runs, 1.0, 0.0)
+    for task in TASKS:
+        for method, value in (("finetune", 90.0), ("pst", 60.0), ("map", 86.0), ("mvp", 86.0)):
+            write(runs, record(task, method, 0.0 if method == "finetune" else 0.9, 0, value))
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.HOLDS, found.summary
+    assert "PST − MaP ≥ 0: +1.00 [+0.80, +1.20] (n = 5)" in found.summary
+    assert "5 shared seed(s) (1, 2, 3, 4, 5)" in found.summary
+
+
+def test_a_cell_with_only_its_selection_seed_does_not_count(tmp_path, runs):
+    _claim1_records(runs, 1.0, 0.0, skip={("sst2", 0.9, "mvp")})
+    write(runs, record("sst2", "mvp", 0.9, 0, 86.0))
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.TOO_FEW, found.summary
+    assert "not counted: SST-2 90%: MvP: no run" in found.details  # a pending held-out cell shows no value
+
+
+def test_claim1_needs_fine_tuning_that_learned(tmp_path, runs):
+    _claim1_records(runs, 1.0, 0.0, tasks=("mrpc", "cola"))
+    for seed in SEEDS:
+        write(runs, record("sst2", "finetune", 0.0, seed, 52.0))  # 1.08 above the constant
+        for method in ("pst", "map", "mvp"):
+            write(runs, record("sst2", method, 0.9, seed, 60.0))
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.TOO_FEW
+    assert "not counted: SST-2 90%: Fine-tune: did not learn" in details_text(found)
+
+
+def test_a_regression_tasks_constant_scores_zero(tmp_path, runs):
+    """STS-B stores no baseline: Pearson 1.50 is not 2 points above a constant's 0, so the cell does not count."""
+    _claim1_records(runs, 1.0, 0.0, tasks=("mrpc", "cola"))
+    for seed in SEEDS:
+        write(runs, record("stsb", "finetune", 0.0, seed, 85.0))
+        write(runs, record("stsb", "pst", 0.9, seed, 80.0 + NOISE[seed]))
+        write(runs, record("stsb", "mvp", 0.9, seed, 80.0))
+        write(runs, record("stsb", "map", 0.9, seed, 1.5 if seed == 4 else 79.0))
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.TOO_FEW
+    assert "MaP: did not learn: 1/5 run(s) not 2 points above the constant predictor's 0.00" in details_text(found)
+
+
+def test_claim1_counts_a_regression_task_that_learned(tmp_path, runs):
+    _claim1_records(runs, 1.0, 0.0, tasks=("mrpc", "cola"))
+    for seed in SEEDS:
+        write(runs, record("stsb", "finetune", 0.0, seed, 85.0))
+        write(runs, record("stsb", "pst", 0.9, seed, 80.0 + NOISE[seed]))
+        write(runs, record("stsb", "mvp", 0.9, seed, 80.0))
+        write(runs, record("stsb", "map", 0.9, seed, 79.0))
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.HOLDS and "3 cell(s) over 3 task(s)" in found.summary
+
+
+def test_a_dirty_cell_is_refused(tmp_path, runs):
+    """A cell with a run from uncommitted code never counts (checked on the cells as make_tables builds them,
+    with the dirty count each cell carries)."""
+    _claim1_records(runs, 1.0, 0.0)
+    _, built = make_tables(runs, tmp_path / "out")
+    table2 = next(b for b in built if b.spec.number == 2)
+    dirty = (table2.cells["method"] == "MaP") & (table2.cells["column"] == "SST-2")
+    table2.cells["dirty_runs"] = dirty.astype(int)
+    paper = load_paper(default_paper_csv())
+    found = next(v for v in claims.check_claims(built, [], paper) if v.number == 1)
+    assert found.verdict == claims.TOO_FEW, found.summary
+    assert "not counted: SST-2 90%: MaP: refused: 1/5 run(s) from uncommitted code (git.dirty)" in found.details
+    table2.cells["dirty_runs"] = 0
+    assert next(v for v in claims.check_claims(built, [], paper) if v.number == 1).verdict == claims.HOLDS
+
+
+@pytest.mark.skipif(
+    "dirty_runs" not in __import__("pst_bench.report.tables", fromlist=["CELL_COLUMNS"]).CELL_COLUMNS,
+    reason="the cells do not count dirty runs yet",
+)
+def test_a_record_from_uncommitted_code_is_refused(tmp_path, runs):
+    _one_bad_sst2_cell(runs, "pst", {}, dirty=False)
+    write(runs, record("sst2", "pst", 0.9, 3, 86.0, dirty=True))  # replaces seed 3's record
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.TOO_FEW
+    assert "PST: refused: 1/5 run(s) from uncommitted code (git.dirty)" in details_text(found)
+
+
+# --------------------------------------------------------------------------- claim 2
+
+
+def _claim2_records(runs: Path, map_gap: float, pst_gap: float, k=1.0, tasks=("sst2", "mrpc"), seeds=SEEDS):
+    """Fine-tune 90; MaP 50% = 90 + map_gap + k·noise; PST 50% = MaP + pst_gap + k·noise (so PST − MaP is exact)."""
+    for task in tasks:
+        for seed in seeds:
+            magnitude = 90.0 + map_gap + k * NOISE[seed]
+            write(runs, record(task, "finetune", 0.0, seed, 90.0))
+            write(runs, record(task, "map", 0.5, seed, magnitude))
+            write(runs, record(task, "pst", 0.5, seed, magnitude + pst_gap))
+
+
+@pytest.mark.parametrize(
+    ("map_gap", "pst_gap", "k", "expected"),
+    [
+        (-0.8, -1.0, 0.1, claims.HOLDS),  # MaP − Fine-tune −0.80 ± 0.02 is within 1 point (not within 0.75)
+        (-1.3, -1.0, 0.1, claims.FAILS),  # −1.30 ± 0.02 is not (nor within 1.5 would it fail)
+        (-1.0, -1.0, 0.1, claims.INCONCLUSIVE),  # −1.00 ± 0.02 spans the boundary
+        (0.0, 0.5, 0.1, claims.FAILS),  # PST above MaP
+        (0.0, 0.0, 0.1, claims.INCONCLUSIVE),  # PST − MaP exactly 0: neither below nor above
+    ],
+)
+def test_claim2_outcomes(tmp_path, runs, map_gap, pst_gap, k, expected):
+    _claim2_records(runs, map_gap, pst_gap, k)
     found = verdicts(tmp_path)[2]
-    assert found.verdict == claims.HOLDS and "Fine-tune 85.00" in found.summary and "(1)" in found.summary
+    assert found.verdict == expected, found.summary
+    assert "2 cell(s) over 2 task(s), 5 shared seed(s) (1, 2, 3, 4, 5)" in found.summary
 
 
-def test_claim2_needs_two_tasks(tmp_path, runs):
-    write(runs, record("sst2", "finetune", 0.0, 1, 0.85))
-    write(runs, record("sst2", "map", 0.5, 1, 0.85))
-    write(runs, record("sst2", "pst", 0.5, 1, 0.80))
+def test_claim2_reports_both_intervals(tmp_path, runs):
+    _claim2_records(runs, -0.5, -1.0)
     found = verdicts(tmp_path)[2]
-    assert found.verdict == claims.TOO_FEW and "1 task(s)" in found.summary
+    assert found.verdict == claims.HOLDS
+    assert "MaP − Fine-tune ≥ −1: -0.50 [-0.70, -0.30] (n = 5) → holds" in found.summary
+    assert "PST − MaP < 0: -1.00 [-1.00, -1.00] (n = 5) → holds" in found.summary
+    assert "SST-2 50%: MaP − Fine-tune -0.50 [-0.70, -0.30] (n = 5)" in details_text(found)
 
 
-VARIANTS = ("pst", "pst_mag_ab", "pst_mag_rc", "pst_ab_rc", "pst_mag")
+def test_claim2_needs_two_tasks_and_five_seeds_of_fine_tuning(tmp_path, runs):
+    _claim2_records(runs, -0.5, -1.0, tasks=("sst2",))
+    found = verdicts(tmp_path)[2]
+    assert found.verdict == claims.TOO_FEW and "1 cell(s) over 1 task(s)" in found.summary
+    for seed in (1, 2, 3, 4):  # MRPC's Fine-tune on four seeds only
+        write(runs, record("mrpc", "finetune", 0.0, seed, 90.0))
+    for seed in SEEDS:
+        write(runs, record("mrpc", "map", 0.5, seed, 89.5))
+        write(runs, record("mrpc", "pst", 0.5, seed, 88.5))
+    found = verdicts(tmp_path)[2]
+    assert found.verdict == claims.TOO_FEW
+    assert "not counted: MRPC 50%: Fine-tune: 4 seed(s) < 5" in details_text(found)
+
+
+# --------------------------------------------------------------------------- claim 3
+
+VARIANTS = {"pst_mag_ab": "PST[mag+ab]", "pst_mag_rc": "PST[mag+rc]", "pst_ab_rc": "PST[ab+rc]"}
+
+
+def _claim3_records(runs: Path, variants: dict, full: float = 80.0, seeds=(1, 2, 3), task="sst2") -> None:
+    """Fine-tune 90; the full score `full` + noise; each variant its value (or {(r1, r2): value}) on every seed."""
+    for seed in seeds:
+        write(runs, record(task, "finetune", 0.0, seed, 90.0))
+        write(runs, record(task, "pst", 0.9, seed, full + NOISE3[seed]))
+        for method, value in variants.items():
+            settings = value if isinstance(value, dict) else {(8, 8): value}
+            for (r1, r2), points in settings.items():
+                write(runs, record(task, method, 0.9, seed, points, r1=r1, r2=r2))
 
 
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"pst": 0.80, "pst_mag_ab": 0.78, "pst_mag_rc": 0.79, "pst_ab_rc": 0.77, "pst_mag": 0.76}, claims.HOLDS),
-        ({"pst": 0.80, "pst_mag_ab": 0.78, "pst_mag_rc": 0.81, "pst_ab_rc": 0.77, "pst_mag": 0.76}, claims.FAILS),
+        ({"pst_mag_ab": 78.0, "pst_mag_rc": 79.0, "pst_ab_rc": 77.0}, claims.HOLDS),
+        ({"pst_mag_ab": 78.0, "pst_mag_rc": 81.0, "pst_ab_rc": 77.0}, claims.FAILS),
+        ({"pst_mag_ab": 78.0, "pst_mag_rc": 79.9, "pst_ab_rc": 77.0}, claims.INCONCLUSIVE),  # +0.10 ± 0.25
     ],
 )
 def test_claim3_outcomes(tmp_path, runs, values, expected):
-    for method, value in values.items():
-        write(runs, record("sst2", method, 0.9, 1, value))
+    _claim3_records(runs, values)
     found = verdicts(tmp_path)[3]
-    assert found.verdict == expected
-    assert "PST[mag+ab+rc] 80.00" in found.summary
+    assert found.verdict == expected, found.summary
+    assert "PST[mag+ab+rc] − PST[mag+ab] > 0 (SST-2; r1=8, r2=8): +2.00 [+1.75, +2.25] (n = 3) → holds" in (
+        found.summary
+    )
+    assert "1 task(s), 3 seeds" in found.summary
 
 
-def test_claim3_compares_cells_on_the_seeds_they_share(tmp_path, runs):
-    """The full score has seeds 1-3 (median 0.70), the variants seed 1 only: seed 1 decides (0.80 vs 0.79)."""
-    for seed, value in ((1, 0.80), (2, 0.70), (3, 0.60)):
-        write(runs, record("sst2", "pst", 0.9, seed, value))
-    for method, value in {"pst_mag_ab": 0.79, "pst_mag_rc": 0.78, "pst_ab_rc": 0.77}.items():
-        write(runs, record("sst2", method, 0.9, 1, value))
+def test_claim3_details_compare_the_variants_spread_with_the_full_scores_seed_spread(tmp_path, runs):
+    _claim3_records(runs, {"pst_mag_ab": 78.0, "pst_mag_rc": 79.0, "pst_ab_rc": 77.0})
     found = verdicts(tmp_path)[3]
-    assert found.verdict == claims.HOLDS and "PST[mag+ab+rc] 80.00" in found.summary
-    assert "every cell has (1)" in found.summary
+    assert (
+        "SST-2: means PST[mag+ab+rc] 80.00, PST[mag+ab] 78.00, PST[mag+rc] 79.00, PST[ab+rc] 77.00; spread of these "
+        "means 3.00 vs PST[mag+ab+rc]'s own seed spread (max − min 0.20, SD 0.10)" in found.details
+    )
 
 
-def test_claim4_compares_rank_pairs_on_the_seeds_they_share(tmp_path, runs):
-    for seed, value in ((1, 0.800), (2, 0.70), (3, 0.60)):
-        write(runs, record("sst2", "pst", 0.9, seed, value, r1=8, r2=8))
-    for i, (r1, r2) in enumerate([(4, 4), (8, 4), (16, 16)]):
-        write(runs, record("sst2", "pst", 0.9, 1, 0.801 + 0.001 * i, r1=r1, r2=r2))
-    found = verdicts(tmp_path)[4]
-    assert found.verdict == claims.HOLDS and "spread 0.30" in found.summary and "(1)" in found.summary
+def test_claim3_takes_each_variant_at_its_rank_setting_closest_to_the_full_score(tmp_path, runs):
+    """PST[mag+ab] at r = 16 is within noise of the full score: that setting decides (inconclusive)."""
+    _claim3_records(runs, {"pst_mag_ab": {(8, 8): 78.0, (16, 16): 79.9}, "pst_mag_rc": 79.0, "pst_ab_rc": 77.0})
+    found = verdicts(tmp_path)[3]
+    assert found.verdict == claims.INCONCLUSIVE, found.summary
+    assert "PST[mag+ab] > 0 (SST-2; r1=16, r2=16): +0.10" in found.summary
 
 
-def test_claim3_needs_the_drop_one_variants(tmp_path, runs):
-    write(runs, record("sst2", "pst", 0.9, 1, 0.8))
-    write(runs, record("sst2", "pst_mag_ab", 0.9, 1, 0.7))
-    assert verdicts(tmp_path)[3].verdict == claims.TOO_FEW
+def test_claim3_needs_every_variant_on_three_seeds(tmp_path, runs):
+    _claim3_records(runs, {"pst_mag_ab": 78.0, "pst_mag_rc": 79.0})
+    found = verdicts(tmp_path)[3]
+    assert found.verdict == claims.TOO_FEW and "missing: PST[ab+rc]" in found.summary
+    for seed in (1, 2):
+        write(runs, record("sst2", "pst_ab_rc", 0.9, seed, 77.0))
+    found = verdicts(tmp_path)[3]
+    assert found.verdict == claims.TOO_FEW and "missing: PST[ab+rc]" in found.summary
+    assert "not counted: SST-2 PST[ab+rc] (r1=8, r2=8): 2 seed(s) < 3" in details_text(found)
 
 
-@pytest.mark.parametrize(("step", "expected"), [(0.001, claims.HOLDS), (0.01, claims.FAILS)])
-def test_claim4_spread_against_the_papers(tmp_path, runs, step, expected):
-    # the paper's SST-2 grid spans 87.96-88.99 (1.03 points); ours spans 4 steps
-    for i, (r1, r2) in enumerate([(4, 4), (8, 4), (8, 8), (16, 8), (16, 16)]):
-        write(runs, record("sst2", "pst", 0.9, 1, 0.80 + step * i, r1=r1, r2=r2))
-    found = verdicts(tmp_path)[4]
-    assert found.verdict == expected
-    assert "SST-2: 5 rank pairs" in found.summary and "paper's 1.03" in found.summary
+def test_claim3_counts_only_variants_that_learned(tmp_path, runs):
+    """A variant at the constant predictor is a failure of that variant, not a win of the full score."""
+    _claim3_records(runs, {"pst_mag_ab": 78.0, "pst_mag_rc": 79.0, "pst_ab_rc": 50.0})
+    found = verdicts(tmp_path)[3]
+    assert found.verdict == claims.TOO_FEW and "missing: PST[ab+rc]" in found.summary
+    assert "not counted: SST-2 PST[ab+rc] (r1=8, r2=8): did not learn" in details_text(found)
 
 
-def test_claim4_needs_four_rank_pairs(tmp_path, runs):
-    for r1 in (4, 8, 16):
-        write(runs, record("sst2", "pst", 0.9, 1, 0.8, r1=r1, r2=8))
-    assert verdicts(tmp_path)[4].verdict == claims.TOO_FEW
+# --------------------------------------------------------------------------- claim 4
+
+GRID = ((4, 4), (8, 4), (16, 8), (16, 16))
+
+
+def _claim4_records(runs: Path, task: str, gaps: dict, k: float = 0.1, reference: float = 86.0, seeds=(1, 2, 3)):
+    """Fine-tune 90; (8, 8) at `reference`; every other pair at reference + its gap + k·noise."""
+    for seed in seeds:
+        write(runs, record(task, "finetune", 0.0, seed, 90.0))
+        write(runs, record(task, "pst", 0.9, seed, reference, r1=8, r2=8))
+        for (r1, r2), gap in gaps.items():
+            write(runs, record(task, "pst", 0.9, seed, reference + gap + k * NOISE3[seed], r1=r1, r2=r2))
+
+
+def _paper_with_sst2_spread(tmp_path: Path, spread: float) -> Path:
+    """The paper CSV with its Table 4 SST-2 grid squeezed to the given spread (max − min)."""
+    rows = list(csv.DictReader(SHARED_PAPER_CSV.open(encoding="utf-8")))
+    grid = [row for row in rows if row["table"] == "4" and row["task"] == "SST-2"]
+    for i, row in enumerate(grid):
+        row["value"] = f"{88.0 + spread * i / (len(grid) - 1):.4f}"
+    path = tmp_path / "paper.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@needs_paper
+def test_claim4_limit_is_the_papers_spread_where_it_exceeds_a_point(tmp_path, runs):
+    """MRPC: the paper's grid spans 84.07-86.75 (2.68 points); differences of ±1.5 lie inside it."""
+    _claim4_records(runs, "mrpc", {(4, 4): 1.5, (8, 4): -1.5, (16, 8): 0.0, (16, 16): 1.0})
+    found = verdicts(tmp_path, SHARED_PAPER_CSV)[4]
+    assert found.verdict == claims.HOLDS, found.summary
+    assert "MRPC holds: 4 rank pairs vs (8, 8) on 3 seeds, limit ±2.68 (the paper's spread 2.68" in found.summary
+    assert "MRPC (4, 4) − (8, 8) within ±2.68: +1.50 [+1.48, +1.52] (n = 3) → holds" in found.details
+
+
+@needs_paper
+@pytest.mark.parametrize(("gap", "expected"), [(0.7, claims.HOLDS), (1.5, claims.FAILS), (0.99, claims.INCONCLUSIVE)])
+def test_claim4_limit_is_one_point_where_the_papers_spread_is_smaller(tmp_path, runs, gap, expected):
+    """A paper whose SST-2 grid spans 0.5 points: the limit is 1 point, so ±0.7 (± 0.025) lies inside, +1.5
+    outside, and +0.99 ± 0.025 spans the boundary."""
+    paper = _paper_with_sst2_spread(tmp_path, 0.5)
+    _claim4_records(runs, "sst2", {(4, 4): gap, (8, 4): -0.7, (16, 8): 0.0, (16, 16): 0.5})
+    found = verdicts(tmp_path, paper)[4]
+    assert found.verdict == expected, found.summary
+    assert "limit ±1.00 (the paper's spread 0.50, at least 1 point)" in found.summary
+
+
+@needs_paper
+def test_claim4_details_compare_the_grids_spread_with_the_reference_seeds(tmp_path, runs):
+    _claim4_records(runs, "mrpc", {(4, 4): 1.5, (8, 4): -1.5, (16, 8): 0.0, (16, 16): 1.0})
+    found = verdicts(tmp_path, SHARED_PAPER_CSV)[4]
+    assert "MRPC: spread of the grid's means 3.00 vs (8, 8)'s own seed spread (max − min 0.00, SD 0.00)" in (
+        found.details
+    )
+
+
+@needs_paper
+def test_claim4_needs_four_rank_pairs_with_three_seeds(tmp_path, runs):
+    _claim4_records(runs, "sst2", {(4, 4): 0.1, (8, 4): 0.1, (16, 8): 0.1})
+    found = verdicts(tmp_path, SHARED_PAPER_CSV)[4]
+    assert found.verdict == claims.TOO_FEW and "SST-2: 3 rank pair(s) compared with (8, 8) (need 4)" in found.summary
+    for seed in (1, 2):
+        write(runs, record("sst2", "pst", 0.9, seed, 86.0, r1=16, r2=16))
+    found = verdicts(tmp_path, SHARED_PAPER_CSV)[4]
+    assert found.verdict == claims.TOO_FEW
+    assert "not counted: SST-2 (r1, r2) = (16, 16): 2 seed(s) < 3" in found.details
+
+
+# --------------------------------------------------------------------------- claim 5
+
+MAGNITUDE = np.arange(100) < 10  # MaP keeps entries 0-9
+MOVEMENT = (np.arange(100) >= 50) & (np.arange(100) < 60)  # MvP keeps 50-59: 20% of the entries differ
 
 
 def _masks(keep: np.ndarray) -> dict[str, np.ndarray]:
     return {"layer.0": keep.reshape(10, 10), "layer.1": keep[::-1].reshape(10, 10).copy()}
 
 
-@pytest.mark.parametrize(("pst_like", "expected"), [("map", claims.HOLDS), ("mvp", claims.FAILS)])
-def test_claim5_which_masks_pst_is_closer_to(tmp_path, runs, pst_like, expected):
-    base = np.zeros(100, dtype=bool)
-    magnitude, movement = base.copy(), base.copy()
-    magnitude[:10] = True
-    movement[50:60] = True
-    near = (magnitude if pst_like == "map" else movement).copy()
-    near[[0, 50]] = ~near[[0, 50]]  # two entries away from the method it resembles
-    write(runs, record("sst2", "map", 0.9, 1, 0.7), _masks(magnitude))
-    write(runs, record("sst2", "mvp", 0.9, 1, 0.7), _masks(movement))
-    write(runs, record("sst2", "pst", 0.9, 1, 0.7), _masks(near))
+def _toward_movement(steps: int) -> np.ndarray:
+    """MaP's mask with `steps` kept entries moved to MvP's: 2·steps% from MaP, (20 − 2·steps)% from MvP."""
+    keep = MAGNITUDE.copy()
+    keep[:steps] = False
+    keep[50 : 50 + steps] = True
+    return keep
+
+
+def _claim5_records(runs: Path, pst_masks: dict, mvp_masks=None, mvp_preds="default") -> None:
+    for seed, pst in pst_masks.items():
+        write(runs, record("sst2", "finetune", 0.0, seed, 90.0))
+        write(runs, record("sst2", "map", 0.9, seed, 85.0), _masks(MAGNITUDE))
+        mvp = MOVEMENT if mvp_masks is None else mvp_masks
+        write(runs, record("sst2", "mvp", 0.9, seed, 85.0, preds=mvp_preds), _masks(mvp))
+        write(runs, record("sst2", "pst", 0.9, seed, 85.0), _masks(pst))
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [((1, 2, 1), claims.HOLDS), ((9, 8, 9), claims.FAILS), ((4, 6, 5), claims.INCONCLUSIVE)],
+)
+def test_claim5_outcomes(tmp_path, runs, steps, expected):
+    _claim5_records(runs, {seed: _toward_movement(s) for seed, s in zip((1, 2, 3), steps)})
     found = verdicts(tmp_path)[5]
-    assert found.verdict == expected
-    assert "MvP–MaP 20.00%" in found.summary  # 20 of 100 entries differ in each matrix
-    rows = (tmp_path / "out" / "mask_distance.csv").read_text().splitlines()
-    assert len(rows) == 1 + 3 and "MaP-MvP" in rows[1] + rows[2] + rows[3]
+    assert found.verdict == expected, found.summary
+    assert "3 same-seed trio(s) at 90% from learned cells on SST-2" in found.summary
+    assert "MaP–MvP 20.00%" in found.summary and "stayed close" not in found.summary
+    gaps = [20 - 4 * s for s in steps]
+    assert f"dist(PST, MvP) − dist(PST, MaP) > 0 (points): {np.mean(gaps):+.2f} [" in found.summary
+    assert f"SST-2 seed 1: PST–MaP {2 * steps[0]:.2f}%, PST–MvP {20 - 2 * steps[0]:.2f}%, MaP–MvP 20.00%" in (
+        found.details
+    )
 
 
-def test_claim5_needs_masks_of_all_three(tmp_path, runs):
-    write(runs, record("sst2", "map", 0.9, 1, 0.7), _masks(np.arange(100) < 10))
-    write(runs, record("sst2", "pst", 0.9, 1, 0.7))
-    assert verdicts(tmp_path)[5].verdict == claims.TOO_FEW
+def test_claim5_says_when_mvps_masks_stayed_close_to_magnitude(tmp_path, runs):
+    """MvP 2% from MaP, PST 6% from MaP and 8% from MvP: PST is closer to MaP, but so is MvP."""
+    barely = MAGNITUDE.copy()
+    barely[[0, 50]] = [False, True]
+    pst = MAGNITUDE.copy()
+    pst[[1, 2, 3]] = False
+    pst[[20, 21, 22]] = True
+    _claim5_records(runs, {1: pst, 2: pst, 3: pst}, mvp_masks=barely)
+    found = verdicts(tmp_path)[5]
+    assert found.verdict == claims.HOLDS
+    assert "MaP–MvP 2.00% (MvP's masks stayed close to |W|; the claim says little here)" in found.summary
+    assert "SST-2 seed 1: PST–MaP 6.00%, PST–MvP 8.00%, MaP–MvP 2.00% (MvP's masks stayed close to |W|)" in (
+        found.details
+    )
+
+
+def test_claim5_needs_three_trios_of_learned_cells(tmp_path, runs):
+    _claim5_records(runs, {1: _toward_movement(1), 2: _toward_movement(1)})
+    found = verdicts(tmp_path)[5]
+    assert found.verdict == claims.TOO_FEW and "2 same-seed trio(s)" in found.summary
+    _claim5_records(runs, {3: _toward_movement(1)}, mvp_preds=predictions("sst2", (0, 872)))  # MvP: one class
+    found = verdicts(tmp_path)[5]
+    assert found.verdict == claims.TOO_FEW and "0 same-seed trio(s)" in found.summary
+    assert "not counted: SST-2 MvP 90%: 1/3 run(s) predict a constant" in found.details
+
+
+# --------------------------------------------------------------------------- claims.md
+
+
+def test_claims_md_states_every_rule_and_constant(tmp_path, runs):
+    _claim2_records(runs, -0.5, -1.0)
+    text = claims_text(tmp_path)
+    for phrase in (
+        "≥ 5 for claims 1-2, ≥ 3 per variant for claims 3-4",
+        "refused",
+        "beats the cell's constant predictor by ≥ 2 points",
+        "a regression task's constant scores 0",
+        "keeps ≥ 0.6 × the mean of the same model and task's Fine-tune cell",
+        "Student's t, two-sided 95%",
+        "sparsity ≥ 60%",
+        "≥ 3 cells over ≥ 2 tasks and ≥ 5 shared seeds",
+        "PST − MvP ≥ −1 (tolerance 1 point)",
+        "≤ 2% of MvP's",
+        "limit = max(the paper's spread on that task, 1 point)",
+        "≥ 4 pairs with ≥ 3 seeds each",
+        "≥ 3 same-seed trios",
+    ):
+        assert phrase in text, phrase
+    rows = re.findall(r"^\| (\d) \| .* \| \*\*(.+?)\*\* \| .* \|$", text, re.M)
+    assert [number for number, _ in rows] == ["1", "2", "3", "4", "5"]
 
 
 def test_no_glue_runs_say_so(tmp_path, runs):
-    make_tables(runs, tmp_path / "out", SHARED_PAPER_CSV)
-    assert "No GLUE runs yet" in (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
-
-
-def test_records_without_a_prediction_summary_are_marked_and_do_not_count(tmp_path, runs):
-    """Older records (the archived 1,000-example runs) cannot say whether they predict a constant."""
-    for task in ("sst2", "mrpc"):
-        write(runs, record(task, "finetune", 0.0, 1, 0.85, predictions=None))
-        write(runs, record(task, "map", 0.5, 1, 0.845, predictions=None))
-        write(runs, record(task, "pst", 0.5, 1, 0.83, predictions=None))
-    found = verdicts(tmp_path)[2]
-    assert found.verdict == claims.TOO_FEW
-    text = (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
-    assert "SST-2 (Fine-tune 0%: 1/1 runs without a prediction summary" in text
-    table = (tmp_path / "out" / "table2.csv").read_text(encoding="utf-8")
-    assert "85.00†?" in table
-
-
-def test_cells_no_better_than_the_constant_predictor_are_marked(tmp_path, runs):
-    """MRPC's constant "paraphrase" scores F1 81.22: a sparse run at 80.5 predicts both classes yet does not
-    beat it. One record storing the baseline is enough: it is a property of the dev labels."""
-    _claim1_records(runs, {"sst2": 0.745, "mrpc": 0.76, "cola": 0.75})
-    with_baseline = {**BALANCED, "constant_baseline": {"class": 1, "main": 0.73}}
-    write(runs, record("mrpc", "finetune", 0.0, 1, 0.85, predictions=with_baseline))  # replaces the plain one
-    verdicts(tmp_path)
-    details = (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
-    assert "MRPC: MaP 72.00, MvP 75.00, PST 76.20;" in details
-    assert "at or below the constant predictor's 73.00: MaP" in details
-    sst2 = next(line for line in details.splitlines() if line.startswith("- claim 1: SST-2"))
-    assert "constant predictor" not in sst2
-    table = (tmp_path / "out" / "table2.md").read_text(encoding="utf-8")
-    header = next(line for line in table.splitlines() if line.startswith("| Model |")).split(" | ")
-    row = next(line for line in table.splitlines() if "| MaP | 90% |" in line).split(" | ")
-    assert row[header.index("MRPC")].startswith("72.00 [71.00–73.00]† (72.00 ± 1.00)‡ · ret"), row
-    assert "‡" not in row[header.index("SST-2")]  # no SST-2 record knows its baseline
-    assert "Constant predictors: MRPC 73.00." in table
-
-
-def test_claim1_details_compare_the_methods_at_figure3_sparsities(tmp_path, runs):
-    """Where 90% fails on a task, Figure 3's sparsities are where the methods can separate: claim 1's details
-    compare MaP, MvP and PST there too (on the seeds they share), outside the verdict."""
-    _claim1_records(runs, {"sst2": 0.745, "mrpc": 0.76, "cola": 0.75})
-    with_baseline = {**BALANCED, "constant_baseline": {"class": 1, "main": 0.73}}
-    for seed in (42, 43):
-        write(runs, record("mrpc", "map", 0.8, seed, 0.80))
-        write(runs, record("mrpc", "pst", 0.8, seed, 0.82 + 0.01 * (seed - 42)))
-    write(runs, record("mrpc", "mvp", 0.8, 42, 0.72, predictions=with_baseline))
-    write(runs, record("mrpc", "map", 0.7, 42, 0.84))  # MvP and PST missing at 70%: no line
-    write(runs, record("sst2", "map", 0.6, 42, 0.8, predictions=ONE_CLASS))
-    write(runs, record("sst2", "mvp", 0.6, 42, 0.81))
-    write(runs, record("sst2", "pst", 0.6, 42, 0.82))
-    found = verdicts(tmp_path)[1]
-    assert found.verdict == claims.HOLDS  # unchanged by the other sparsities
-    text = (tmp_path / "out" / "claims.md").read_text(encoding="utf-8")
-    assert (
-        "- claim 1: MRPC at 80% (Figure 3; not part of the verdict), on the seed(s) every cell has (42): "
-        "MaP 80.00, MvP 72.00‡, PST 82.00; PST − MaP +2.00, PST − MvP +10.00" in text
-    )
-    assert "SST-2 at 60% (Figure 3; not part of the verdict), on the seed(s) every cell has (42): " in text
-    assert "MaP 80.00 (constant predictor), MvP 81.00, PST 82.00" in text
-    assert "at 70%" not in text
+    assert "No GLUE runs yet" in claims_text(tmp_path)

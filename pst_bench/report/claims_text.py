@@ -1,0 +1,103 @@
+"""claims.md: the verdicts of ``report.claims`` with every rule, margin and the interval method spelled out."""
+
+from __future__ import annotations
+
+from .claim_rules import (
+    CLAIM1_CELLS,
+    CLAIM1_MIN_SPARSITY,
+    CLAIM1_TASKS,
+    CLAIM2_SPARSITY,
+    CLAIM2_TASKS,
+    CLAIM4_MIN_PAIRS,
+    CLAIM4_REFERENCE,
+    CLAIM5_MIN_TRIOS,
+    CLAIM5_SPARSITY,
+    CLAIMS,
+    DENSE_SHARE,
+    DROP_ONE,
+    FAILS,
+    FULL,
+    HOLDS,
+    INCONCLUSIVE,
+    LEARN_MARGIN,
+    MIN_SEEDS,
+    MIN_SEEDS_ABLATION,
+    PARAM_SHARE,
+    TOLERANCE,
+    TOO_FEW,
+    Verdict,
+)
+from .stats import METHOD
+
+
+def claims_markdown(verdicts: list[Verdict], records: int, runs_dir: str) -> str:
+    out = [
+        "# The paper's claims, checked on the records at hand",
+        "",
+        f"Built by `make tables` (`python -m pst_bench.tables`) from {records} results record"
+        f"{'s' if records != 1 else ''} in `{runs_dir}`, through the tables' cells (the one run-selection "
+        "policy) and the mask distances (`mask_distance.md`). The checks are code "
+        "(`pst_bench/report/claims.py`, its rules in `pst_bench/report/claim_rules.py`). Values ×100 (points).",
+        "",
+        *rules_text(),
+        "",
+    ]
+    if not verdicts:
+        return "\n".join([*out, "No GLUE runs yet: no claim can be checked.", ""])
+    for model in dict.fromkeys(v.model for v in verdicts):
+        out += [f"## {model}", "", "| # | Claim | Verdict | Evidence |", "|---|---|---|---|"]
+        mine = [v for v in verdicts if v.model == model]
+        for v in mine:
+            claim, summary = (text.replace("|", "\\|") for text in (CLAIMS[v.number], v.summary))
+            out.append(f"| {v.number} | {claim} | **{v.verdict}** | {summary} |")
+        details = [(v.number, line) for v in mine for line in v.details]
+        if details:
+            out += ["", "Details:", ""]
+            out += [f"- claim {number}: {line}" for number, line in details]
+        out.append("")
+    out += ["## What each check needs", "", *requirements_text(), ""]
+    return "\n".join(out)
+
+
+def rules_text() -> list[str]:
+    """The two rules every claim shares: which cells count, and how an interval decides."""
+    return [
+        f"**A cell counts only if it learned**: it has enough runs (≥ {MIN_SEEDS} for claims 1-2, ≥ "
+        f"{MIN_SEEDS_ABLATION} per variant for claims 3-4), none from uncommitted code (a cell with a `git.dirty` "
+        "run is refused), none a constant predictor and each checked for it (a prediction summary on record); "
+        f"every run beats the cell's constant predictor by ≥ {LEARN_MARGIN:g} points on the task's metric (a "
+        f"regression task's constant scores 0) and keeps ≥ {DENSE_SHARE:g} × the mean of the same model and task's "
+        "Fine-tune cell, which must itself beat the constant by the margin. Cells that fail are listed in the "
+        "details, outside every average.",
+        "",
+        "**Verdicts** rest on paired per-seed differences (same seed, both methods) and the confidence interval of "
+        f"their mean ({METHOD}): `{HOLDS}` when the interval lies on the claim's side of its boundary, `{FAILS}` "
+        f"when it lies wholly on the other side, `{INCONCLUSIVE}` when it spans the boundary, `{TOO_FEW}` (with "
+        "what is missing). Intervals read `mean [low, high] (n = seeds)`.",
+    ]
+
+
+def requirements_text() -> list[str]:
+    """Each claim's rule, with its constants."""
+    return [
+        f"- 1: every (task, sparsity ≥ {CLAIM1_MIN_SPARSITY:g}%) cell where Fine-tune, MaP, MvP and PST learned; "
+        "per seed the mean over those cells of PST − MaP and of PST − MvP, on the seeds every cell has; ≥ "
+        f"{CLAIM1_CELLS} cells over ≥ {CLAIM1_TASKS} tasks and ≥ {MIN_SEEDS} shared seeds. (a) PST − MaP ≥ 0: "
+        f"holds if the interval's low end ≥ 0, does not if its high end < 0; (b) PST − MvP ≥ −{TOLERANCE:g} "
+        f"(tolerance {TOLERANCE:g} point): the same against −{TOLERANCE:g}; (c) PST's trainable parameters ≤ "
+        f"{100 * PARAM_SHARE:g}% of MvP's in every cell. Does not hold if any part does not, holds if all do, else "
+        "inconclusive.",
+        f"- 2: the same at {CLAIM2_SPARSITY} over ≥ {CLAIM2_TASKS} tasks (Fine-tune with ≥ {MIN_SEEDS} runs too): "
+        f"MaP − Fine-tune ≥ −{TOLERANCE:g} (as 1b) and PST − MaP < 0 (holds if the high end < 0, does not if the "
+        "low end > 0).",
+        f"- 3: {FULL} − each of {', '.join(DROP_ONE)} per seed (mean over the tasks where both learned, on ≥ "
+        f"{MIN_SEEDS_ABLATION} shared seeds), each variant at its rank setting closest to the full score; holds if "
+        "every interval is above 0, does not if any is below 0, else inconclusive.",
+        f"- 4: per task, every rank pair − {CLAIM4_REFERENCE} per seed (≥ {CLAIM4_MIN_PAIRS} pairs with ≥ "
+        f"{MIN_SEEDS_ABLATION} seeds each); limit = max(the paper's spread on that task, {TOLERANCE:g} point); holds "
+        "if every interval lies inside (−limit, +limit), does not if any lies wholly outside it, else inconclusive.",
+        f"- 5: ≥ {CLAIM5_MIN_TRIOS} same-seed trios of MaP, MvP and PST masks at {CLAIM5_SPARSITY:g}% from learned "
+        "cells; dist(PST, MvP) − dist(PST, MaP) per trio (Hamming distance, points): holds if the interval is above "
+        "0, does not if below, else inconclusive. Where MaP–MvP is smaller than MaP–PST, MvP's masks barely left "
+        "|W| and the claim says little.",
+    ]
