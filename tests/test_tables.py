@@ -1,4 +1,4 @@
-"""`make tables` (pst_bench.tables): hand-made records in, the paper's Tables 2-5 out."""
+"""`make tables` (pst_bench.report.tables): hand-made records in, the paper's Tables 2-5 out."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def claims_markdown(verdicts: list[Verdict], records: int, runs_dir: str) -> str
     out = [
         "# The paper's claims, checked on the records at hand",
         "",
-        f"Built by `make tables` (`python -m pst_bench.tables`) from {records} results record"
+        f"Built by `make tables` (`python -m pst_bench.report.tables`) from {records} results record"
         f"{'s' if records != 1 else ''} in `{runs_dir}`, through the tables' cells (the one run-selection "
         "policy) and the mask distances (`mask_distance.md`). The checks are code "
         "(`pst_bench/report/claims.py`, its rules in `pst_bench/report/claim_rules.py`). Values ×100 (points).",

@@ -1,6 +1,6 @@
 """The paper's Tables 2-5 from the results records of finished runs (``make tables``).
 
-    python -m pst_bench.tables [--runs results/runs] [--out results/tables] [--paper PATH]
+    python -m pst_bench.report.tables [--runs results/runs] [--out results/tables] [--paper PATH]
                                [--grid best-dev|pool] [--selection-seeds SEED ...]
 
 Every ``*.json`` file under ``--runs`` (recursively) is read as a results record
@@ -1204,7 +1204,7 @@ def markdown(built: Built, runs_dir: str) -> str:
     out = [
         f"# Table {spec.number}: {spec.title}",
         "",
-        f"Built by `{COMMAND}` (`python -m pst_bench.tables`) from {len(built.files)} results "
+        f"Built by `{COMMAND}` (`python -m pst_bench.report.tables`) from {len(built.files)} results "
         f"record{'s' if len(built.files) != 1 else ''} in `{runs_dir}`.",
         "",
         "Cell: ours / paper (diff = ours − paper). Several runs: median [min–max] · mean ± 95% CI (n); `-`: no value.",
@@ -1473,9 +1473,9 @@ def make_tables(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: `python -m pst_bench.tables [--runs DIR] [--out DIR] [--paper CSV]`."""
+    """CLI: `python -m pst_bench.report.tables [--runs DIR] [--out DIR] [--paper CSV]`."""
     parser = argparse.ArgumentParser(
-        prog="python -m pst_bench.tables", description="The paper's Tables 2-5 from finished results records."
+        prog="python -m pst_bench.report.tables", description="The paper's Tables 2-5 from finished results records."
     )
     parser.add_argument("--runs", type=Path, default=Path("results/runs"), help="results records folder")
     parser.add_argument("--out", type=Path, default=Path("results/tables"), help="output folder")
