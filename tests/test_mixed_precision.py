@@ -200,3 +200,17 @@ def test_runner_trains_every_method_under_bf16(tmp_path, synthetic_data, method)
     assert loss == loss and abs(loss) != float("inf")
     if method != "finetune":
         assert all(abs(s - 0.5) < 1e-3 for s in on_disk["sparsity_achieved"]["per_matrix"].values())
+
+
+def test_one_process_runs_jobs_of_different_precisions_in_turn(tmp_path, synthetic_data):
+    """Hydra's basic launcher runs a multirun's jobs in one process: `-m train.mixed_precision=no,bf16` must not
+    stop at the second job on accelerate's 'AcceleratorState has already been initialized'."""
+    from pst_bench.run.experiment import run_experiment
+
+    for precision in ("no", "bf16", "no"):
+        overrides = tiny_run_overrides(
+            synthetic_data, "pst", "train.epochs=1", "train.max_train_examples=32", "export=false",
+            "train.device=cpu", f"train.mixed_precision={precision}",
+        )  # fmt: skip
+        record = run_experiment(compose_cfg(overrides, tmp_path / precision))
+        assert record["config"]["train"]["mixed_precision"] == precision

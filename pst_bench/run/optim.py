@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from transformers import get_scheduler
 
 from ..errors import ConfigError
@@ -20,6 +21,10 @@ def make_accelerator(cfg) -> Accelerator:
     # torchrun / accelerate launch only when told cpu=True; "auto" means exactly that there.
     use_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
     trackers = tracker_names(cfg.train.get("log_with"))
+    # accelerate keeps one AcceleratorState per process and refuses a second mixed precision in it; one
+    # process may run several jobs (Hydra's basic launcher runs a multirun's jobs in turn, e.g. over
+    # train.mixed_precision=no,bf16), so this run's precision replaces the previous job's
+    AcceleratorState._reset_state()
     return Accelerator(
         cpu=use_cpu,
         mixed_precision=str(cfg.train.mixed_precision),
