@@ -145,3 +145,24 @@ def class_counts(*counts: int) -> dict:
 def regression_spread(std: float, label_std: float = 1.5) -> dict:
     """A regression run's dev prediction summary."""
     return {"mean": 2.5, "std": std, "label_mean": 2.4, "label_std": label_std}
+
+
+class Interrupt(Exception):
+    """Raised by ``die_after_checkpoint``: a run killed right after a checkpoint."""
+
+
+def die_after_checkpoint(monkeypatch, step: int):
+    """Make the run's checkpoint writer raise ``Interrupt`` once the checkpoint of ``step`` is on disk; returns
+    the real writer, for the caller to put back before resuming."""
+    import pst_bench.run.checkpoint as ckpt
+
+    real_save = ckpt.save_checkpoint
+
+    def save_then_die(run_dir, model, optimizer, scheduler, progress, **extra):
+        folder = real_save(run_dir, model, optimizer, scheduler, progress, **extra)
+        if progress["global_step"] == step:
+            raise Interrupt
+        return folder
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_die)
+    return real_save

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import compose_cfg, tiny_run_overrides
+from helpers import Interrupt, compose_cfg, die_after_checkpoint, tiny_run_overrides
 from pst_bench.data.sampling import (
     EpochPermutation,
     LengthGroupedPermutation,
@@ -92,18 +92,7 @@ def test_grouped_run_learns_and_resumes_identically(tmp_path, synthetic_data, mo
         synthetic_data, method, "train.epochs=2", "train.checkpoint_every_steps=2", "train.group_by_length=true"
     )
     reference = run_experiment(compose_cfg(overrides, tmp_path / "reference"))
-    real_save = ckpt.save_checkpoint
-
-    class Interrupt(Exception):
-        pass
-
-    def save_then_die(run_dir, model, optimizer, scheduler, progress, **extra):
-        folder = real_save(run_dir, model, optimizer, scheduler, progress, **extra)
-        if progress["global_step"] == 8:  # mid-epoch 2 (6 steps per epoch)
-            raise Interrupt
-        return folder
-
-    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_die)
+    real_save = die_after_checkpoint(monkeypatch, step=8)  # mid-epoch 2 (6 steps per epoch)
     with pytest.raises(Interrupt):
         run_experiment(compose_cfg(overrides, tmp_path / "interrupted"))
     monkeypatch.setattr(ckpt, "save_checkpoint", real_save)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import compose_cfg, tiny_run_overrides
+from helpers import Interrupt, compose_cfg, die_after_checkpoint, tiny_run_overrides
 
 METHODS = ["finetune", "map", "mvp", "pst", "pst_rc"]
 
@@ -98,10 +98,6 @@ def test_export_loads_in_plain_transformers_with_same_predictions(tmp_path, synt
     )
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthetic_data, monkeypatch):
     import pst_bench.run.checkpoint as ckpt
 
@@ -109,15 +105,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthe
     reference = run(compose_cfg(overrides, tmp_path / "reference"))
 
     interrupted_dir = tmp_path / "interrupted"
-    real_save = ckpt.save_checkpoint
-
-    def save_then_die(run_dir, model, optimizer, scheduler, progress, **extra):
-        folder = real_save(run_dir, model, optimizer, scheduler, progress, **extra)
-        if progress["global_step"] == 8:  # mid-epoch 2 (6 steps per epoch)
-            raise Interrupt
-        return folder
-
-    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_die)
+    real_save = die_after_checkpoint(monkeypatch, step=8)  # mid-epoch 2 (6 steps per epoch)
     with pytest.raises(Interrupt):
         run(compose_cfg(overrides, interrupted_dir))
     assert not list((interrupted_dir / "results" / "runs").glob("*.json")), "a killed run left a record"
