@@ -20,7 +20,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all lint docs params clean figures tables sweep evidence bench bench-infer profile schedule gpu-smoke
+.PHONY: install nltk-data demo test test-all lint docs params clean figures tables sweep evidence bench bench-infer profile schedule protocol protocol-status gpu-smoke
 
 install: $(STAMP)
 
@@ -128,6 +128,16 @@ bench: $(STAMP)
 # The schedule probe's curves and last-epoch gains (results/schedule/schedule.md, .png) from its records
 schedule: $(STAMP)
 	$(BIN)/python -m pst_bench.report.schedule --runs results/schedule
+
+# The evidence protocol (results/README.md): every stage's pending runs in priority order, resumable, from a
+# clean checkout (a separate clone, so that edits cannot change a running protocol). SPEC=gpu on a GPU.
+#   nohup make protocol > protocol.log 2>&1 &      make protocol-status: where it stands (results/protocol.md)
+SPEC ?= cpu
+protocol: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.protocol --spec $(SPEC) $(ARGS)
+
+protocol-status: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.protocol --spec $(SPEC) --dry-run --write results/protocol$(if $(filter-out cpu,$(SPEC)),-$(SPEC)).md
 
 # Where a real MiniLM-L6 training step's time goes per task, random against length-grouped batches side by side,
 # evaluation order, AdamW's kernels, achieved FLOP/s against the measured matmul peak -> results/perf/profile.md

@@ -1,0 +1,217 @@
+"""Running the protocol: run ids, the finished records, and ``pst-bench`` jobs, resumable and in parallel.
+
+``Ledger`` knows which requests have finished: it composes a request's config exactly as ``pst-bench``
+would (so the run id is the one the run writes) and looks it up among the records of the spec's results
+folders. A record the schedule probe made that a later stage needs again (the same run id: MaP at a
+task's probed sparsity) is copied into the spec's results folder, never trained twice.
+
+``run_protocol`` plans, starts up to ``jobs`` pending runs as ``pst-bench`` processes (each logs to
+``outputs/protocol/<run id>.log``), and plans again whenever one ends, until nothing is pending. An
+interrupted run resumes from its checkpoint the next time (``pst-bench``'s own resume); a failed run is
+not retried in the same call and makes the call exit non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..record import FINISHED, RunRecord, load_records, run_id
+from .plan import Plan, RunRequest, make_plan
+from .spec import ProtocolSpec
+
+log = logging.getLogger(__name__)
+LOG_DIR = Path("outputs/protocol")
+
+
+class Ledger:
+    """Run ids of requests (composed once each) and the finished records of the spec's folders."""
+
+    def __init__(self, spec: ProtocolSpec):
+        self.spec = spec
+        self._ids: dict[tuple[str, ...], str] = {}
+        self.records: dict[str, RunRecord] = {}
+        self.reload()
+
+    @property
+    def folders(self) -> list[Path]:
+        return [Path(self.spec.results_dir), Path(self.spec.schedule.results_dir)]
+
+    def reload(self) -> None:
+        self.records = {}
+        for folder in self.folders:
+            if folder.is_dir():
+                for record in load_records(folder):
+                    if record.data.get("status") == FINISHED:
+                        self.records.setdefault(record.run_id, record)
+
+    def run_id(self, request: RunRequest) -> str:
+        overrides = tuple(request.overrides(self.spec))
+        if overrides not in self._ids:
+            from hydra import compose, initialize_config_module
+
+            with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
+                self._ids[overrides] = run_id(compose(config_name="config", overrides=list(overrides)))
+        return self._ids[overrides]
+
+    def lookup(self, request: RunRequest) -> RunRecord | None:
+        return self.records.get(self.run_id(request))
+
+    def adopt(self, plan: Plan) -> int:
+        """Copy finished records that sit in another of the spec's folders into their request's folder."""
+        copied = 0
+        for run in plan.runs:
+            if run.record is None:
+                continue
+            for folder in run.folders:
+                target = Path(folder) / f"{run.record.run_id}.json"
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(run.record.path, target)
+                    copied += 1
+        return copied
+
+
+def minutes_per_run(spec: ProtocolSpec, ledger: Ledger, request: RunRequest) -> float:
+    """The median wall time of finished runs of the same task and method, else the spec's estimate."""
+    times = [
+        float(r.data["wall_time_s"]) / 60.0
+        for r in ledger.records.values()
+        if r.task == request.task and r.kind == _kind(request.method) and r.data.get("wall_time_s")
+    ]
+    if times:
+        return statistics.median(times)
+    return float(spec.minutes_per_run.get(request.task, 10.0))
+
+
+def _kind(method: str) -> str:
+    return "pst" if method.startswith("pst") else method
+
+
+def describe(spec: ProtocolSpec, ledger: Ledger, plan: Plan) -> str:
+    """The plan as markdown: decisions, blocks, and the runs by stage with their status and estimate."""
+    lines = [f"# Evidence protocol `{spec.name}`: where it stands", ""]
+    lines += [
+        f"Made by `python -m pst_bench.protocol --spec {spec.name} --dry-run` from the records in "
+        f"`{spec.results_dir}` and `{spec.schedule.results_dir}`.",
+        "",
+    ]
+    lines += ["## Decisions", ""] + [f"- {d}" for d in plan.decisions or ["none yet"]] + [""]
+    if plan.blocked:
+        lines += ["## Waiting", ""] + [f"- {b}" for b in plan.blocked] + [""]
+    lines += ["## Runs named so far", "", "| Stage | Finished | Pending | Pending hours (est.) |", "|---|---|---|---|"]
+    stages: dict[str, list] = {}
+    for run in plan.runs:
+        stages.setdefault(run.request.stage, []).append(run)
+    for stage, runs in stages.items():
+        pending = [run for run in runs if not run.finished]
+        hours = sum(minutes_per_run(spec, ledger, run.request) for run in pending) / 60.0
+        lines.append(f"| {stage} | {len(runs) - len(pending)} | {len(pending)} | {hours:.1f} |")
+    lines += [
+        "",
+        "Estimates: the median wall time of the finished runs of the same task and method, else the "
+        "spec's `minutes_per_run`; later stages name their runs once these finish.",
+        "",
+    ]
+    pending = plan.pending
+    if pending:
+        lines += ["## Next", ""] + [f"- {run.request.stage}: {run.request.label}" for run in pending[:20]]
+        if len(pending) > 20:
+            lines.append(f"- ... and {len(pending) - 20} more")
+    return "\n".join(lines) + "\n"
+
+
+def git_dirty() -> bool:
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False  # not a checkout: the records say so themselves
+    return bool(out.strip())
+
+
+def _command(spec: ProtocolSpec, request: RunRequest) -> list[str]:
+    script = Path(sys.executable).with_name("pst-bench")
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "pst_bench.cli"]
+    return [*head, *request.overrides(spec), "train.progress_bar=false"]
+
+
+def run_protocol(spec: ProtocolSpec, jobs: int, max_runs: int | None = None) -> int:
+    """Run pending runs until the protocol is done or blocked (or ``max_runs`` were started); 0 when every
+    started run finished."""
+    ledger = Ledger(spec)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    running: dict[str, tuple[subprocess.Popen, RunRequest]] = {}
+    failed: set[str] = set()
+    started = 0
+
+    def stop_all(signum=None, frame=None):
+        for process, _ in running.values():
+            process.send_signal(signal.SIGTERM)  # each run checkpoints and exits; the next call resumes it
+        for process, _ in running.values():
+            process.wait()
+        raise SystemExit(130)
+
+    previous = signal.signal(signal.SIGTERM, stop_all)
+    try:
+        while True:
+            ledger.reload()
+            plan = make_plan(spec, ledger)
+            ledger.adopt(plan)
+            todo = [r for r in plan.pending if r.rid not in set(running) | failed]
+            while todo and len(running) < jobs and (max_runs is None or started < max_runs):
+                planned = todo.pop(0)
+                request, rid = planned.request, planned.rid
+                log_file = (LOG_DIR / f"{rid}.log").open("a")
+                print(f"[protocol] start {request.stage}: {request.label} -> {rid}", flush=True)
+                running[rid] = (
+                    subprocess.Popen(_command(spec, request), stdout=log_file, stderr=subprocess.STDOUT),
+                    request,
+                )
+                started += 1
+            if not running:
+                break
+            rid = _wait_any(running)
+            process, request = running.pop(rid)
+            if process.returncode == 0:
+                print(f"[protocol] done  {request.label}", flush=True)
+            else:
+                failed.add(rid)
+                tail = (LOG_DIR / f"{rid}.log").read_text().strip().splitlines()[-1:] or ["(no output)"]
+                print(
+                    f"[protocol] FAILED {request.label} (exit {process.returncode}): {tail[0]} "
+                    f"(log: {LOG_DIR / (rid + '.log')})",
+                    flush=True,
+                )
+    except KeyboardInterrupt:
+        stop_all()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    ledger.reload()
+    plan = make_plan(spec, ledger)
+    ledger.adopt(plan)
+    for line in plan.decisions:
+        print(f"[protocol] {line}")
+    for line in plan.blocked:
+        print(f"[protocol] waiting: {line}")
+    print(f"[protocol] {len(plan.pending)} runs pending, {len(failed)} failed in this call", flush=True)
+    return 1 if failed else 0
+
+
+def _wait_any(running: dict) -> str:
+    while True:
+        for rid, (process, _) in running.items():
+            if process.poll() is not None:
+                return rid
+        time.sleep(2.0)

@@ -1,0 +1,329 @@
+"""The evidence protocol's stages as a pure function of a spec and the finished records.
+
+``make_plan(spec, ledger)`` returns every run the protocol needs *that can be named now* (a stage names
+its runs only once the stage before it has finished: cells need stage 0, held-out seeds need the
+winners), in priority order, each with its record when it has finished, and the decisions taken on the
+way (the schedule per task, the cells and why, each grid's winner and edge). Running the pending runs and
+calling it again moves the protocol on; when it names no pending run and blocks on nothing, it is done.
+
+The stages (results/README.md, "Protocol"):
+
+- **schedule**: MaP then PST at ``schedule.sparsity[task]`` for each candidate length, shortest first;
+  a length fails as soon as one finished probe run's last epoch (wholly at the final sparsity) gains
+  ``schedule.limit`` points or more, and is chosen when every probed method converged;
+- **0**: dense fine-tuning's whole grid and MaP's middle point at every sparsity, on the selection seed;
+- **cells**: a sparsity ``>= cells.min_sparsity`` is a claim-1 cell where dense beat its constant
+  predictor by ``cells.dense_margin`` points and MaP keeps a share of dense inside ``cells.map_share``;
+- **1**: every sparse method's grid at each claim-1 cell, at ``always_tuned`` (a documented failure
+  where nothing learns) and at claim 2's sparsity (its methods); a grid whose winner (selection seed only,
+  ``report.selection``) lies on an edge grows one point beyond it, at most ``max_extensions`` times;
+- **2**: the winners (and dense's) on the held-out seeds, claim-1 cells first, then claim 2's;
+- **claims 3-4**: the ablation's variants at PST's winning rate of its cell, on the ablation seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..record import RunRecord
+from ..report.schedule import curve_of, verdict
+from ..report.selection import select_cell
+from .spec import ProtocolSpec
+
+CONVERGED = "converged"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run the protocol needs: its stage, its place and the overrides that make it."""
+
+    stage: str
+    task: str
+    method: str  # the method config's name (conf/method/)
+    sparsity: float  # 0 for dense fine-tuning
+    lr: float
+    seed: int
+    epochs: int
+    results_dir: str
+    variant: str = ""  # an ablation variant's name
+    extra: tuple[str, ...] = ()  # the variant's overrides, after the run's own
+
+    def overrides(self, spec: ProtocolSpec) -> list[str]:
+        """``pst-bench`` overrides, later ones replacing earlier ones of the same key."""
+        pairs: dict[str, str] = {"model": spec.model, "task": self.task, "method": self.method}
+        for item in spec.run_overrides:
+            key, value = item.split("=", 1)
+            pairs[key] = value
+        pairs["train.epochs"] = str(self.epochs)
+        if self.method != "finetune":
+            pairs["method.sparsity"] = f"{self.sparsity:g}"
+        pairs["train.lr"] = f"{self.lr:g}"
+        ratio = spec.score_lr_ratio.get(self.method)
+        if ratio:
+            pairs["method.score_lr"] = f"{self.lr * ratio:g}"
+        pairs["train.seed"] = str(self.seed)
+        for item in self.extra:
+            key, value = item.split("=", 1)
+            pairs[key] = value
+        pairs["paths.results_dir"] = self.results_dir
+        return [f"{key}={value}" for key, value in pairs.items()]
+
+    @property
+    def label(self) -> str:
+        what = self.variant or self.method
+        where = "dense" if self.method == "finetune" else f"{100 * self.sparsity:g}%"
+        return f"{self.task} {where} {what} lr {self.lr:g} seed {self.seed} ({self.epochs} ep)"
+
+
+@dataclass
+class Planned:
+    request: RunRequest  # the first (highest-priority) request of this run id
+    record: RunRecord | None  # None while it has not finished
+    rid: str = ""
+    # every results folder a stage wants the record in (the probe's folder, then the protocol's)
+    folders: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.record is not None
+
+
+@dataclass
+class Plan:
+    runs: list[Planned] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)  # what was decided and why, in order
+    blocked: list[str] = field(default_factory=list)  # stages that cannot go on, and why
+    epochs: dict[str, int] = field(default_factory=dict)  # the chosen schedule per task
+    cells: dict[str, list[float]] = field(default_factory=dict)  # claim-1 cells per task
+
+    @property
+    def pending(self) -> list[Planned]:
+        return [run for run in self.runs if not run.finished]
+
+
+class Ledger(Protocol):
+    """What the plan asks of the finished runs (``execute.Ledger``: composes the id, looks it up)."""
+
+    def run_id(self, request: RunRequest) -> str: ...
+
+    def lookup(self, request: RunRequest) -> RunRecord | None: ...
+
+
+def ladder_step(value: float, up: bool) -> float:
+    """The next learning rate beyond a grid's edge on the 1-3-10 ladder (1e-4 -> 3e-4 -> 1e-3); a value off
+    the ladder moves by sqrt(10)."""
+    exponent = math.floor(math.log10(value) + 1e-9)
+    mantissa = round(value / 10**exponent, 6)
+    if mantissa == 1.0:
+        return (3.0 * 10**exponent) if up else (3.0 * 10 ** (exponent - 1))
+    if mantissa == 3.0:
+        return (10.0 ** (exponent + 1)) if up else (10.0**exponent)
+    return value * math.sqrt(10.0) if up else value / math.sqrt(10.0)
+
+
+def _points(value: float | None) -> float | None:
+    return None if value is None else 100.0 * value
+
+
+class _Planner:
+    def __init__(self, spec: ProtocolSpec, ledger: Ledger):
+        self.spec, self.ledger, self.plan = spec, ledger, Plan()
+        self._by_id: dict[str, Planned] = {}
+
+    def need(self, request: RunRequest) -> RunRecord | None:
+        """Add the request to the plan (a run id once: two stages that need the same run share it) and
+        return its record if it finished."""
+        rid = self.ledger.run_id(request)
+        planned = self._by_id.get(rid)
+        if planned is None:
+            planned = self._by_id[rid] = Planned(request, self.ledger.lookup(request), rid)
+            self.plan.runs.append(planned)
+        if request.results_dir not in planned.folders:
+            planned.folders.append(request.results_dir)
+        return planned.record
+
+    def request(self, stage, task, method, sparsity, lr, seed, **kw) -> RunRequest:
+        epochs = kw.pop("epochs", None) or self.plan.epochs[task]
+        results_dir = kw.pop("results_dir", None) or self.spec.results_dir
+        return RunRequest(stage, task, method, sparsity, lr, seed, epochs, results_dir, **kw)
+
+    # ------------------------------------------------------------------ schedule
+
+    def schedule(self, task: str) -> None:
+        probe = self.spec.schedule
+        sparsity = probe.sparsity[task]
+        for epochs in probe.epochs:
+            gains, missing = {}, False
+            for method in probe.methods:
+                lr = _middle(self.spec.grids[method])
+                request = self.request(
+                    "schedule",
+                    task,
+                    method,
+                    sparsity,
+                    lr,
+                    self.spec.selection_seed,
+                    epochs=epochs,
+                    results_dir=probe.results_dir,
+                )
+                record = self.need(request)
+                if record is None:
+                    missing = True
+                    break  # probe one method at a time: a failed length needs no second run
+                curve = curve_of(record)
+                gains[method] = (verdict(curve, probe.limit), curve.last_gain)
+                if gains[method][0] != CONVERGED:
+                    break
+            described = ", ".join(f"{m} {v} ({g:+.2f})" if g is not None else f"{m} {v}" for m, (v, g) in gains.items())
+            if gains and any(v != CONVERGED for v, _ in gains.values()):
+                self.plan.decisions.append(f"schedule {task}: {epochs} epochs rejected: {described}")
+                continue
+            if missing:
+                self.plan.blocked.append(f"{task}: the schedule probe at {epochs} epochs is running")
+                return
+            self.plan.decisions.append(f"schedule {task}: {epochs} epochs chosen: {described}")
+            self.plan.epochs[task] = epochs
+            return
+        self.plan.blocked.append(
+            f"{task}: no candidate length in schedule.epochs {probe.epochs} converged: add a longer one to the spec"
+        )
+
+    # ------------------------------------------------------------------ grids
+
+    def grid(self, stage: str, task: str, method: str, sparsity: float) -> RunRecord | None:
+        """Run a method's grid at one cell on the selection seed, growing it past an edge winner; returns the
+        winner's selection-seed record once the grid is settled, else None."""
+        points = list(self.spec.grids[method])
+        for _ in range(self.spec.max_extensions + 1):
+            records = [
+                self.need(self.request(stage, task, method, sparsity, lr, self.spec.selection_seed)) for lr in points
+            ]
+            if any(record is None for record in records):
+                return None
+            cell = select_cell((task, method, sparsity), records, selection_seeds=(self.spec.selection_seed,))
+            winner = cell.chosen.runs[0]
+            where = "dense" if method == "finetune" else f"{100 * sparsity:g}%"
+            if all(record.constant_predictor for record in records):
+                self.plan.decisions.append(
+                    f"grid {task} {where} {method}: no point learned (every run a constant predictor)"
+                )
+                return winner
+            edge = cell.on_edge
+            lr = float(winner.config["train"]["lr"])
+            grown = len(points) - len(self.spec.grids[method])
+            if edge is None or len(points) == 1 or grown >= self.spec.max_extensions:
+                note = f" (still on the {edge} edge after {grown} extensions: the limit)" if edge else ""
+                self.plan.decisions.append(
+                    f"grid {task} {where} {method}: lr {lr:g} wins over {', '.join(f'{p:g}' for p in points)}{note}"
+                )
+                return winner
+            points = sorted({*points, ladder_step(points[0] if edge == "lowest" else points[-1], up=edge == "highest")})
+        return None
+
+    # ------------------------------------------------------------------ stage 0 and the cells
+
+    def cells(self, task: str) -> tuple[list[float], RunRecord | None]:
+        """(claim-1 sparsities, dense's winner) once stage 0 of ``task`` has finished."""
+        dense = self.grid("0", task, "finetune", 0.0)
+        middle = _middle(self.spec.grids["map"])
+        maps = {
+            s: self.need(self.request("0", task, "map", s, middle, self.spec.selection_seed))
+            for s in self.spec.sparsities
+        }
+        if dense is None or any(record is None for record in maps.values()):
+            self.plan.blocked.append(f"{task}: stage 0 (dense grid, MaP at {_pcts(self.spec.sparsities)}) is running")
+            return [], None
+        rule = self.spec.cells
+        dense_value = _points(dense.dev_value) or 0.0
+        constant = _points(dense.constant_baseline) or 0.0
+        if dense_value - constant < rule.dense_margin:
+            self.plan.decisions.append(
+                f"cells {task}: none: dense ({dense_value:.2f}) beats its constant predictor ({constant:.2f}) by less "
+                f"than {rule.dense_margin:g} points"
+            )
+            return [], dense
+        low, high = rule.map_share
+        chosen, shares = [], []
+        for sparsity, record in sorted(maps.items()):
+            share = (_points(record.dev_value) or 0.0) / dense_value
+            shares.append(f"{100 * sparsity:g}% {share:.3f}")
+            if sparsity >= rule.min_sparsity - 1e-9 and low <= share <= high:
+                chosen.append(sparsity)
+        self.plan.decisions.append(
+            f"cells {task}: {_pcts(chosen) or 'none'} (MaP's share of dense {dense_value:.2f}: {', '.join(shares)}; "
+            f"a claim-1 cell needs >= {100 * rule.min_sparsity:g}% and a share in [{low:g}, {high:g}])"
+        )
+        self.plan.cells[task] = chosen
+        return chosen, dense
+
+    # ------------------------------------------------------------------ everything, in priority order
+
+    def build(self) -> Plan:
+        spec = self.spec
+        for task in spec.tasks:
+            self.schedule(task)
+        ready = [task for task in spec.tasks if task in self.plan.epochs]
+        cells = {task: self.cells(task) for task in ready}
+        winners: dict[tuple[str, float, str], RunRecord] = {}
+        for task, (claim1, dense) in cells.items():
+            if task not in self.plan.cells:  # stage 0 still running, or dense did not learn: nothing to tune
+                continue
+            winners[(task, 0.0, "finetune")] = dense
+            tuned = [(s, spec.sparse_methods) for s in claim1]
+            tuned += [(s, spec.sparse_methods) for s in spec.always_tuned if s not in claim1]
+            tuned += [(spec.claim2.sparsity, spec.claim2.methods)]
+            for sparsity, methods in tuned:
+                for method in methods:
+                    winner = self.grid("1", task, method, sparsity)
+                    if winner is not None:
+                        winners[(task, sparsity, method)] = winner
+        held_out = [(task, s, m) for task, (claim1, _) in cells.items() for s in claim1 for m in spec.sparse_methods]
+        held_out += [(task, 0.0, "finetune") for task in cells if task in self.plan.cells]
+        held_out += [
+            (task, spec.claim2.sparsity, m) for task in cells if task in self.plan.cells for m in spec.claim2.methods
+        ]
+        for key in held_out:
+            stage = "claim 2" if key[1] == spec.claim2.sparsity and key[2] != "finetune" else "2"
+            self.held_out(stage, key, winners.get(key), spec.heldout_seeds)
+        self.ablation(winners)
+        return self.plan
+
+    def held_out(self, stage: str, key: tuple[str, float, str], winner: RunRecord | None, seeds, **kw) -> None:
+        task, sparsity, method = key
+        if winner is None:
+            self.plan.blocked.append(f"{task} {100 * sparsity:g}% {method}: held-out seeds wait for its grid")
+            return
+        lr = float(winner.config["train"]["lr"])
+        for seed in seeds:
+            self.need(self.request(stage, task, method, sparsity, lr, seed, **kw))
+
+    def ablation(self, winners: dict) -> None:
+        ab = self.spec.ablation
+        if ab.task not in self.plan.epochs or not ab.variants:
+            return
+        winner = winners.get((ab.task, ab.sparsity, "pst"))
+        if winner is None:
+            self.plan.blocked.append(f"claims 3-4: wait for PST's grid at {ab.task} {100 * ab.sparsity:g}%")
+            return
+        self.held_out("claims 3-4", (ab.task, ab.sparsity, "pst"), winner, ab.seeds)
+        lr = float(winner.config["train"]["lr"])
+        for name, overrides in ab.variants.items():
+            method = next((o.split("=", 1)[1] for o in overrides if o.startswith("method=")), "pst")
+            extra = tuple(o for o in overrides if not o.startswith("method="))
+            for seed in ab.seeds:
+                self.need(self.request("claims 3-4", ab.task, method, ab.sparsity, lr, seed, variant=name, extra=extra))
+
+
+def _middle(points: list[float]) -> float:
+    return points[len(points) // 2]
+
+
+def _pcts(sparsities) -> str:
+    return ", ".join(f"{100 * s:g}%" for s in sparsities)
+
+
+def make_plan(spec: ProtocolSpec, ledger: Ledger) -> Plan:
+    """Every run nameable now, in priority order, with the decisions and blocks (module docstring)."""
+    return _Planner(spec, ledger).build()

@@ -1,0 +1,160 @@
+"""The evidence protocol's spec: what a protocol file under ``conf/protocol/`` may say, typed.
+
+A spec names the runs' common overrides, the tasks, the schedule probe's candidate lengths, the stage-0
+sparsities and the rule that turns them into cells, each method's learning-rate grid, the selection and
+held-out seeds, and the ablation (claims 3-4). ``plan.py`` turns a spec and the finished records into
+runs; nothing else reads the file. ``base: <name>`` starts from another spec of the folder and changes
+only what the file says (``gpu.yaml`` is ``cpu.yaml`` on a GPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ..errors import ConfigError
+
+#: Where the named specs live: the top-level conf/protocol/, shipped as the package pst_bench.conf.
+SPEC_PACKAGE = "pst_bench.conf"
+SPEC_FOLDER = "protocol"
+
+
+@dataclass
+class ScheduleSpec:
+    """The schedule probe: MaP and PST at each task's hardest reported sparsity, on the selection seed,
+    for each candidate length (shortest first); a task's length is the first at which every probed
+    method's last epoch, wholly at the final sparsity, gains less than ``limit`` points."""
+
+    epochs: list[int] = field(default_factory=lambda: [6, 10, 16])
+    sparsity: dict[str, float] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=lambda: ["map", "pst"])
+    limit: float = 0.5
+    results_dir: str = "results/schedule"
+
+
+@dataclass
+class CellRule:
+    """Stage 0 -> claim-1 cells: a sparsity of at least ``min_sparsity`` where dense beats its constant
+    predictor by ``dense_margin`` points and MaP (seed 0, its middle learning rate) keeps a share of dense's
+    best dev value inside ``map_share`` (MaP still learns but loses: the paper's regime)."""
+
+    min_sparsity: float = 0.6
+    dense_margin: float = 2.0
+    map_share: list[float] = field(default_factory=lambda: [0.6, 0.97])
+
+
+@dataclass
+class Claim2Spec:
+    sparsity: float = 0.5
+    methods: list[str] = field(default_factory=lambda: ["map", "pst"])
+
+
+@dataclass
+class AblationSpec:
+    """Claims 3-4: PST's variants at PST's winning learning rate of one cell, on ``seeds`` (held out).
+    Each variant is a list of overrides; the full score (``method=pst``) runs too, as their reference."""
+
+    task: str = "sst2"
+    sparsity: float = 0.9
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    variants: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class ProtocolSpec:
+    name: str = ""
+    base: str | None = None
+    model: str = "minilm-l6"
+    results_dir: str = "results/runs"
+    run_overrides: list[str] = field(default_factory=list)  # every run's, before its own
+    tasks: list[str] = field(default_factory=lambda: ["sst2", "stsb"])
+    selection_seed: int = 0
+    heldout_seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
+    sparsities: list[float] = field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9])
+    cells: CellRule = field(default_factory=CellRule)
+    always_tuned: list[float] = field(default_factory=lambda: [0.9])
+    claim2: Claim2Spec = field(default_factory=Claim2Spec)
+    # method -> learning-rate points (ascending); the middle one is the method's stage-0 point
+    grids: dict[str, list[float]] = field(default_factory=dict)
+    # method -> its scores' rate as a multiple of train.lr (method.score_lr), a stated rule
+    score_lr_ratio: dict[str, float] = field(default_factory=dict)
+    max_extensions: int = 2  # points a grid may grow beyond each edge while its winner sits there
+    ablation: AblationSpec = field(default_factory=AblationSpec)
+    minutes_per_run: dict[str, float] = field(default_factory=dict)  # budget estimate before any run finished
+    jobs: int = 1  # runs at once
+
+    @property
+    def sparse_methods(self) -> list[str]:
+        return [method for method in self.grids if method != "finetune"]
+
+
+def _spec_text(name: str) -> str:
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.exists():
+            raise ConfigError(f"protocol spec {name}: no such file (give a path or a name in conf/{SPEC_FOLDER}/)")
+        return path.read_text()
+    try:
+        return (resources.files(SPEC_PACKAGE) / SPEC_FOLDER / f"{name}.yaml").read_text()
+    except FileNotFoundError:
+        names = sorted(
+            p.name[: -len(".yaml")]
+            for p in (resources.files(SPEC_PACKAGE) / SPEC_FOLDER).iterdir()
+            if p.name.endswith(".yaml")
+        )
+        raise ConfigError(
+            f"protocol spec {name!r}: unknown; choose one of {', '.join(names)} or give a .yaml path"
+        ) from None
+
+
+def load_spec(name: str) -> ProtocolSpec:
+    """The spec ``name`` (a file of conf/protocol/ or a path), its ``base`` chain merged under it, typed."""
+    text = _spec_text(name)
+    try:
+        own = OmegaConf.create(text)
+        layers = [own]
+        seen = {name}
+        while layers[0].get("base"):
+            base = str(layers[0].base)
+            if base in seen:
+                raise ConfigError(f"protocol spec {name}: its base chain loops at {base!r}")
+            seen.add(base)
+            layers.insert(0, OmegaConf.create(_spec_text(base)))
+        merged = OmegaConf.merge(OmegaConf.structured(ProtocolSpec), *layers)
+        # the ablation's variants are a set a spec replaces whole (a merge would keep its base's variants)
+        for layer in layers:
+            variants = OmegaConf.select(layer, "ablation.variants")
+            if variants is not None:
+                merged.ablation.variants = variants
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"protocol spec {name}: {str(error).splitlines()[0]}") from None
+    spec: ProtocolSpec = OmegaConf.to_object(merged)
+    spec.name = spec.name or Path(name).stem
+    check_spec(spec)
+    return spec
+
+
+def check_spec(spec: ProtocolSpec) -> None:
+    """One line per problem a spec can have before anything runs."""
+    if not spec.grids.get("finetune") or not spec.grids.get("map"):
+        raise ConfigError(f"protocol spec {spec.name}: grids needs finetune and map (the cell rule's dense and MaP)")
+    for method, points in spec.grids.items():
+        if len(points) < 1 or sorted(points) != list(points):
+            raise ConfigError(f"protocol spec {spec.name}: grids.{method} must be ascending learning rates")
+    for task in spec.tasks:
+        if task not in spec.schedule.sparsity:
+            raise ConfigError(f"protocol spec {spec.name}: schedule.sparsity has no entry for task {task}")
+    if spec.selection_seed in spec.heldout_seeds or spec.selection_seed in spec.ablation.seeds:
+        raise ConfigError(f"protocol spec {spec.name}: the selection seed {spec.selection_seed} may not be reported")
+    low, high = spec.cells.map_share
+    if not 0 < low < high:
+        raise ConfigError(f"protocol spec {spec.name}: cells.map_share must be [low, high] with 0 < low < high")
+    if spec.schedule.epochs != sorted(spec.schedule.epochs):
+        raise ConfigError(f"protocol spec {spec.name}: schedule.epochs must be ascending (shortest first)")
+    if spec.jobs < 1:
+        raise ConfigError(f"protocol spec {spec.name}: jobs must be at least 1")
