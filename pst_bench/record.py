@@ -37,7 +37,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from .methods import STRUCTURE_DEFAULTS, structure_of
+from .methods import STRUCTURE_DEFAULTS, find_method, structure_of
 from .methods.pst import SCORE_TERMS  # PST's score terms, in the order of the paper's labels
 
 SCHEMA_VERSION = 1
@@ -92,6 +92,9 @@ _NOT_A_SETTING = ("train.seed", "method.name", "method.paper_label")
 # predictions spread less than this fraction of the labels' standard deviation, predicts a constant.
 CONSTANT_CLASS_SHARE = 0.99
 CONSTANT_STD_RATIO = 0.05
+#: A run whose sparsity a penalty sets (soft movement pruning) belongs to the cell of its nominal target only
+#: when its achieved sparsity lies this close to it (absolute, as a fraction): ``RunRecord.cell_sparsity``.
+ACHIEVED_SPARSITY_TOLERANCE = 0.01
 BUDGET_KEYS = (
     "model.name",
     "task.name",
@@ -239,6 +242,8 @@ def build_record(
     ``diagnostics`` the loop's averaged mask and score measurements ({step, mean}, every N steps).
     """
     main_split = str(cfg.task.main_split)
+    method = find_method(str(cfg.method.kind))
+    control = method.sparsity_control if method is not None else "schedule"
     return {
         "schema": SCHEMA_VERSION,
         "status": FINISHED,
@@ -261,6 +266,8 @@ def build_record(
         "eval_examples": eval_examples,
         "params": params,
         "sparsity_achieved": sparsity_achieved,
+        # a penalty sets the sparsity (soft movement pruning): the achieved one decides the run's cell
+        **({"sparsity_control": control} if control != "schedule" else {}),
         "wall_time_s": round(wall_time_s, 2),
         "device": device,
         "num_processes": num_processes,
@@ -342,6 +349,26 @@ class RunRecord:
         return round(100.0 * self.sparsity, 4)
 
     @property
+    def sparsity_control(self) -> str:
+        """``schedule`` (the masks keep exactly the target) or ``penalty`` (the achieved sparsity is an
+        outcome of a penalty: soft movement pruning); records without the key are ``schedule``."""
+        return str(self.data.get("sparsity_control") or "schedule")
+
+    @property
+    def achieved_sparsity(self) -> float | None:
+        """The pruned share of all sparsified weights under the final masks, as measured; None if absent."""
+        return _finite_number((self.data.get("sparsity_achieved") or {}).get("overall"))
+
+    def cell_sparsity(self, tolerance: float = ACHIEVED_SPARSITY_TOLERANCE) -> float | None:
+        """The sparsity of the cell this run belongs to: its target where the schedule sets it; where a
+        penalty does, the nominal target only when the achieved sparsity lies within ``tolerance`` of it,
+        else None (the run matches no cell and is compared with none)."""
+        if self.sparsity_control == "schedule":
+            return self.sparsity
+        achieved = self.achieved_sparsity
+        return self.sparsity if achieved is not None and abs(achieved - self.sparsity) <= tolerance else None
+
+    @property
     def config(self) -> dict:
         return self.data.get("config") or {}
 
@@ -388,7 +415,8 @@ class RunRecord:
         """What the method computes, independent of its config name: ("pst", "mag", "ab", "rc"), then the
         mask structure where it is not the paper's (so a 2:4 run never shares a cell with the paper's)."""
         base = ("pst", *self.score_terms) if self.kind == "pst" else (self.kind,)
-        return base + self.structure
+        method = find_method(self.kind)  # a variant its registry entry names (one-shot Wanda: "oneshot")
+        return base + (method.variant(self.method_config) if method is not None else ()) + self.structure
 
     @property
     def ranks(self) -> tuple[int | None, int | None]:

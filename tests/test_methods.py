@@ -94,18 +94,24 @@ def toy_method(tmp_path, monkeypatch):
     sys.modules.pop(module.__name__, None)
 
 
-def test_the_registry_owns_the_four_methods_of_the_paper():
-    assert method_names() == ("finetune", "map", "mvp", "pst")
-    assert sparse_method_names() == ("map", "mvp", "pst")
+def test_the_registry_owns_the_four_methods_of_the_paper_and_the_baselines_beyond_it():
+    assert method_names() == ("finetune", "map", "mvp", "pst", "soft_mvp", "sparsegpt", "wanda")
+    assert sparse_method_names() == ("map", "mvp", "pst", "soft_mvp", "sparsegpt", "wanda")
     assert {name: m.label for name, m in registered_methods().items()} == {
         "finetune": "Fine-tune",
         "map": "MaP",
         "mvp": "MvP",
         "pst": "PST",
+        "soft_mvp": "Soft MvP",
+        "sparsegpt": "SparseGPT",
+        "wanda": "Wanda",
     }
     assert get_method("pst").trains == "added" and get_method("mvp").trains == "all"
     assert get_method("pst").param_names == ("r1", "r2", "alpha1", "alpha2", "beta", "score_terms")
-    with pytest.raises(Exception, match="method.kind='lora' is unknown; choose one of finetune, map, mvp, pst"):
+    assert get_method("sparsegpt").is_one_shot({}) and not get_method("map").is_one_shot({})
+    assert get_method("wanda").is_one_shot({"schedule": "oneshot"}) and not get_method("wanda").is_one_shot({})
+    assert get_method("soft_mvp").sparsity_control == "penalty" and get_method("mvp").sparsity_control == "schedule"
+    with pytest.raises(Exception, match="method.kind='lora' is unknown; choose one of finetune, map, mvp, pst, soft"):
         get_method("lora")
 
 

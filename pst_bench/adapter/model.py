@@ -3,8 +3,9 @@
 ``get_sparse_model(model, config)`` changes ``model`` in place (GPT-2's Conv1D projections become
 linear layers, every target becomes a sparse layer, ``requires_grad`` is set per method) and returns a
 ``SparseModel`` around it: a module that forwards to the model and adds the method's controls
-(``set_sparsity``, ``schedule``, ``print_trainable_parameters``, ``merge_and_unload``,
-``save_pretrained``). The runner (``pst_bench.models.prepare``) builds its models through here.
+(``set_sparsity``, ``schedule``, ``calibrate`` for the methods that prune once, ``penalty``,
+``print_trainable_parameters``, ``merge_and_unload``, ``save_pretrained``). The runner
+(``pst_bench.models.prepare``) builds its models through here.
 """
 
 from __future__ import annotations
@@ -20,9 +21,18 @@ from torch import nn
 from ..errors import ConfigError
 from ..files import atomic_folder
 from ..methods import get_method
+from ..sparsity.activations import install_token_mask
 from ..sparsity.conv1d import linearize_conv1d, restore_conv1d
-from ..sparsity.inject import configure_trainable, merge_sparse_layers, set_sparsity, sparsify
+from ..sparsity.inject import (
+    configure_trainable,
+    merge_sparse_layers,
+    method_buffers,
+    method_penalty,
+    set_sparsity,
+    sparsify,
+)
 from ..sparsity.modules import matching_module_names
+from ..sparsity.oneshot import calibrate_sequentially, one_shot_layers
 from ..sparsity.schedule import CubicSchedule
 from ..sparsity.structure import apply_structure, describe_structure
 from .config import SparseConfig
@@ -83,6 +93,9 @@ def get_sparse_model(model: nn.Module, config: SparseConfig) -> SparseModel:
     if get_method(config.method).sparse:
         layers = sparsify(model, where["targets"], method)
         apply_structure(model, layers, method, where["units"])
+        gathering = [layer for layer in layers.values() if getattr(layer, "collects_inputs", False)]
+        if gathering:  # Wanda, SparseGPT: input statistics over the batch's non-padding tokens
+            install_token_mask(model, gathering)
     configure_trainable(model, method, where["heads"])
     return SparseModel(model, config, layers)
 
@@ -105,7 +118,12 @@ class SparseModel(nn.Module):
         """``forward`` as an instance function that wraps the model's (its signature, its docstring)."""
 
         def forward(*args, **kwargs):
-            return self.base_model(*args, **kwargs)
+            outputs = self.base_model(*args, **kwargs)
+            if self.training and torch.is_grad_enabled() and getattr(outputs, "loss", None) is not None:
+                penalty = self.penalty()  # soft movement pruning's λ·R(S): part of the loss a Trainer minimises
+                if penalty is not None:
+                    outputs["loss"] = outputs.loss + penalty
+            return outputs
 
         self.forward = functools.update_wrapper(forward, self.base_model.forward)
 
@@ -140,9 +158,52 @@ class SparseModel(nn.Module):
         set_sparsity(self.base_model, sparsity)
 
     def schedule(self, total_steps: int) -> CubicSchedule:
-        """The config's cubic schedule over ``total_steps`` optimizer steps: ``set_sparsity(schedule(step))``."""
+        """The config's cubic schedule over ``total_steps`` optimizer steps: ``set_sparsity(schedule(step))``.
+
+        A method that prunes once (``prunes_once``) holds the target sparsity at every step; its knots (the
+        final window the selection rule reads) stay those of the config."""
         c = self.sparse_config
-        return CubicSchedule(c.sparsity, total_steps, c.initial_sparsity, c.warmup_frac, c.cooldown_frac)
+        initial = c.sparsity if self.prunes_once else c.initial_sparsity
+        return CubicSchedule(c.sparsity, total_steps, initial, c.warmup_frac, c.cooldown_frac)
+
+    # -- pruning once from calibration data ------------------------------------------
+    @property
+    def prunes_once(self) -> bool:
+        """Whether the method prunes once, before training, from calibration batches (SparseGPT, one-shot
+        Wanda): ``calibrate`` then fixes the masks."""
+        return get_method(self.sparse_config.method).is_one_shot(self.sparse_config.method_view())
+
+    def needs_calibration(self) -> bool:
+        """True while a layer of a one-shot method has no mask yet (a resumed run's masks are restored)."""
+        return any(not layer.is_calibrated for layer in one_shot_layers(self._layers).values())
+
+    def calibrate(self, batches) -> dict:
+        """Prune once at the target sparsity from ``batches`` (dicts of model inputs, e.g. a DataLoader's
+        collated batches; labels are dropped), layer block by layer block; the masks then stay fixed.
+
+        Returns {seconds, samples, tokens, blocks}. The method's ``calibration_samples`` key says how many
+        sequences the runner draws; here the caller chooses the batches."""
+        layers = one_shot_layers(self._layers)
+        if not layers:
+            raise ConfigError(
+                f"method={self.sparse_config.method} does not prune once: calibrate is for method=sparsegpt "
+                "and method=wanda with schedule=oneshot"
+            )
+        self.set_sparsity(self.sparse_config.sparsity)
+        device = next(self.base_model.parameters()).device
+        inputs = [
+            {key: value.to(device) for key, value in batch.items() if key not in ("labels", "label")}
+            for batch in batches
+        ]
+        if not inputs:
+            raise ConfigError("calibrate needs at least one batch of calibration inputs")
+        return calibrate_sequentially(self.base_model, layers, inputs)
+
+    def penalty(self) -> torch.Tensor | None:
+        """The method's loss term (soft movement pruning: λ_t · mean over matrices of mean σ(S)), or None.
+
+        ``forward`` adds it to the model's loss in training mode, so a ``transformers.Trainer`` minimises it."""
+        return method_penalty(self.base_model)
 
     def achieved_sparsity(self) -> float:
         """Pruned share of all sparsified weights under the current masks."""
@@ -176,13 +237,15 @@ class SparseModel(nn.Module):
         """What training changed: every parameter that trains, by its name in the wrapped model.
 
         PST: the factors and scores (U, V, A, B, R, C) and the head; MvP and MaP train every weight, so
-        theirs is the whole model. Tied tensors are stored once.
+        theirs is the whole model. Tied tensors are stored once. The sparse layers' state buffers (Wanda's
+        input statistics, a one-shot method's mask) are kept too: the masks depend on them.
         """
         state, seen = {}, set()
         for name, param in self.base_model.named_parameters(remove_duplicate=False):
             if param.requires_grad and param.data_ptr() not in seen:
                 seen.add(param.data_ptr())
                 state[name] = param.detach().contiguous().cpu()
+        state.update({name: b.detach().contiguous().cpu() for name, b in method_buffers(self.base_model).items()})
         return state
 
     def save_pretrained(self, folder: str | Path) -> Path:
@@ -222,7 +285,7 @@ def load_sparse_model(model: nn.Module, folder: str | Path) -> SparseModel:
         state = load_file(str(folder / WEIGHTS_NAME))
     except Exception as err:  # a truncated or corrupt file: safetensors' own message says little
         raise ConfigError(f"{folder / WEIGHTS_NAME} is unreadable: {type(err).__name__}: {err}") from err
-    own = dict(sparse.base_model.named_parameters(remove_duplicate=False))
+    own = {**dict(sparse.base_model.named_parameters(remove_duplicate=False)), **method_buffers(sparse.base_model)}
     unknown = sorted(set(state) - set(own))
     missing = sorted(set(sparse.trained_state()) - set(state))
     if unknown or missing:

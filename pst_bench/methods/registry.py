@@ -6,7 +6,8 @@ paper label, its parameter rule, what it trains and its checks. Everything else 
 ``methods.checks`` validates them, ``models.params`` counts by the paper's rule, ``report.labels``
 names the rows.
 
-The built-in methods are the modules of this package (``finetune``, ``map``, ``mvp``, ``pst``); every
+The built-in methods are the modules of this package (``finetune``, ``map``, ``mvp``, ``pst``, and the
+baselines beyond the paper ``wanda``, ``sparsegpt``, ``soft_mvp``); every
 such module is imported the first time the registry is asked, so adding a method means adding one
 module here and one YAML file under ``conf/method`` (a method defined elsewhere calls
 ``register_method`` itself before its config is composed).
@@ -42,6 +43,13 @@ class Method:
     whether the paper adds the model's nominal size to them. ``check``: value checks of the method's own
     keys (``ConfigError`` in one line). ``label_of``: the label of a record where it depends on the keys
     (PST's score terms); ``method_of_label``: the inverse, for labels the paper names.
+    ``prunes_once``: whether a method config prunes once before training from calibration data (the mask
+    then stays fixed: SparseGPT, one-shot Wanda), a bool or a function of the method config.
+    ``variant_of``: what a record's method config computes beyond its kind (one-shot Wanda:
+    ``("oneshot",)``), so reports never take two variants for two tuning points of one method.
+    ``sparsity_control``: ``"schedule"`` (the mask keeps exactly the scheduled share) or ``"penalty"``
+    (a threshold and a penalty set it: the achieved sparsity is an outcome, soft movement pruning).
+    ``color``: the colour of its curves in figures (None: one of the report's spare colours).
     """
 
     name: str
@@ -54,10 +62,24 @@ class Method:
     check: Callable[[Any], None] | None = None
     label_of: Callable[[Any], str] | None = None
     method_of_label: Callable[[str], str | None] | None = None
+    prunes_once: bool | Callable[[Any], bool] = False
+    variant_of: Callable[[Any], tuple[str, ...]] | None = None
+    sparsity_control: str = "schedule"
+    color: str | None = None
 
     def __post_init__(self):
         if self.trains not in ("all", "added"):
             raise ValueError(f"method {self.name}: trains={self.trains!r} must be 'all' or 'added'")
+        if self.sparsity_control not in ("schedule", "penalty"):
+            raise ValueError(f"method {self.name}: sparsity_control={self.sparsity_control!r}: schedule or penalty")
+
+    def is_one_shot(self, method_cfg) -> bool:
+        """Whether this method config prunes once, before training, from calibration batches."""
+        return bool(self.prunes_once(method_cfg) if callable(self.prunes_once) else self.prunes_once)
+
+    def variant(self, method_cfg) -> tuple[str, ...]:
+        """What the config computes beyond its kind, e.g. ``("oneshot",)``; () for most methods."""
+        return tuple(self.variant_of(method_cfg)) if self.variant_of else ()
 
     @property
     def sparse(self) -> bool:

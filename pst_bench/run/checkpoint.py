@@ -1,7 +1,8 @@
 """Per-run checkpoints for exact resume.
 
 Layout under ``<checkpoint_dir>/<run_id>/``:
-  step-<N>/trainable.safetensors   every trainable tensor (frozen weights come from the model source)
+  step-<N>/trainable.safetensors   every trainable tensor (frozen weights come from the model source) and
+                                   the sparse layers' state buffers (Wanda's statistics, a one-shot mask)
   step-<N>/optimizer.pt, scheduler.pt, rng.pt
   step-<N>/progress.json           step, epoch, position in the epoch, metrics so far
   step-<N>/extra.safetensors       state of observers that must survive a resume (diagnostics' last masks)
@@ -32,6 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import PstBenchError
 from ..files import atomic_folder, atomic_write_text
+from ..sparsity.inject import method_buffers
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,15 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _state_tensors(model) -> dict[str, torch.Tensor]:
+    """What a checkpoint restores: every parameter, and the sparse layers' state buffers (``method_buffers``)."""
+    return {**dict(model.named_parameters()), **method_buffers(model)}
+
+
 def trainable_state(model) -> dict[str, torch.Tensor]:
-    return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
+    state = {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
+    state.update({name: b.detach().contiguous().cpu() for name, b in method_buffers(model).items()})
+    return state
 
 
 def save_checkpoint(run_dir: Path, model, optimizer, scheduler, progress: dict, extra_tensors=None) -> Path:
@@ -178,8 +187,11 @@ def read_checkpoint(folder: Path) -> Checkpoint:
 
 def apply_checkpoint(loaded: Checkpoint, model, optimizer, scheduler) -> dict:
     """Restore model tensors, optimizer, scheduler and RNG from a read checkpoint; returns its progress."""
-    params = dict(model.named_parameters())
-    missing = [name for name, p in params.items() if p.requires_grad and name not in loaded.tensors]
+    params = _state_tensors(model)
+    buffers = set(params) - {name for name, _ in model.named_parameters()}
+    missing = [
+        name for name, p in params.items() if (p.requires_grad or name in buffers) and name not in loaded.tensors
+    ]
     if missing:
         raise RuntimeError(f"checkpoint {loaded.folder} lacks {len(missing)} trainable tensors, e.g. {missing[:3]}")
     unknown = sorted(set(loaded.tensors) - set(params))

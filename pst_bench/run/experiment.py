@@ -95,6 +95,8 @@ def _train_and_record(cfg, paths: RunPaths) -> dict:
     try:
         state = resume_state(paths.checkpoints, trainee) if cfg.train.resume else LoopState()
         started -= state.elapsed_s  # a resumed run's wall time includes the time before its interruption
+        if sparse.needs_calibration():  # a one-shot method's fresh run (a resumed one has its masks back)
+            state.calibration = _calibrate(cfg, sparse, data, runner, tokenizer)
         state = TrainingLoop(cfg, trainee, plan, state, paths.checkpoints, started, desc=paths.rid).run()
     finally:
         if trainee.tracker is not None:
@@ -119,13 +121,37 @@ def _train_and_record(cfg, paths: RunPaths) -> dict:
         device=str(accelerator.device),
         num_processes=accelerator.num_processes,
         checkpoint_dir=str(paths.checkpoints),
-        extra=extra,
+        extra={**(extra or {}), **({"calibration": state.calibration} if state.calibration else {})},
         diagnostics=state.diagnostics,
     )
     if accelerator.is_main_process:
         _save_outputs(cfg, record, paths, layers, trainee.unwrapped, tokenizer)
     accelerator.wait_for_everyone()
     return record
+
+
+def calibration_indices(num_examples: int, samples: int, seed: int) -> list[int]:
+    """Which training examples a one-shot method calibrates on: the first ``samples`` of a permutation
+    seeded by the run's seed (all of them when the training set is smaller)."""
+    order = torch.randperm(num_examples, generator=torch.Generator().manual_seed(seed))
+    return sorted(order[: min(samples, num_examples)].tolist())
+
+
+def _calibrate(cfg, sparse, data: RunData, runner, tokenizer) -> dict:
+    """Prune once from ``method.calibration_samples`` training sequences (every process the same ones)."""
+    indices = calibration_indices(len(data.train_set), int(cfg.method.calibration_samples), int(cfg.train.seed))
+    subset = torch.utils.data.Subset(data.train_set, indices)
+    loader = DataLoader(subset, batch_size=int(cfg.train.batch_size), collate_fn=runner.collator(tokenizer))
+    info = sparse.calibrate(list(loader))
+    log.info(
+        "calibrated %s on %d sequences (%d tokens) in %.1f s, %d blocks",
+        cfg.method.name,
+        info["samples"],
+        info["tokens"],
+        info["seconds"],
+        info["blocks"],
+    )
+    return info
 
 
 def _finished_record(cfg, paths: RunPaths) -> dict | None:

@@ -19,10 +19,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..adapter.model import overall_sparsity
 from ..data.sampling import EpochPermutation
 from ..errors import TrainingDiverged
+from ..methods import get_method
 from ..sparsity.diagnostics import MaskDiagnostics
-from ..sparsity.inject import set_sparsity
+from ..sparsity.inject import method_penalty, set_sparsity, sparse_layers
 from ..sparsity.schedule import CubicSchedule
 from . import checkpoint as ckpt
 from .preempt import Preempted, StopSignals
@@ -43,12 +45,13 @@ class LoopState:
     epoch_loss_count: int = 0
     elapsed_s: float = 0.0  # wall time of the run up to the last checkpoint
     diagnostics: list[dict] = field(default_factory=list)  # averaged mask/score diagnostics, every N steps
+    calibration: dict = field(default_factory=dict)  # a one-shot method's calibration (seconds, samples, tokens)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     #: fields added after checkpoints existed: an older checkpoint resumes with their defaults
-    LATER_FIELDS = ("diagnostics",)
+    LATER_FIELDS = ("diagnostics", "calibration")
 
     @classmethod
     def from_dict(cls, progress: dict) -> LoopState:
@@ -222,9 +225,10 @@ class TrainingLoop:
         set_sparsity(t.unwrapped, self.plan.sparsity_at(self.state.global_step))
         with t.accelerator.accumulate(t.model):
             loss = t.runner.loss(t.model, batch)
-            checked = t.accelerator.reduce(loss.detach(), reduction="mean")
+            checked = t.accelerator.reduce(loss.detach(), reduction="mean")  # the task loss, as recorded
             self._stop_if_diverged(checked)
-            t.accelerator.backward(loss)
+            penalty = method_penalty(t.unwrapped)  # soft movement pruning's λ·R(S); None for most methods
+            t.accelerator.backward(loss if penalty is None else loss + penalty)
             if t.accelerator.sync_gradients and self.cfg.train.max_grad_norm:
                 t.accelerator.clip_grad_norm_(t.model.parameters(), float(self.cfg.train.max_grad_norm))
             t.optimizer.step()
@@ -302,6 +306,8 @@ class TrainingLoop:
             "eval": metrics,
             "in_final_window": step >= self.plan.ramp_end,
         }
+        if get_method(self.cfg.method.kind).sparsity_control == "penalty":  # an outcome: measured every epoch
+            entry["sparsity_achieved"] = round(overall_sparsity(sparse_layers(t.unwrapped)), 6)
         main_split = self.cfg.task.main_split
         log.info(
             "epoch %d step %d: train loss %.4f, %s %s = %.4f",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError
@@ -36,6 +37,7 @@ def sparsify(model: nn.Module, target_patterns: Iterable[str], method_cfg) -> di
         if not isinstance(module, nn.Linear):
             raise ConfigError(f"sparse target {name!r} is a {type(module).__name__}, not nn.Linear")
         layer = method.make_layer(module, method_cfg)
+        layer.final_sparsity = float(method_cfg.get("sparsity", 0.0))
         replace_module(model, name, layer)
         layers[name] = layer
     return layers
@@ -48,6 +50,23 @@ def sparse_layers(model: nn.Module) -> dict[str, SparseLinear]:
 def set_sparsity(model: nn.Module, sparsity: float) -> None:
     for layer in sparse_layers(model).values():
         layer.sparsity = float(sparsity)
+
+
+def method_penalty(model: nn.Module) -> torch.Tensor | None:
+    """The term a method adds to the training loss: the mean of its layers' penalties (soft movement's
+    λ·mean σ(S) per matrix, averaged over matrices as the authors' code does); None for most methods."""
+    terms = [term for layer in sparse_layers(model).values() if (term := layer.penalty()) is not None]
+    return torch.stack(terms).mean() if terms else None
+
+
+def method_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """{full name: buffer} of the state the sparse layers keep in buffers (``state_buffer_names``):
+    checkpoints and adapters save them beside the trained parameters."""
+    return {
+        f"{name}.{buffer}": getattr(layer, buffer)
+        for name, layer in sparse_layers(model).items()
+        for buffer in layer.state_buffer_names
+    }
 
 
 def configure_trainable(model: nn.Module, method_cfg, head_patterns: Iterable[str]) -> None:

@@ -41,6 +41,9 @@ class SparseLinear(nn.Module):
     added_param_names: tuple[str, ...] = ()
     #: The added parameters that only shape the importance score (``method.score_lr`` applies to them).
     score_param_names: tuple[str, ...] = ()
+    #: Buffers that hold the method's state (activation statistics, a mask chosen once): checkpoints and
+    #: ``SparseModel.save_pretrained`` keep them beside the trained parameters.
+    state_buffer_names: tuple[str, ...] = ()
 
     def __init__(self, base_layer: nn.Linear):
         super().__init__()
@@ -48,6 +51,7 @@ class SparseLinear(nn.Module):
             raise TypeError(f"{type(self).__name__} wraps nn.Linear, got {type(base_layer).__name__}")
         self.base_layer = base_layer
         self.sparsity = 0.0
+        self.final_sparsity = 0.0  # the method's target (``method.sparsity``), set by ``inject.sparsify``
         #: Which weights go together (``patterns``); ``mask_group`` is set when masks are chosen
         #: across layers (``method.scope=global`` or ``pattern=units``, see ``allocation``).
         self.pattern: MatrixPattern = UNSTRUCTURED
@@ -113,11 +117,19 @@ class SparseLinear(nn.Module):
             started = time.perf_counter()
             self._mask = None  # free the old mask before the new one is built
             with torch.no_grad():
-                self._mask = self.pattern.mask(self.scores_for_mask(), self.sparsity)
+                self._mask = self.select_mask(self.scores_for_mask())
             self._mask_key = key
             self.mask_computations += 1
             self.mask_seconds += time.perf_counter() - started
         return self._mask
+
+    def select_mask(self, scores: torch.Tensor) -> torch.Tensor:
+        """The mask of this matrix chosen alone: the pattern's top units at the current sparsity."""
+        return self.pattern.mask(scores, self.sparsity)
+
+    def penalty(self) -> torch.Tensor | None:
+        """A term the method adds to the training loss (soft movement's L1 on its scores); None for most."""
+        return None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         mask = self.current_mask()

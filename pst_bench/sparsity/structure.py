@@ -61,8 +61,12 @@ def describe_structure(layers: dict, method_cfg) -> str:
             f", per-matrix sparsity in [{values['matrix_sparsity_min'] or 0:g}, {values['matrix_sparsity_max'] or 1:g}]"
         )
     groups = {id(layer.mask_group): layer.mask_group for layer in layers.values() if layer.mask_group is not None}
+    first = next(iter(layers.values()))
+    once = ", chosen once from calibration data" if hasattr(first, "calibration_samples") else ""
+    if getattr(first, "comparison", None) == "output" and values["pattern"] == "unstructured":
+        return f"{head}: one selection per output row (Wanda's comparison group, {len(layers)} matrices){once}"
     if not groups:
-        return f"{head}: one selection per matrix ({len(layers)} matrices)"
+        return f"{head}: one selection per matrix ({len(layers)} matrices){once}"
     parts = []
     for group in groups.values():
         kinds: dict[str, list] = {}
