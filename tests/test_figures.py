@@ -13,7 +13,7 @@ from helpers import compose_cfg, fake_record, tiny_run_overrides, write_syntheti
 pytest.importorskip("matplotlib")
 
 from pst_bench.export import load_masks  # noqa: E402
-from pst_bench.record import RecordSkipped  # noqa: E402
+from pst_bench.record import RecordSkipped, as_record  # noqa: E402
 from pst_bench.report import figures, masks  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -207,7 +207,8 @@ def test_constant_baselines_per_panel():
         fake_record(["task=rte", "model=tiny-bert", "method=pst"], dev=0.6, predictions=None),  # older record
         fake_record(["task=sst2", "model=tiny-bert", "method=pst"], dev=0.7, predictions=class_counts(4, 5)),
     ]
-    assert figures.constant_baselines(records) == {("tiny-bert", "rte"): pytest.approx(0.5271)}
+    baselines = figures.constant_baselines([as_record(r) for r in records], by=figures.panel_key)
+    assert baselines == {("tiny-bert", "rte"): pytest.approx(0.5271)}
 
 
 def test_pick_layer():

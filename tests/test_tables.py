@@ -313,7 +313,7 @@ def test_empty_runs_folder_writes_empty_tables(tmp_path):
 
 def test_glue_metrics_match_the_paper_csv():
     """The metric read from each record is the one the paper's column reports."""
-    paper = {(c["task"], c["column"]): c for c in tables.load_paper(tables.default_paper_csv()) if c["table"] == 2}
+    paper = {(c.task, c.column): c for c in tables.load_paper(tables.default_paper_csv()) if c.table == 2}
     import pandas as pd
 
     frame = pd.read_csv(tables.default_paper_csv())

@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .cells import fmt_number, paired_differences, per_seed_values
 from .stats import Interval
-from .tables import fmt_number, paired_differences, per_seed_values
 
 HOLDS, FAILS, INCONCLUSIVE, TOO_FEW = "holds", "does not hold", "inconclusive", "not enough runs"
 LEARN_MARGIN = 2.0  # points: every run beats the constant predictor by at least this much

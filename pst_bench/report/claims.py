@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 
+from .cells import fmt_number, paired_differences, per_seed_values
 from .claim_rules import (
     CLAIM1_CELLS,
     CLAIM1_MIN_SPARSITY,
@@ -67,8 +68,9 @@ from .claim_rules import (
 )
 from .claims_text import claims_markdown
 from .masks import MaskPair
+from .paper import GLUE, PaperCell
 from .stats import mean_interval
-from .tables import GLUE, Built, fmt_number, paired_differences, per_seed_values
+from .table_build import Built
 
 __all__ = [
     "CLAIMS",
@@ -440,7 +442,7 @@ def claim5(pairs: list[MaskPair], view: Table2View, model: str) -> Verdict:
     return Verdict(5, model, part.verdict, summary, details + failures)
 
 
-def check_claims(built: list[Built], pairs: list[MaskPair], paper: list[dict]) -> list[Verdict]:
+def check_claims(built: list[Built], pairs: list[MaskPair], paper: list[PaperCell]) -> list[Verdict]:
     """Every claim for every GLUE model with Table 2 cells, in model order."""
     table2 = _cells(built, 2)
     spreads = _paper_spreads(paper)
@@ -457,10 +459,10 @@ def check_claims(built: list[Built], pairs: list[MaskPair], paper: list[dict]) -
     return verdicts
 
 
-def _paper_spreads(paper: list[dict]) -> dict[str, float]:
+def _paper_spreads(paper: list[PaperCell]) -> dict[str, float]:
     """The paper's Table 4 spread (max − min over its nine rank pairs) per task column."""
     values: dict[str, list[float]] = {}
     for cell in paper:
-        if cell["table"] == 4 and cell["model"] == "bert-base":
-            values.setdefault(cell["task"], []).append(cell["value"])
+        if cell.table == 4 and cell.model == "bert-base":
+            values.setdefault(cell.task, []).append(cell.value)
     return {task: max(v) - min(v) for task, v in values.items() if len(v) >= 2}
