@@ -1,0 +1,149 @@
+"""The baselines beyond the paper (Wanda, one-shot Wanda, SparseGPT, soft movement pruning) as runs of the
+runner: a tiny end-to-end run each, exact resume, what their records say; one real MiniLM-L6 run each on
+real SST-2 (slow)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT, Interrupt, compose_cfg, die_after_checkpoint, tiny_run_overrides
+from pst_bench.run.experiment import calibration_indices
+from pst_bench.run.experiment import run_experiment as run
+
+#: method file -> extra overrides of its tiny run
+TINY = {
+    "wanda": [],
+    "wanda_oneshot": ["method.calibration_samples=32"],
+    "sparsegpt": ["method.calibration_samples=32"],
+    "soft_mvp": ["method.final_lambda=50", "method.score_lr=0.1"],
+}
+
+
+@pytest.mark.parametrize("method", list(TINY))
+def test_tiny_run_end_to_end(method, tmp_path, synthetic_data):
+    from pst_bench.record import as_record
+    from pst_bench.report.labels import label_of
+
+    cfg = compose_cfg(tiny_run_overrides(synthetic_data, method, *TINY[method]), tmp_path)
+    record = run(cfg)
+    assert record["status"] == "finished" and record["params"]["sparsified_matrices"] == 12
+    achieved = record["sparsity_achieved"]["overall"]
+    if method == "soft_mvp":
+        assert record["sparsity_control"] == "penalty"
+        assert [e["sparsity_achieved"] for e in record["epochs"]][-1] == pytest.approx(achieved)
+        assert record["params"]["trainable_sparse_added"] == record["params"]["sparsified_weights"]
+    else:
+        assert achieved == pytest.approx(0.5, abs=0.02) and "sparsity_control" not in record
+        assert record["params"]["trainable_sparse_added"] == 0
+    if method in ("wanda_oneshot", "sparsegpt"):
+        assert record["calibration"]["samples"] == 32 and record["calibration"]["tokens"] > 32
+        assert all(e["sparsity_target"] == 0.5 for e in record["epochs"])  # the target from the first step
+    else:
+        assert "calibration" not in record
+    exported = record["export_dir"]
+    assert exported and (tmp_path / "exports").exists()
+    label = {"wanda": "Wanda", "wanda_oneshot": "Wanda (one-shot)", "sparsegpt": "SparseGPT", "soft_mvp": "Soft MvP"}
+    assert label_of(as_record(record)) == label[method]
+
+
+def test_one_shot_wanda_is_another_computation_than_gradual_wanda():
+    from helpers import fake_record
+    from pst_bench.record import as_record
+    from pst_bench.report.labels import method_of_label
+
+    gradual = as_record(fake_record(["method=wanda", "model=tiny-bert"], dev=0.8))
+    once = as_record(fake_record(["method=wanda_oneshot", "model=tiny-bert"], dev=0.8))
+    assert gradual.computation == ("wanda",) and once.computation == ("wanda", "oneshot")
+    assert method_of_label("Wanda (one-shot)") == "wanda_oneshot" and method_of_label("SparseGPT") == "sparsegpt"
+
+
+def test_calibration_sequences_are_a_seeded_sample_of_the_training_set():
+    first = calibration_indices(1000, 128, seed=3)
+    assert first == calibration_indices(1000, 128, seed=3) and len(set(first)) == 128
+    assert first != calibration_indices(1000, 128, seed=4)
+    assert calibration_indices(20, 128, seed=3) == list(range(20))
+
+
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_resume_after_interruption_matches_an_uninterrupted_run(method, tmp_path, synthetic_data, monkeypatch):
+    """Wanda's running statistics (a step's batches still pending at a mid-epoch checkpoint) and SparseGPT's
+    fixed masks and updated weights come back from the checkpoint: no second calibration, same results."""
+    import pst_bench.run.checkpoint as ckpt
+
+    extra = ["train.epochs=3", "train.checkpoint_every_steps=2", *TINY.get(method, [])]
+    overrides = tiny_run_overrides(synthetic_data, method, *extra)
+    reference = run(compose_cfg(overrides, tmp_path / "reference"))
+    interrupted = tmp_path / "interrupted"
+    real_save = die_after_checkpoint(monkeypatch, step=8)  # mid-epoch 2 (6 steps per epoch)
+    with pytest.raises(Interrupt):
+        run(compose_cfg(overrides, interrupted))
+    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+    if method == "sparsegpt":
+        import pst_bench.adapter.model as adapter_model
+
+        def no_second_calibration(*args, **kwargs):
+            raise AssertionError("a resumed run calibrated again")
+
+        monkeypatch.setattr(adapter_model, "calibrate_sequentially", no_second_calibration)
+    resumed = run(compose_cfg(overrides, interrupted))
+    assert [e["eval"] for e in resumed["epochs"]] == [e["eval"] for e in reference["epochs"]]
+    assert resumed["sparsity_achieved"] == reference["sparsity_achieved"]
+    if method == "sparsegpt":
+        timeless = [{k: v for k, v in r["calibration"].items() if k != "seconds"} for r in (resumed, reference)]
+        assert timeless[0] == timeless[1]  # the first process's calibration, kept in the checkpoint
+
+
+def test_the_cli_runs_a_baseline_and_counts_its_parameters(tmp_path, synthetic_data):
+    command = [
+        sys.executable,
+        "-m",
+        "pst_bench.cli",
+        "info=params",
+        "model=tiny-bert",
+        "method=sparsegpt",
+        "method.pattern=2:4",
+        "method.sparsity=0.5",
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "pattern=2:4" in out.stdout and "chosen once from calibration data" in out.stdout
+    refused = subprocess.run(
+        command[:-2] + ["method.pattern=row"], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert refused.returncode == 2 and "method=sparsegpt prunes unstructured or N:M" in refused.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", list(TINY))
+def test_real_minilm_run_on_real_sst2(method, tmp_path, shared_data):
+    """MiniLM-L6 (real pretrained weights) on 64 real SST-2 sentences, 1 epoch: the method runs on real data,
+    the one-shot methods calibrate on 64 real sequences, the masks reach the target."""
+    extra = {"soft_mvp": ["method.final_lambda=50", "method.score_lr=0.1"]}.get(method, [])
+    cfg = compose_cfg(
+        [
+            "model=minilm-l6",
+            "task=sst2",
+            f"method={method}",
+            f"data.dir={shared_data}",
+            "method.sparsity=0.5",
+            "train.max_train_examples=64",
+            "train.max_eval_examples=64",
+            "train.epochs=1",
+            "train.batch_size=16",
+            "train.lr=1e-4",
+            "export=false",
+            *extra,
+        ],
+        tmp_path,
+    )
+    record = run(cfg)
+    assert record["status"] == "finished" and record["epochs"][0]["train_loss"] > 0
+    if method == "soft_mvp":
+        assert 0.0 <= record["sparsity_achieved"]["overall"] < 1.0
+    else:
+        assert record["sparsity_achieved"]["overall"] == pytest.approx(0.5, abs=0.01)
+    if method in ("wanda_oneshot", "sparsegpt"):
+        assert record["calibration"]["samples"] == 64 and record["calibration"]["blocks"] == 6
