@@ -121,6 +121,7 @@ def test_an_unknown_spec_name_lists_the_known_ones():
         load_spec("tpu")
 
 
+@pytest.mark.slow  # about 70 hand-made records, each composed twice
 def test_the_whole_protocol_on_simulated_runs(tmp_path):
     spec = load_spec(str(write_spec(tmp_path)))
     plan, rounds = run_to_the_end(spec)
@@ -186,6 +187,7 @@ def test_the_whole_protocol_on_simulated_runs(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_a_grid_stays_on_its_edge_only_up_to_the_extension_limit(tmp_path):
     spec = load_spec(str(write_spec(tmp_path, max_extensions=1, always_tuned=[], claim2={"methods": ["pst"]})))
     ledger = Ledger(spec)
@@ -240,10 +242,11 @@ def test_dry_run_writes_where_it_stands(tmp_path, capsys):
     assert main(["--spec", str(spec_path), "--dry-run", "--write", str(out)]) == 0
     text = out.read_text()
     assert text == capsys.readouterr().out
-    assert "| schedule | 0 | 1 | 0.1 |" in text, "one pending probe run at the spec's 6 minutes"
+    assert "| schedule | 0 | 1 | 0.1 |" in text, "one pending probe run at the spec's 9 minutes"
     assert "schedule: sst2 90% map lr 0.0001 seed 0 (2 ep)" in text
 
 
+@pytest.mark.slow
 def test_the_runner_starts_pending_runs_in_parallel_and_moves_on_when_they_end(tmp_path, monkeypatch):
     """run_protocol with a stand-in for pst-bench that writes the simulated record (tests/fake_pst_bench.py)."""
     spec = load_spec(str(write_spec(tmp_path, tasks=["sst2"])))
@@ -289,3 +292,15 @@ def test_python_m_pst_bench_protocol_help_runs():
     result = subprocess.run([sys.executable, "-m", "pst_bench.protocol", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--dry-run" in result.stdout
     assert "--spec" in result.stdout
+
+
+def test_the_estimate_scales_finished_runs_minutes_per_step_to_the_pending_runs_length(tmp_path):
+    spec = load_spec(str(write_spec(tmp_path)))
+    ledger = Ledger(spec)
+    plan = make_plan(spec, ledger)
+    first = plan.pending[0].request
+    assert execute.minutes_per_run(spec, ledger, first) == 9.0, "nothing finished: the spec's SST-2 estimate"
+    finish(spec, plan, ledger)  # fake records: 30 steps (10 an epoch) in 1 s
+    ledger.reload()
+    later = make_plan(spec, ledger).pending[0].request  # MaP at 4 epochs: 40 steps
+    assert later.epochs == 4 and execute.minutes_per_run(spec, ledger, later) == pytest.approx(40 / 30 / 60)

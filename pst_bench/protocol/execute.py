@@ -79,14 +79,17 @@ class Ledger:
 
 
 def minutes_per_run(spec: ProtocolSpec, ledger: Ledger, request: RunRequest) -> float:
-    """The median wall time of finished runs of the same task and method, else the spec's estimate."""
-    times = [
-        float(r.data["wall_time_s"]) / 60.0
-        for r in ledger.records.values()
-        if r.task == request.task and r.kind == _kind(request.method) and r.data.get("wall_time_s")
-    ]
-    if times:
-        return statistics.median(times)
+    """The run's steps times the median minutes per step of the finished runs of the same task and method
+    (evaluations included), else the spec's estimate."""
+    rates, per_epoch = [], []
+    for record in ledger.records.values():
+        steps = record.data.get("steps") or {}
+        same = record.task == request.task and record.kind == _kind(request.method)
+        if same and record.data.get("wall_time_s") and steps.get("total") and steps.get("per_epoch"):
+            rates.append(float(record.data["wall_time_s"]) / 60.0 / float(steps["total"]))
+            per_epoch.append(int(steps["per_epoch"]))
+    if rates:
+        return statistics.median(rates) * statistics.median(per_epoch) * request.epochs
     return float(spec.minutes_per_run.get(request.task, 10.0))
 
 
@@ -115,8 +118,9 @@ def describe(spec: ProtocolSpec, ledger: Ledger, plan: Plan) -> str:
         lines.append(f"| {stage} | {len(runs) - len(pending)} | {len(pending)} | {hours:.1f} |")
     lines += [
         "",
-        "Estimates: the median wall time of the finished runs of the same task and method, else the "
-        "spec's `minutes_per_run`; later stages name their runs once these finish.",
+        "Estimates: a run's steps times the median minutes per step (evaluations included) of the finished "
+        "runs of the same task and method, else the spec's `minutes_per_run`; later stages name their runs "
+        "once these finish.",
         "",
     ]
     pending = plan.pending

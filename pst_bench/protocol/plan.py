@@ -181,7 +181,7 @@ class _Planner:
                 self.plan.decisions.append(f"schedule {task}: {epochs} epochs rejected: {described}")
                 continue
             if missing:
-                self.plan.blocked.append(f"{task}: the schedule probe at {epochs} epochs is running")
+                self.plan.blocked.append(f"{task}: the schedule probe at {epochs} epochs has not finished")
                 return
             self.plan.decisions.append(f"schedule {task}: {epochs} epochs chosen: {described}")
             self.plan.epochs[task] = epochs
@@ -233,7 +233,9 @@ class _Planner:
             for s in self.spec.sparsities
         }
         if dense is None or any(record is None for record in maps.values()):
-            self.plan.blocked.append(f"{task}: stage 0 (dense grid, MaP at {_pcts(self.spec.sparsities)}) is running")
+            self.plan.blocked.append(
+                f"{task}: stage 0 (dense grid, MaP at {_pcts(self.spec.sparsities)}) has not finished"
+            )
             return [], None
         rule = self.spec.cells
         dense_value = _points(dense.dev_value) or 0.0
