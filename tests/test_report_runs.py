@@ -81,3 +81,19 @@ def test_the_key_is_the_one_difference_between_the_tables_and_figure_3():
     }
     # equally common values: the last one read
     assert constant_baselines(records[:2], by=panel_key) == {("tiny-bert", "rte"): pytest.approx(0.6)}
+
+
+def test_the_reports_read_files_not_the_benchmark_or_run_code():
+    """Importing every report module loads no training, benchmark or task code (issue 22)."""
+    import subprocess
+    import sys
+
+    modules = ["tables", "figures", "claims", "structured", "schedule", "masks"]
+    code = (
+        "import sys\n"
+        + "".join(f"import pst_bench.report.{name}\n" for name in modules)
+        + "print(' '.join(m for m in sys.modules if m.split('.')[:2] in "
+        + "(['pst_bench', 'run'], ['pst_bench', 'perf'], ['pst_bench', 'tasks'], ['pst_bench', 'models'])))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert found == []

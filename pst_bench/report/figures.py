@@ -32,6 +32,12 @@ named and coloured by :mod:`pst_bench.report.labels`. Corrupt or partial records
 with a warning naming the file; a figure with no data is not written, and the reason is printed.
 Output is deterministic: inputs are sorted, nothing is random, and the PNGs carry no software or
 time metadata.
+
+This module is the command; the runs are :func:`pst_bench.report.runs.load_runs`'s (every record, with
+or without a value a table could show), and the figures live beside it: :mod:`~pst_bench.report.figure_data`
+(the runs shown, their saved masks and scores, the drawing helpers), :mod:`~pst_bench.report.figure_masks`
+(Figures 2 and 5), :mod:`~pst_bench.report.figure_metric` (Figure 3) and
+:mod:`~pst_bench.report.figure_scores` (Figure 4 and the mask dynamics).
 """
 
 from __future__ import annotations
