@@ -48,7 +48,15 @@ def test_bench_on_the_tiny_model_writes_markdown_and_json(tmp_path):
     methods = on_disk["methods"]
     # Masks are recomputed every step for the sparse methods only.
     assert methods["finetune"]["mask_s"] == methods["lora"]["mask_s"] == 0
-    assert all(methods[m]["mask_s"] > 0 for m in ("map", "mvp", "pst"))
+    assert all(methods[m]["mask_s"] > 0 for m in ("map", "mvp", "pst", "wanda", "soft_mvp"))
+    # The one-shot methods calibrate once (timed), then train with their masks fixed.
+    for name in ("wanda_oneshot", "sparsegpt"):
+        assert methods[name]["calibration"]["seconds"] > 0 and methods[name]["calibration"]["samples"] == 128
+        assert methods[name]["mask_s"] == 0
+    assert (
+        "calibration" not in methods["wanda"]
+        and methods["wanda"]["trainable_params"] == methods["map"]["trainable_params"]
+    )
     # Frozen W0 with no gradient or optimizer state: PST holds far less than MvP (and dense).
     assert methods["pst"]["trainable_params"] < methods["finetune"]["trainable_params"] / 10
     assert methods["pst"]["peak_bytes"] < 0.5 * methods["mvp"]["peak_bytes"]

@@ -215,3 +215,19 @@ def test_the_one_shot_mask_stays_fixed_while_the_kept_weights_train():
     assert sparse.achieved_sparsity() == pytest.approx(0.75, abs=1e-3)
     trainable, _ = sparse.get_nb_trainable_parameters()
     assert trainable == sum(p.numel() for p in _tiny_bert().parameters())  # no added parameter
+
+
+def test_the_reconstruction_report_runs_on_a_tiny_model(tmp_path, synthetic_data):
+    """``python -m pst_bench.perf.reconstruction`` (real MiniLM-L6 by default) on the tiny model: every method
+    and pattern reported, SparseGPT's layer-wise error below magnitude's."""
+    import json
+
+    from pst_bench.perf.reconstruction import main
+
+    main(["model=tiny-bert", f"data.dir={synthetic_data}", "--samples", "16", "--out", str(tmp_path)])
+    report = json.loads((tmp_path / "reconstruction.json").read_text())
+    assert report["matrices"] == 12 and set(report["summary"]) == {"0.5", "0.9"}
+    half = report["summary"]["0.5"]
+    assert {"magnitude", "wanda (per output)", "sparsegpt", "sparsegpt 2:4"} <= set(half)
+    assert half["sparsegpt"]["all 12"] < half["magnitude"]["all 12"]
+    assert "python -m pst_bench.perf.reconstruction model=tiny-bert" in (tmp_path / "reconstruction.md").read_text()

@@ -39,39 +39,16 @@ from ..record import library_versions
 from ..run.optim import param_groups
 from ..schema.validate import validate_config
 from ..sparsity.conv1d import restore_conv1d
-from ..sparsity.inject import matching_module_names, merge_sparse_layers, set_sparsity
+from ..sparsity.inject import matching_module_names, merge_sparse_layers, method_penalty, set_sparsity
+from ..sparsity.oneshot import calibrate_sequentially, one_shot_layers
 from ..tasks import runner_class, task_kind
+from .bench_report import markdown_report, target_checks
 from .memory import PeakTensorMemory
 
-METHODS = ("finetune", "lora", "map", "mvp", "pst")
+#: the paper's methods and LoRA, then the baselines beyond the paper (issue 24): gradual and one-shot Wanda,
+#: SparseGPT (one-shot: their calibration is timed once, their steps train with the mask fixed), soft movement
+METHODS = ("finetune", "lora", "map", "mvp", "pst", "wanda", "wanda_oneshot", "sparsegpt", "soft_mvp")
 DEFAULT_GROUPS = {"model": "bert-base", "task": "sst2"}
-MIB = 2**20
-
-# The targets the benchmark reports: (name, numerator, denominator, quantity, limit)
-TARGETS = (
-    ("PST step <= 1.05x dense", "pst", "finetune", "step_s", 1.05),
-    ("PST step <= 0.85x MvP", "pst", "mvp", "step_s", 0.85),
-    ("PST peak memory <= 0.45x MvP", "pst", "mvp", "peak_bytes", 0.45),
-    ("PST eval forward <= 1.05x dense", "pst", "finetune", "eval_s", 1.05),
-)
-
-
-def _floor(results: dict, quantity: str, den: str) -> float | None:
-    """The lowest PST/den ratio any PST implementation could reach here, from measured parts.
-
-    step: PST needs every matmul of dense training's forward + backward (the weight
-    gradient G = gᵀx feeds all factor gradients), so dense forward+backward / den.
-    memory: what PST's step adds on top of its resident state is activations and
-    their gradients, which every method has; that alone / den's peak.
-    """
-    dense, pst, other = results.get("finetune"), results.get("pst"), results.get(den)
-    if not (pst and other) or den == "finetune":
-        return None
-    if quantity == "step_s" and dense:
-        return round(dense["forward_backward_s"] / other["step_s"], 3)
-    if quantity == "peak_bytes" and "peak_bytes" in pst:
-        return round((pst["peak_bytes"] - pst["resident_bytes"]) / other["peak_bytes"], 3)
-    return None
 
 
 @dataclass
@@ -89,6 +66,7 @@ class Subject:
     mask_times: list = field(default_factory=list)
     eval_times: list = field(default_factory=list)
     memory: dict = field(default_factory=dict)
+    calibration: dict | None = None  # a one-shot method's calibration (seconds, samples, tokens, blocks)
 
     @property
     def max_grad_norm(self) -> float | None:
@@ -173,7 +151,23 @@ def _lora(model, cfg, rank: int):
     return get_peft_model(model, config)
 
 
-def build_subject(name: str, overrides: list[str], sparsity: float, lora_rank: int, device) -> Subject:
+def calibration_batches(samples: int, batch_size: int, seq_length: int, vocab_size: int, device) -> list[dict]:
+    """``samples`` random sequences of ``seq_length`` tokens (no padding) in batches: what a one-shot
+    method's calibration costs does not depend on the tokens' values."""
+    generator = torch.Generator().manual_seed(1)
+    sizes = [min(batch_size, samples - start) for start in range(0, samples, batch_size)]
+    batches = []
+    for size in sizes:
+        input_ids = torch.randint(0, vocab_size, (size, seq_length), generator=generator)
+        batches.append({"input_ids": input_ids.to(device), "attention_mask": torch.ones_like(input_ids).to(device)})
+    return batches
+
+
+def build_subject(
+    name: str, overrides: list[str], sparsity: float, lora_rank: int, device, calibration=(None, 32, 128)
+) -> Subject:
+    """One method's model and optimizer; a one-shot method is calibrated here (``calibration``: samples,
+    None = the method's ``calibration_samples``, batch size, sequence length) and its time kept."""
     cfg = compose_config("finetune" if name == "lora" else name, overrides)
     model = load_model(cfg.model, cfg.task, seed=int(cfg.train.seed))  # same seed: same weights
     layers = prepare_model(model, cfg.model, cfg.method)
@@ -181,6 +175,14 @@ def build_subject(name: str, overrides: list[str], sparsity: float, lora_rank: i
         model = _lora(model, cfg, lora_rank)
     set_sparsity(model, sparsity if layers else 0.0)
     model.to(device).train()
+    calibrated = None
+    if one_shot_layers(layers):
+        samples, batch_size, seq_length = calibration
+        samples = int(samples or cfg.method.calibration_samples)
+        batches = calibration_batches(samples, batch_size, seq_length, model.config.vocab_size, device)
+        _sync(device)
+        calibrated = calibrate_sequentially(model, one_shot_layers(layers), batches)
+        _sync(device)
     groups = (
         param_groups(model, layers, cfg)
         if name != "lora"
@@ -188,7 +190,7 @@ def build_subject(name: str, overrides: list[str], sparsity: float, lora_rank: i
     )
     optimizer = torch.optim.AdamW(groups, lr=1e-6, eps=float(cfg.train.adam_epsilon))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    return Subject(name, cfg, model, optimizer, layers, trainable)
+    return Subject(name, cfg, model, optimizer, layers, trainable, calibration=calibrated)
 
 
 # -- measuring -----------------------------------------------------------------------
@@ -200,7 +202,9 @@ def _sync(device) -> None:
 def train_step(subject: Subject, batch: dict, device="cpu") -> float:
     """One training step; returns the seconds of its forward + backward part."""
     started = time.perf_counter()
-    subject.model(**batch).loss.backward()
+    loss = subject.model(**batch).loss
+    penalty = method_penalty(subject.model)  # soft movement pruning's L1 term, as the training loop adds it
+    (loss if penalty is None else loss + penalty).backward()
     _sync(device)
     forward_backward = time.perf_counter() - started
     if subject.max_grad_norm:
@@ -285,97 +289,10 @@ def summarize(subjects: list[Subject]) -> dict:
             "mask_share": round(statistics.median(m / t for m, t in zip(s.mask_times, s.step_times)), 4),
             "eval_s": round(statistics.median(s.eval_times), 5) if s.eval_times else None,
             "eval_s_all": [round(t, 5) for t in s.eval_times],
+            **({"calibration": s.calibration} if s.calibration else {}),
             **s.memory,
         }
     return results
-
-
-def ratio(results: dict, num: str, den: str, quantity: str) -> float | None:
-    a, b = results.get(num, {}).get(quantity), results.get(den, {}).get(quantity)
-    return round(a / b, 3) if a is not None and b else None
-
-
-def target_checks(results: dict) -> list[dict]:
-    checks = []
-    for name, num, den, quantity, limit in TARGETS:
-        value = ratio(results, num, den, quantity)
-        checks.append(
-            {
-                "target": name,
-                "ratio": value,
-                "limit": limit,
-                "met": None if value is None else value <= limit,
-                "floor": _floor(results, quantity, den),
-            }
-        )
-    return checks
-
-
-def markdown_report(report: dict) -> str:
-    results, s = report["methods"], report["settings"]
-    base = "finetune" if "finetune" in results else next(iter(results))
-    has_memory = all("peak_bytes" in r for r in results.values())
-
-    def cell(value, fmt):
-        return "–" if value is None else format(value, fmt)
-
-    lines = [
-        f"# Benchmark: {s['model']} shape, batch {s['batch_size']}, sequence {s['seq_length']}, "
-        f"{s['device']}, sparsity {s['sparsity']:.0%}",
-        "",
-        f"Command: `{report['command']}`  ",
-        f"Machine: {report['machine']['processor']}, {report['machine']['torch_threads']} torch threads, "
-        f"torch {report['versions'].get('torch')}  ",
-        f"Median of {s['repeats']} training steps after {s['warmup']} warm-up rounds, methods interleaved; "
-        f"ratios are to {base} (dense fine-tuning) measured in the same run.",
-        "",
-        "| method | trainable params | step (s) | step ×dense | forward+backward (s) | mask share of step | "
-        + ("resident (MiB) | peak memory (MiB) | memory ×dense | " if has_memory else "")
-        + "eval forward (s) | eval ×dense |",
-        "|---|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if has_memory else "") + "---:|---:|",
-    ]
-    for name, r in results.items():
-        row = [
-            name,
-            f"{r['trainable_params']:,}",
-            cell(r["step_s"], ".3f"),
-            cell(ratio(results, name, base, "step_s"), ".3f"),
-            cell(r["forward_backward_s"], ".3f"),
-            f"{r['mask_share']:.1%}",
-        ]
-        if has_memory:
-            row += [
-                f"{r['resident_bytes'] / MIB:,.0f}",
-                f"{r['peak_bytes'] / MIB:,.0f}",
-                cell(ratio(results, name, base, "peak_bytes"), ".3f"),
-            ]
-        row += [cell(r["eval_s"], ".3f"), cell(ratio(results, name, base, "eval_s"), ".3f")]
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "| target | measured | met | floor |", "|---|---:|---|---:|"]
-    for check in report["targets"]:
-        met = "–" if check["met"] is None else ("yes" if check["met"] else "**no**")
-        lines.append(f"| {check['target']} | {cell(check['ratio'], '.3f')} | {met} | {cell(check['floor'], '.3f')} |")
-    lines += [
-        "",
-        "floor: the lowest ratio reachable from parts measured in this run. Step vs MvP: dense "
-        "forward+backward / MvP step (PST needs all of dense's matmuls, since the weight gradient "
-        "gᵀx feeds every factor gradient). Memory vs MvP: (PST peak − PST resident) / MvP peak "
-        "(activations and their gradients, which no sparse parametrisation removes).",
-    ]
-    export = report.get("compressed_export")
-    if export:
-        lines += [
-            "",
-            f"Compressed export of the merged PST model at {s['sparsity']:.0%} "
-            f"(dense save_pretrained: {export['float16']['dense_bytes'] / MIB:,.1f} MiB):",
-            "",
-        ]
-        for dtype, sizes in export.items():
-            lines.append(
-                f"- bitmask + {dtype} values: {sizes['compressed_bytes'] / MIB:,.1f} MiB, "
-                f"{sizes['ratio']:.3f}× the dense checkpoint"
-            )
-    return "\n".join(lines) + "\n"
 
 
 def parse_args(argv):
@@ -394,6 +311,12 @@ def parse_args(argv):
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds of training steps")
     parser.add_argument("--eval-repeats", type=int, default=5)
     parser.add_argument("--lora-r", type=int, default=8)
+    parser.add_argument(
+        "--calibration-samples",
+        type=int,
+        default=None,
+        help="sequences a one-shot method (wanda_oneshot, sparsegpt) calibrates on (default: its calibration_samples)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
@@ -428,7 +351,8 @@ def run(argv=None) -> dict:
     subjects = []
     for name in args.methods:
         log(f"building {name} ({model_name}, random weights)")
-        subjects.append(build_subject(name, args.overrides, args.sparsity, args.lora_r, args.device))
+        calibration = (args.calibration_samples, args.batch_size, args.seq_length)
+        subjects.append(build_subject(name, args.overrides, args.sparsity, args.lora_r, args.device, calibration))
     vocab = subjects[0].model.config.vocab_size
     cfg = subjects[0].cfg  # model and task are the same for every method
     batch = make_batch(cfg, args.batch_size, args.seq_length, vocab, args.device)
@@ -460,6 +384,7 @@ def run(argv=None) -> dict:
             "repeats": args.repeats,
             "eval_repeats": args.eval_repeats,
             "lora_r": args.lora_r,
+            "calibration_samples": args.calibration_samples,
             "device": args.device,
             "overrides": args.overrides,
         },

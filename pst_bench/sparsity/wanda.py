@@ -111,7 +111,7 @@ class WandaSparseLinear(SparseLinear):
 
     def score_inputs(self) -> list[torch.Tensor]:
         # the weights moved (an optimizer step, a checkpoint load): the last step's batches count now
-        version = (id(self.base_layer.weight), self.base_layer.weight._version)
+        version = self._versions([self.base_layer.weight])
         if version != self._folded_at:
             self._folded_at = version
             self.fold_statistics()
