@@ -250,19 +250,24 @@ CELL_COLUMNS = [f.name for f in fields(CellLine)]
 
 
 def cells_frame(lines: Iterable[CellLine]) -> pd.DataFrame:
-    """``tableN_cells.csv`` as a frame (what the claims read)."""
+    """``tableN_cells.csv`` as a frame."""
     return pd.DataFrame([vars(line) for line in lines], columns=CELL_COLUMNS)
+
+
+def cell_lines(frame: pd.DataFrame) -> list[CellLine]:
+    """The lines of a ``tableN_cells.csv`` frame (what the claims and the paired notes read)."""
+    return [CellLine(**{name: row[name] for name in CELL_COLUMNS}) for row in frame.to_dict("records")]
 
 
 # --------------------------------------------------------------------------- reading a cells line
 
 
-def per_seed_values(cell: dict) -> dict[int, float]:
+def per_seed_values(cell: CellLine) -> dict[int, float]:
     """{seed: value} of one tableN_cells.csv line."""
-    return {int(seed): float(value) for seed, value in zip(cell["seeds"].split(";"), cell["values"].split(";"))}
+    return {int(seed): float(value) for seed, value in zip(cell.seeds.split(";"), cell.values.split(";"))}
 
 
-def paired_differences(first: dict, second: dict) -> dict[int, float]:
+def paired_differences(first: CellLine, second: CellLine) -> dict[int, float]:
     """{seed: first − second} over the seeds both cells have (a paired comparison: same seed, same data order)."""
     a, b = per_seed_values(first), per_seed_values(second)
     return {seed: a[seed] - b[seed] for seed in sorted(set(a) & set(b))}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .cells import fmt_number, paired_differences, per_seed_values
+from .cells import CellLine, fmt_number, paired_differences, per_seed_values
 from .stats import Interval
 
 HOLDS, FAILS, INCONCLUSIVE, TOO_FEW = "holds", "does not hold", "inconclusive", "not enough runs"
@@ -74,14 +74,14 @@ def number(value) -> float | None:
     return result if math.isfinite(result) else None
 
 
-def dirty_runs(cell: dict) -> int:
-    """How many of the cell's runs come from uncommitted code (0 before the cells carried the count)."""
-    return int(cell.get("dirty_runs", 0) or 0)
+def dirty_runs(cell: CellLine) -> int:
+    """How many of the cell's runs come from uncommitted code."""
+    return int(cell.dirty_runs or 0)
 
 
-def baseline(cell: dict, column: str) -> float | None:
+def baseline(cell: CellLine, column: str) -> float | None:
     """The constant predictor's value on the cell's dev set (×100), 0 for a regression task, None if unknown."""
-    stored = number(cell.get("constant_baseline"))
+    stored = number(cell.constant_baseline)
     if stored is None and column in REGRESSION_COLUMNS:
         return 0.0
     return stored
@@ -92,21 +92,21 @@ def seeds_text(seeds) -> str:
     return ", ".join(str(seed) for seed in sorted(seeds))
 
 
-def learn_failure(cell: dict | None, column: str, min_runs: int, dense_mean: float | None = None) -> str | None:
+def learn_failure(cell: CellLine | None, column: str, min_runs: int, dense_mean: float | None = None) -> str | None:
     """Why the cell does not count (None when it learned). ``dense_mean`` is the Fine-tune cell's mean (the
     dense-share rule); None checks the cell without it (the Fine-tune cell itself)."""
     if cell is None:
         return "no run"
-    runs = int(number(cell["runs"]) or 0)  # a held-out cell with no held-out run yet has none
+    runs = int(number(cell.runs) or 0)  # a held-out cell with no held-out run yet has none
     dirty = dirty_runs(cell)
     if dirty:
         return f"refused: {dirty}/{runs} run(s) from uncommitted code (git.dirty)"
     if runs < min_runs:
         return f"{runs} seed(s) < {min_runs}"
-    if int(cell["constant_runs"]):
-        return f"{cell['constant_runs']}/{runs} run(s) predict a constant"
-    if int(cell["unchecked_runs"]):
-        return f"{cell['unchecked_runs']}/{runs} run(s) without a prediction summary"
+    if int(cell.constant_runs):
+        return f"{cell.constant_runs}/{runs} run(s) predict a constant"
+    if int(cell.unchecked_runs):
+        return f"{cell.unchecked_runs}/{runs} run(s) without a prediction summary"
     floor = baseline(cell, column)
     if floor is None:
         return "no constant-predictor baseline on record: whether it learned is unknown"
@@ -131,7 +131,7 @@ def learn_failure(cell: dict | None, column: str, min_runs: int, dense_mean: flo
     return None
 
 
-def dense_reference(cell: dict | None, column: str) -> tuple[float | None, str | None]:
+def dense_reference(cell: CellLine | None, column: str) -> tuple[float | None, str | None]:
     """(the Fine-tune cell's mean over its seeds, None) when it learned by the margin rule, else (None, why)."""
     why = learn_failure(cell, column, 1)
     if why is not None:
@@ -140,7 +140,7 @@ def dense_reference(cell: dict | None, column: str) -> tuple[float | None, str |
     return math.fsum(values) / len(values), None
 
 
-def pooled_differences(pairs: list[tuple[dict, dict]]) -> dict[int, float]:
+def pooled_differences(pairs: list[tuple[CellLine, CellLine]]) -> dict[int, float]:
     """{seed: the mean over ``pairs`` of first − second}, on the seeds every pair has (both cells of each)."""
     diffs = [paired_differences(first, second) for first, second in pairs]
     if not diffs:
@@ -149,7 +149,7 @@ def pooled_differences(pairs: list[tuple[dict, dict]]) -> dict[int, float]:
     return {seed: math.fsum(d[seed] for d in diffs) / len(diffs) for seed in sorted(seeds)}
 
 
-def shared_seeds(cells: list[dict]) -> list[int]:
+def shared_seeds(cells: list[CellLine]) -> list[int]:
     """The seeds every cell has."""
     return sorted(set.intersection(*(set(per_seed_values(c)) for c in cells))) if cells else []
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 
-from .cells import fmt_number, paired_differences, per_seed_values
+from .cells import CellLine, cell_lines, fmt_number, paired_differences, per_seed_values
 from .claim_rules import (
     CLAIM1_CELLS,
     CLAIM1_MIN_SPARSITY,
@@ -84,9 +84,9 @@ __all__ = [
 ]
 
 
-def _cells(built: list[Built], number: int) -> list[dict]:
+def _cells(built: list[Built], number: int) -> list[CellLine]:
     table = next((b for b in built if b.spec.number == number), None)
-    return [] if table is None or not len(table.cells) else table.cells.to_dict("records")
+    return [] if table is None or not len(table.cells) else cell_lines(table.cells)
 
 
 def _pct(sparsity: str) -> float:
@@ -98,17 +98,17 @@ def _mean(values) -> float:
     return math.fsum(values) / len(values)
 
 
-def _cell_mean(cell: dict) -> float:
+def _cell_mean(cell: CellLine) -> float:
     return _mean(per_seed_values(cell).values())
 
 
 class Table2View:
     """Table 2's cells of one model by (method label, sparsity, column)."""
 
-    def __init__(self, cells: list[dict], model: str):
-        self.by_key = {(c["method"], c["sparsity"], c["column"]): c for c in cells if c["model"] == model}
+    def __init__(self, cells: list[CellLine], model: str):
+        self.by_key = {(c.method, c.sparsity, c.column): c for c in cells if c.model == model}
 
-    def get(self, label: str, sparsity: str, column: str) -> dict | None:
+    def get(self, label: str, sparsity: str, column: str) -> CellLine | None:
         return self.by_key.get((label, sparsity, column))
 
     def dense(self, column: str) -> tuple[float | None, str | None]:
@@ -125,7 +125,7 @@ class Table2View:
                 found.append(f"{label}: {reason}")
         return found
 
-    def paired(self, first: str, second: str, keys: list[tuple[str, str]]) -> list[tuple[dict, dict]]:
+    def paired(self, first: str, second: str, keys: list[tuple[str, str]]) -> list[tuple[CellLine, CellLine]]:
         """(first's cell, second's cell) for every (sparsity of first, sparsity of second, column) key."""
         return [(self.get(first, a, column), self.get(second, b, column)) for a, b, column in keys]
 
@@ -144,7 +144,7 @@ def _interval_part(name: str, diffs: dict[int, float], seeds: list[int], decide)
     return Part(name, interval, decide(interval))
 
 
-def _own_intervals(title: str, pairs: list[tuple[str, dict, dict]]) -> str:
+def _own_intervals(title: str, pairs: list[tuple[str, CellLine, CellLine]]) -> str:
     """`SST-2 90%: PST − MaP +1.00 [+0.50, +1.50] (n = 5); ...`: one cell's paired intervals on its own seeds."""
     shown = [f"{name} {mean_interval(paired_differences(a, b).values()).text(signed=True)}" for name, a, b in pairs]
     return f"{title}: " + "; ".join(shown) + " (its own seeds)"
@@ -155,8 +155,8 @@ def _params_part(view: Table2View, counted: list[tuple[str, str]]) -> tuple[str,
     name = f"PST's trainable parameters ≤ {100 * PARAM_SHARE:g}% of MvP's"
     shares = []
     for sparsity, column in counted:
-        pst = number(view.get("PST", sparsity, column)["params_m"])
-        mvp = number(view.get("MvP", sparsity, column)["params_m"])
+        pst = number(view.get("PST", sparsity, column).params_m)
+        mvp = number(view.get("MvP", sparsity, column).params_m)
         if pst is None or not mvp:
             return INCONCLUSIVE, f"{name}: unknown (no parameter count) → {INCONCLUSIVE}"
         shares.append((pst / mvp, pst, mvp))
@@ -251,18 +251,18 @@ def claim2(view: Table2View, model: str) -> Verdict:
     return Verdict(2, model, combine([p.verdict for p in parts]), summary, details + failures)
 
 
-def _ranks(cell: dict) -> tuple[int, int]:
-    return int(str(cell["r1"])), int(str(cell["r2"]))
+def _ranks(cell: CellLine) -> tuple[int, int]:
+    return int(str(cell.r1)), int(str(cell.r2))
 
 
 def _best_setting(mine, variant, full, dense, failures) -> tuple | None:
     """(mean, ranks, [(column, full cell, variant cell)], {seed: full − variant}) of the variant's rank setting
     closest to the full score (the claim's hardest test) among those with ≥ 3 seeds shared with it; None if none."""
     candidates = []
-    for ranks in sorted({_ranks(c) for c in mine if c["method"] == variant}):
+    for ranks in sorted({_ranks(c) for c in mine if c.method == variant}):
         pairs = []
         for column in sorted(full):
-            cell = next((c for c in mine if (c["method"], _ranks(c), c["column"]) == (variant, ranks, column)), None)
+            cell = next((c for c in mine if (c.method, _ranks(c), c.column) == (variant, ranks, column)), None)
             reason = None if cell is None else learn_failure(cell, column, MIN_SEEDS_ABLATION, dense[column])
             if reason:
                 failures.append(f"not counted: {column} {variant} (r1={ranks[0]}, r2={ranks[1]}): {reason}")
@@ -279,12 +279,12 @@ def _best_setting(mine, variant, full, dense, failures) -> tuple | None:
     return min(candidates, key=lambda found: found[0]) if candidates else None
 
 
-def claim3(cells: list[dict], view: Table2View, model: str) -> Verdict:
-    mine = [c for c in cells if c["model"] == model and c["method"] in (FULL, *DROP_ONE)]
+def claim3(cells: list[CellLine], view: Table2View, model: str) -> Verdict:
+    mine = [c for c in cells if c.model == model and c.method in (FULL, *DROP_ONE)]
     failures, full, dense = [], {}, {}
-    for column in sorted({c["column"] for c in mine}):
+    for column in sorted({c.column for c in mine}):
         reference, why = view.dense(column)
-        cell = next((c for c in mine if c["method"] == FULL and c["column"] == column), None)
+        cell = next((c for c in mine if c.method == FULL and c.column == column), None)
         reason = why or learn_failure(cell, column, MIN_SEEDS_ABLATION, reference)
         if reason:
             failures.append(f"not counted: {column} (every variant): {'' if why else FULL + ': '}{reason}")
@@ -322,7 +322,7 @@ def claim3(cells: list[dict], view: Table2View, model: str) -> Verdict:
     return Verdict(3, model, combine([p.verdict for p in parts]), summary, details + failures)
 
 
-def _grid_parts(grid, reference, task, dense, limit, failures) -> list[tuple[dict, Part]]:
+def _grid_parts(grid, reference, task, dense, limit, failures) -> list[tuple[CellLine, Part]]:
     """(cell, its Part) of every rank pair that learned, compared with the reference pair on ≥ 3 seeds."""
     parts = []
     for ranks, cell in sorted(grid.items()):
@@ -340,12 +340,12 @@ def _grid_parts(grid, reference, task, dense, limit, failures) -> list[tuple[dic
     return parts
 
 
-def claim4(cells: list[dict], view: Table2View, model: str, paper_spreads: dict[str, float]) -> Verdict:
+def claim4(cells: list[CellLine], view: Table2View, model: str, paper_spreads: dict[str, float]) -> Verdict:
     """Equivalence: every rank pair − (8, 8) per seed, inside ± max(the paper's spread on the task, 1 point)."""
-    mine = [c for c in cells if c["model"] == model]
+    mine = [c for c in cells if c.model == model]
     checked, short, failures, details = [], [], [], []
-    for task in sorted({c["task"] for c in mine}):
-        grid = {(int(str(c["column"]).split("=")[1]), int(str(c["r2"]))): c for c in mine if c["task"] == task}
+    for task in sorted({c.task for c in mine}):
+        grid = {(int(str(c.column).split("=")[1]), int(str(c.r2))): c for c in mine if c.task == task}
         dense, why = view.dense(task)
         reference = grid.get(CLAIM4_REFERENCE)
         reason = learn_failure(reference, task, MIN_SEEDS_ABLATION, dense)
@@ -400,7 +400,7 @@ def _learned_runs(view: Table2View) -> tuple[set[str], list[str]]:
             if reason:
                 failures.append(f"not counted: {column} {label} {sparsity}: {reason}")
             else:
-                files.update(str(cell["files"]).split(";"))
+                files.update(str(cell.files).split(";"))
     return files, failures
 
 
@@ -447,7 +447,7 @@ def check_claims(built: list[Built], pairs: list[MaskPair], paper: list[PaperCel
     table2 = _cells(built, 2)
     spreads = _paper_spreads(paper)
     verdicts = []
-    for model in sorted({c["model"] for c in table2}):
+    for model in sorted({c.model for c in table2}):
         view = Table2View(table2, model)
         verdicts += [
             claim1(view, model),

@@ -9,7 +9,17 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import atomic_write_text
-from .cells import BASELINE_MARK, COMMAND, ELSEWHERE_MARK, SHORT_MARK, fmt_diff, fmt_number, md_cell, paired_differences
+from .cells import (
+    BASELINE_MARK,
+    COMMAND,
+    ELSEWHERE_MARK,
+    SHORT_MARK,
+    cell_lines,
+    fmt_diff,
+    fmt_number,
+    md_cell,
+    paired_differences,
+)
 from .selection import describe_rule, describe_selection_seeds
 from .table_build import Built
 from .table_missing import missing_lines
@@ -141,7 +151,7 @@ def paired_notes(built: Built) -> list[str]:
     """Table 2/3: PST − MaP and PST − MvP seed by seed, for every model, sparsity and column with both."""
     if built.spec.number not in (2, 3) or not len(built.cells):
         return []
-    by_key = {(c["model"], c["sparsity"], c["column"], c["method"]): c for c in built.cells.to_dict("records")}
+    by_key = {(c.model, c.sparsity, c.column, c.method): c for c in cell_lines(built.cells)}
     lines = []
     for (model, sparsity, column, method), cell in sorted(by_key.items()):
         for first, second in PAIRED:
