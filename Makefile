@@ -119,7 +119,8 @@ figures: $(STAMP)
 tables: $(STAMP)
 	$(BIN)/python -m pst_bench.report.tables $(TABLES_ARGS)
 
-# Step time, peak memory and eval time of dense / LoRA / MaP / MvP / PST side by side (bert-base shape,
+# Step time, peak memory and eval time of dense / LoRA / MaP / MvP / PST and the baselines beyond the paper
+# (Wanda, one-shot Wanda and SparseGPT with their calibration time, soft movement) side by side (bert-base shape,
 # batch 32, sequence 128, CPU) -> results/bench/. Options and Hydra overrides through BENCH_ARGS, e.g.
 # make bench BENCH_ARGS="model=roberta-base --repeats 10"
 bench: $(STAMP)
