@@ -147,3 +147,61 @@ def test_real_minilm_run_on_real_sst2(method, tmp_path, shared_data):
         assert record["sparsity_achieved"]["overall"] == pytest.approx(0.5, abs=0.01)
     if method in ("wanda_oneshot", "sparsegpt"):
         assert record["calibration"]["samples"] == 64 and record["calibration"]["blocks"] == 6
+
+
+DDP_SCRIPT = """
+import torch, torch.distributed as dist
+from transformers import BertConfig, BertForSequenceClassification
+from pst_bench.adapter import SparseConfig, get_sparse_model
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.manual_seed(0)  # the same model on both processes
+config = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+sparse = get_sparse_model(BertForSequenceClassification(config), SparseConfig(method="wanda", sparsity=0.5))
+sparse.set_sparsity(0.5)
+sparse.train()
+ids = torch.randint(1, 60, (4, 9), generator=torch.Generator().manual_seed(10 + rank))  # each its own batch
+sparse(input_ids=ids, labels=torch.tensor([0, 1, 0, 1])).loss.backward()
+local = {}
+for name, layer in sparse.sparse_layers.items():
+    local[name] = layer.pending_sq.clone()
+    with torch.no_grad():
+        layer.base_layer.weight.add_(0.0)  # an optimizer step, the same on both
+mask = torch.cat([layer.current_mask().flatten() for layer in sparse.sparse_layers.values()]).to(torch.uint8)
+masks = [torch.zeros_like(mask) for _ in range(2)]
+dist.all_gather(masks, mask)
+stats = [torch.zeros_like(local[name]) for _ in range(2)]
+dist.all_gather(stats, local[name])
+if rank == 0:
+    print("SAME_MASKS", bool(torch.equal(masks[0], masks[1])), "DIFFERENT_DATA", not torch.equal(stats[0], stats[1]))
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_gradual_wanda_ranks_by_one_statistic_across_processes(tmp_path):
+    """Under several processes each sees its own batches; the statistics are summed over processes when
+    folded, so every process keeps the same masks."""
+    import shutil
+    from pathlib import Path
+
+    script = tmp_path / "ddp_wanda.py"
+    script.write_text(DDP_SCRIPT)
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    command = [torchrun, "--nproc_per_node", "2", "--master_port", "29573", str(script)]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "SAME_MASKS True DIFFERENT_DATA True" in out.stdout
+
+
+@pytest.mark.parametrize("model", ["tiny-gpt2", "tiny-llama"])
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_decoder_families_run_the_data_aware_methods(model, method, tmp_path, synthetic_data):
+    """GPT-2 (Conv1D made linear, q/k/v split) and Llama: the token mask and the block-by-block calibration
+    find their layers."""
+    extra = ["train.epochs=1", "export=false", f"model={model}", "method.calibration_samples=32"]
+    record = run(compose_cfg(tiny_run_overrides(synthetic_data, method, *extra), tmp_path))
+    assert record["sparsity_achieved"]["overall"] == pytest.approx(0.5, abs=0.02)
+    if method == "sparsegpt":
+        assert record["calibration"]["blocks"] == 2

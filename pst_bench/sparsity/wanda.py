@@ -88,7 +88,14 @@ class WandaSparseLinear(SparseLinear):
 
     @torch.no_grad()
     def fold_statistics(self) -> None:
-        """Fold the pending micro-batches into the running statistic (no device sync)."""
+        """Fold the pending micro-batches into the running statistic (no device sync). Under several
+        processes (DDP) the pending sums are summed over them first, so every process ranks by the same
+        statistic and keeps the same mask (every process folds at the same point: the first mask asked
+        for after an optimizer step)."""
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if distributed and torch.distributed.get_world_size() > 1:
+            torch.distributed.all_reduce(self.pending_sq)
+            torch.distributed.all_reduce(self.pending_tokens)
         pending = self.pending_tokens
         if self.norm_ema is None:
             self.input_stat.add_(self.pending_sq)
