@@ -386,42 +386,48 @@ def test_prediction_summary_of_classes_and_of_a_regression():
         ("cola", 0, 0.0),  # every constant has Matthews 0
     ],
 )
-def test_constant_baseline_on_the_real_dev_labels(tmp_path, task, best_class, value):
-    from helpers import SHARED_DATA
+def test_constant_baseline_on_the_real_dev_labels(tmp_path, shared_data, task, best_class, value):
     from pst_bench.data import load_glue_splits
     from pst_bench.tasks.glue import constant_baseline
 
-    cfg = compose_cfg([f"task={task}", f"data.dir={SHARED_DATA / 'glue'}"], tmp_path)
+    cfg = compose_cfg([f"task={task}", f"data.dir={shared_data / 'glue'}"], tmp_path)
     labels = torch.tensor(load_glue_splits(cfg.task, cfg.data, ["validation"])["validation"]["label"])
     assert constant_baseline(cfg.task, labels) == {"class": best_class, "main": round(value, 6)}
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-tensor"])
 @pytest.mark.parametrize("method", ["map", "pst"])
-def test_every_optimizer_step_refreshes_the_mask_at_constant_sparsity(method):
-    """The sparse layers recompute a mask, and refresh their cached evaluation weight, when a parameter's
-    version counter moves. The run's optimizer must move it at every step: torch's fused AdamW does not,
-    and under it the masks froze for the whole final window and evaluations used stale weights."""
+def test_every_optimizer_step_refreshes_the_mask_at_constant_sparsity(method, fused):
+    """The sparse layers recompute a mask, and refresh their cached evaluation weight, after every optimizer
+    step, whether or not the step moved the parameters' version counters: torch's fused AdamW does not, and
+    before the layers counted optimizer steps the masks froze under it for the whole final window and
+    evaluations used stale weights. The run's own optimizer is fused on CPU."""
     from pst_bench.models.loading import load_model
     from pst_bench.models.prepare import prepare_model
-    from pst_bench.run.optim import make_optimizer
+    from pst_bench.run.optim import make_optimizer, param_groups
     from pst_bench.sparsity.inject import set_sparsity
 
     cfg = compose_cfg(["model=tiny-bert", "task=sst2", f"method={method}", "train.lr=1e-2"])
     model = load_model(cfg.model, cfg.task, 0)
     layers = prepare_model(model, cfg.model, cfg.method)
     optimizer = make_optimizer(model, layers, cfg)
-    set_sparsity(model, 0.5)  # constant: only the parameters' versions can trigger a new mask
+    assert optimizer.defaults["fused"], "the run's AdamW uses the fused kernel on CPU"
+    if not fused:
+        optimizer = torch.optim.AdamW(param_groups(model, layers, cfg), lr=1e-2, fused=False)
+    set_sparsity(model, 0.5)  # constant: only the parameters (and the step) can trigger a new mask
     batch = {"input_ids": torch.randint(5, 100, (4, 12)), "labels": torch.tensor([0, 1, 0, 1])}
-    before = [p._version for group in optimizer.param_groups for p in group["params"]]
     model(**batch).loss.backward()
     counts = {name: layer.mask_computations for name, layer in layers.items()}
     model.eval()
     with torch.no_grad():
         first = model(**batch).logits
     optimizer.step()
-    after = [p._version for group in optimizer.param_groups for p in group["params"]]
-    assert all(b != a for b, a in zip(before, after)), "an optimizer step left a version counter where it was"
     with torch.no_grad():
         second = model(**batch).logits
     assert all(layer.mask_computations > counts[name] for name, layer in layers.items()), "a mask was not refreshed"
     assert not torch.equal(first, second), "evaluation used the weights from before the step"
+    refreshed = {name: layer.mask_computations for name, layer in layers.items()}
+    with torch.no_grad():
+        third = model(**batch).logits
+    assert torch.equal(second, third), "evaluation without a step is repeatable"
+    assert {name: layer.mask_computations for name, layer in layers.items()} == refreshed, "no step, no new mask"

@@ -292,6 +292,18 @@ def markdown(results: list[dict], command: str, peak: float) -> str:
     for r in results:
         phases = r["grouped"]["phases_s"]
         lines.append(f"| {r['task']} | {r['method']} | " + " | ".join(f"{phases[p]:.4f}" for p in PHASES) + " |")
+    lines += [
+        "## AdamW's step over the trainable tensors: per-tensor default against the fused kernel",
+        "",
+        "| Task | Method | Parameters | Default (s) | Fused (s) | Speed-up | Largest weight difference |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        a = r["adamw"]
+        lines.append(
+            f"| {r['task']} | {r['method']} | {a['parameters']:,} | {a['default_s']:.4f} | {a['fused_s']:.4f} | "
+            f"{a['speedup']:.2f}x | {a['max_abs_difference']:.1e} |"
+        )
     lines += ["", "## Operators of a grouped step (self CPU seconds per step, torch.profiler)", ""]
     for r in results:
         parts = ", ".join(f"{k} {v:.3f}" for k, v in r["breakdown_s"].items())

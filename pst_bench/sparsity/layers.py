@@ -5,8 +5,11 @@ layers), names the parameters it adds in ``added_param_names``, and computes
 its effective weight ``W' = W ⊙ M`` with ``M = top-v(S)``.
 
 The binary mask is cached and recomputed only when the inputs of the score
-change (detected through the parameters' in-place version counters, which
-every optimizer step bumps) or when the target sparsity changes. So the mask
+change or when the target sparsity changes. A change is detected through the
+parameters' in-place version counters and a count of optimizer steps
+(``optimizer_steps``): fused optimizer kernels (``AdamW(fused=True)``,
+transformers' ``adamw_torch_fused``) update parameters without moving their
+version counters, and every ``torch.optim`` step moves the count. So the mask
 is computed once per optimizer step, shared by every micro-batch of that step,
 and reused by a whole evaluation pass. Under ``torch.no_grad`` the masked
 weight itself is cached as well, so evaluation costs a dense linear layer.
@@ -25,12 +28,30 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from ..methods.pst import SCORE_TERMS
 from .mask import StraightThroughMask, kept_count
 from .patterns import UNSTRUCTURED, MatrixPattern
 from .precision import SCORE_DTYPE, autocast_dtype, autocast_off
 from .pst_autograd import PSTLinear, PSTMaskedWeight
+
+_optimizer_steps = 0
+
+
+def _count_optimizer_step(optimizer, args, kwargs) -> None:
+    global _optimizer_steps
+    _optimizer_steps += 1
+
+
+# every torch.optim optimizer's step, in this process: a fused kernel's update moves no version counter
+register_optimizer_step_post_hook(_count_optimizer_step)
+
+
+def optimizer_steps() -> int:
+    """How many optimizer steps this process has taken (any ``torch.optim`` optimizer): part of every cache
+    key of a sparse layer, so a mask and a cached evaluation weight never outlive a step."""
+    return _optimizer_steps
 
 
 class SparseLinear(nn.Module):
@@ -105,7 +126,8 @@ class SparseLinear(nn.Module):
     # -- mask caching -----------------------------------------------------------
     @staticmethod
     def _versions(tensors: list[torch.Tensor]) -> tuple:
-        return tuple((id(t), t._version) for t in tensors)
+        """What says the tensors may have changed: their version counters, and the optimizer steps taken."""
+        return (optimizer_steps(), tuple((id(t), t._version) for t in tensors))
 
     def current_mask(self) -> torch.Tensor:
         """Boolean mask for the current sparsity, recomputed only when its inputs changed."""
