@@ -205,3 +205,15 @@ def test_decoder_families_run_the_data_aware_methods(model, method, tmp_path, sy
     assert record["sparsity_achieved"]["overall"] == pytest.approx(0.5, abs=0.02)
     if method == "sparsegpt":
         assert record["calibration"]["blocks"] == 2
+
+
+def test_labels_and_colours_come_from_the_registry():
+    from pst_bench.methods import get_method
+    from pst_bench.report.labels import OTHER_COLORS, color_of
+
+    labels = ["MaP", "PST", "Wanda", "Wanda (one-shot)", "SparseGPT", "Soft MvP", "PST[mag]"]
+    colors = {label: color_of(label, labels) for label in labels}
+    for name in ("wanda", "sparsegpt", "soft_mvp"):
+        assert colors[get_method(name).label] == get_method(name).color
+    assert len(set(colors.values())) == len(labels)  # the other labels take colours no method named
+    assert [color_of(label, ["PST[mag]", "PST[ab]"]) for label in ("PST[mag]", "PST[ab]")] == list(OTHER_COLORS[:2])

@@ -47,9 +47,20 @@ def method_of_label(label: str) -> str | None:
     return None
 
 
+def _registered_color(label: str) -> str | None:
+    """The colour a registered method names for its label (``Method.color``), or None."""
+    return next((m.color for m in registered_methods().values() if m.label == label and m.color), None)
+
+
 def color_of(label: str, labels_in_plot: list[str]) -> str:
-    """A fixed colour for the main methods, then a stable one per other label of the plot."""
+    """A fixed colour for the main methods and for a registered method that names one (the baselines beyond
+    the paper), then a stable one per other label of the plot, from the colours no such method took."""
     if label in COLORS:
         return COLORS[label]
-    others = [other for other in labels_in_plot if other not in COLORS]
-    return OTHER_COLORS[others.index(label) % len(OTHER_COLORS)] if label in others else "0.3"
+    fixed = _registered_color(label)
+    if fixed is not None:
+        return fixed
+    taken = {_registered_color(other) for other in labels_in_plot}
+    palette = [color for color in OTHER_COLORS if color not in taken]
+    others = [other for other in labels_in_plot if other not in COLORS and _registered_color(other) is None]
+    return palette[others.index(label) % len(palette)] if label in others else "0.3"
