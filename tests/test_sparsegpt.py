@@ -193,8 +193,8 @@ def test_calibration_is_sequential_block_by_block_over_non_padding_tokens():
     torch.testing.assert_close(layer.base_layer.weight.double(), expected_w, rtol=1e-4, atol=1e-5)
 
 
-def test_the_one_shot_mask_stays_fixed_while_the_kept_weights_train():
-    from pst_bench.adapter import SparseConfig, get_sparse_model
+def test_the_one_shot_mask_stays_fixed_while_the_kept_weights_train(tmp_path):
+    from pst_bench.adapter import SparseConfig, get_sparse_model, load_sparse_model
 
     sparse = get_sparse_model(_tiny_bert(), SparseConfig(method="sparsegpt", sparsity=0.75))
     sparse.calibrate(_batches())
@@ -215,6 +215,12 @@ def test_the_one_shot_mask_stays_fixed_while_the_kept_weights_train():
     assert sparse.achieved_sparsity() == pytest.approx(0.75, abs=1e-3)
     trainable, _ = sparse.get_nb_trainable_parameters()
     assert trainable == sum(p.numel() for p in _tiny_bert().parameters())  # no added parameter
+    sparse.save_pretrained(tmp_path / "adapter")  # the masks travel with the adapter: no second calibration
+    loaded = load_sparse_model(_tiny_bert(seed=1), tmp_path / "adapter")
+    assert not loaded.needs_calibration()
+    for name, layer in loaded.sparse_layers.items():
+        assert torch.equal(layer.current_mask(), masks[name])
+        assert torch.equal(layer.merged_weight(), sparse.sparse_layers[name].merged_weight())
 
 
 def test_the_reconstruction_report_runs_on_a_tiny_model(tmp_path, synthetic_data):
