@@ -134,10 +134,10 @@ def test_the_runners_method_schema_is_generated_from_the_library_dataclasses():
 
 
 def test_the_score_terms_have_one_owner():
-    from pst_bench import record
+    from pst_bench.record import run_record
     from pst_bench.sparsity import diagnostics, layers
 
-    assert record.SCORE_TERMS is SCORE_TERMS and diagnostics.TERMS is SCORE_TERMS
+    assert run_record.SCORE_TERMS is SCORE_TERMS and diagnostics.TERMS is SCORE_TERMS
     assert layers.PSTSparseLinear(torch.nn.Linear(4, 4)).score_terms == SCORE_TERMS
 
 
