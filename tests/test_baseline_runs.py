@@ -106,12 +106,13 @@ def test_the_cli_runs_a_baseline_and_counts_its_parameters(tmp_path, synthetic_d
         "method=sparsegpt",
         "method.pattern=2:4",
         "method.sparsity=0.5",
+        f"hydra.run.dir={tmp_path}/hydra",
     ]
     out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "pattern=2:4" in out.stdout and "chosen once from calibration data" in out.stdout
     refused = subprocess.run(
-        command[:-2] + ["method.pattern=row"], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [*command[:-3], "method.pattern=row", command[-1]], capture_output=True, text=True, cwd=ROOT, timeout=300
     )
     assert refused.returncode == 2 and "method=sparsegpt prunes unstructured or N:M" in refused.stderr
 
