@@ -17,27 +17,15 @@ import torch
 
 from ..methods.pst import SCORE_TERMS
 from .bits import pack_bits, unpack_bits
-from .layers import MovementSparseLinear, PSTSparseLinear, SparseLinear
+from .layers import SparseLinear
 
 TERMS = SCORE_TERMS
 
 
-@torch.no_grad()
 def score_term_norms(layer: SparseLinear) -> dict[str, float]:
-    """Norms of the score's terms (and of β·U·V under PST); a term the layer does not have is left out."""
-    if isinstance(layer, PSTSparseLinear):
-        norms = {"uv": float(torch.linalg.matrix_norm(layer.beta * (layer.U @ layer.V)))}
-        if layer.use_magnitude:
-            norms["mag"] = float(torch.linalg.matrix_norm(layer.dense_weight()))  # ‖|X|‖ = ‖X‖
-        if layer.A is not None:
-            norms["ab"] = float(torch.linalg.matrix_norm(layer.alpha1 * (layer.A @ layer.B)))
-        if layer.R is not None:
-            rc = layer.R.unsqueeze(1) + layer.C.unsqueeze(0)
-            norms["rc"] = float(torch.linalg.matrix_norm(layer.alpha2 * rc))
-        return norms
-    if isinstance(layer, MovementSparseLinear):
-        return {"mvp": float(torch.linalg.matrix_norm(layer.mask_scores))}
-    return {"mag": float(torch.linalg.matrix_norm(layer.base_layer.weight))}
+    """Norms of the score's terms (and of β·U·V under PST), as the layer names them
+    (``SparseLinear.score_term_norms``): a term the layer does not have is left out."""
+    return layer.score_term_norms()
 
 
 def term_shares(norms: dict[str, float]) -> dict[str, float]:

@@ -153,6 +153,12 @@ class SparseLinear(nn.Module):
         """A term the method adds to the training loss (soft movement's L1 on its scores); None for most."""
         return None
 
+    @torch.no_grad()
+    def score_term_norms(self) -> dict[str, float]:
+        """Frobenius norms of the score's terms, for the diagnostics (``sparsity.diagnostics``): |W| by
+        default; a method with other terms names its own."""
+        return {"mag": float(torch.linalg.matrix_norm(self.base_layer.weight))}
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         mask = self.current_mask()
         if torch.is_grad_enabled():
@@ -241,6 +247,10 @@ class MovementSparseLinear(SparseLinear):
     def masked_weight(self, mask: torch.Tensor) -> torch.Tensor:
         return self.base_layer.weight * StraightThroughMask.apply(self.mask_scores, mask)
 
+    @torch.no_grad()
+    def score_term_norms(self) -> dict[str, float]:
+        return {"mvp": float(torch.linalg.matrix_norm(self.mask_scores))}  # its one score matrix
+
 
 class PSTSparseLinear(SparseLinear):
     """PST: frozen W0, trainable low-rank update U·V and importance model A·B, R, C.
@@ -297,6 +307,18 @@ class PSTSparseLinear(SparseLinear):
         terms = ("mag",) if self.use_magnitude else ()
         terms += ("ab",) if self.A is not None else ()
         return terms + (("rc",) if self.R is not None else ())
+
+    @torch.no_grad()
+    def score_term_norms(self) -> dict[str, float]:
+        """‖β·U·V‖ and each present term's norm: ‖|W0 + β·U·V|‖, ‖α1·A·B‖, ‖α2·(R + C)‖."""
+        norms = {"uv": float(torch.linalg.matrix_norm(self.beta * (self.U @ self.V)))}
+        if self.use_magnitude:
+            norms["mag"] = float(torch.linalg.matrix_norm(self.dense_weight()))  # ‖|X|‖ = ‖X‖
+        if self.A is not None:
+            norms["ab"] = float(torch.linalg.matrix_norm(self.alpha1 * (self.A @ self.B)))
+        if self.R is not None:
+            norms["rc"] = float(torch.linalg.matrix_norm(self.alpha2 * (self.R.unsqueeze(1) + self.C.unsqueeze(0))))
+        return norms
 
     @torch.no_grad()
     def dense_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
