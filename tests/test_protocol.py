@@ -31,6 +31,7 @@ def write_spec(tmp_path: Path, **changes) -> Path:
         "schedule": {"epochs": [2, 4], "sparsity": {"sst2": 0.9}, "results_dir": str(tmp_path / "schedule")},
         "sparsities": [0.5, 0.7, 0.8, 0.9],
         "ablation": {"seeds": [1], "variants": {"PST[mag+ab]": ["method=pst_mag_ab"], "r1=4 r2=8": ["method.r1=4"]}},
+        "baselines": {"grids": {"sparsegpt": [1e-4]}},
         **changes,
     }
     path = tmp_path / "spec.yaml"
@@ -96,6 +97,7 @@ def test_ladder_steps_one_point_beyond_the_edge():
 def test_the_shipped_specs_load_and_the_gpu_spec_only_changes_device_and_folders():
     cpu, gpu = load_spec("cpu"), load_spec("gpu")
     assert cpu.grids == gpu.grids and cpu.heldout_seeds == gpu.heldout_seeds == [1, 2, 3, 4, 5]
+    assert sorted(cpu.baselines.grids) == ["sparsegpt", "wanda", "wanda_oneshot"] == sorted(gpu.baselines.grids)
     assert "train.device=cuda" in gpu.run_overrides and gpu.results_dir != cpu.results_dir
     assert gpu.schedule.results_dir != cpu.schedule.results_dir and gpu.schedule.epochs == cpu.schedule.epochs
     assert all(len(points) == 3 for points in cpu.grids.values()), "equal tuning: three points per method"
@@ -109,6 +111,7 @@ def test_the_shipped_specs_load_and_the_gpu_spec_only_changes_device_and_folders
         ({"cells": {"map_share": [0.9, 0.6]}}, "map_share"),
         ({"tasks": ["sst2", "stsb", "mrpc"]}, "no entry for task mrpc"),
         ({"nonsense": 1}, "nonsense"),
+        ({"baselines": {"grids": {"map": [1e-4]}}}, "map is in grids and baselines.grids"),
     ],
 )
 def test_a_bad_spec_is_refused_in_one_line(tmp_path, change, message):
@@ -185,6 +188,12 @@ def test_the_whole_protocol_on_simulated_runs(tmp_path):
         ("pst_mag_ab", (), 1e-3, 1),
         ("pst", ("method.r1=4",), 1e-3, 1),
     }
+    # issue 24's baselines last: tuned at every claim-1 cell (one point here), then on the held-out seeds
+    baselines = [r for r in requests if r.stage.startswith("baselines")]
+    assert {(r.method, r.sparsity, r.seed) for r in baselines} == {
+        ("sparsegpt", s, seed) for s in (0.7, 0.8) for seed in (0, 1, 2)
+    }
+    assert requests.index(baselines[0]) > max(requests.index(r) for r in ablation)
 
 
 @pytest.mark.slow

@@ -18,7 +18,9 @@ The stages (results/README.md, "Protocol"):
   where nothing learns) and at claim 2's sparsity (its methods); a grid whose winner (selection seed only,
   ``report.selection``) lies on an edge grows one point beyond it, at most ``max_extensions`` times;
 - **2**: the winners (and dense's) on the held-out seeds, claim-1 cells first, then claim 2's;
-- **claims 3-4**: the ablation's variants at PST's winning rate of its cell, on the ablation seeds.
+- **claims 3-4**: the ablation's variants at PST's winning rate of its cell, on the ablation seeds;
+- **baselines**: the methods beyond the paper (``baselines.grids``: Wanda, SparseGPT) tuned at every
+  claim-1 cell, then their winners on the held-out seeds.
 """
 
 from __future__ import annotations
@@ -192,10 +194,11 @@ class _Planner:
 
     # ------------------------------------------------------------------ grids
 
-    def grid(self, stage: str, task: str, method: str, sparsity: float) -> RunRecord | None:
+    def grid(self, stage: str, task: str, method: str, sparsity: float, grids=None) -> RunRecord | None:
         """Run a method's grid at one cell on the selection seed, growing it past an edge winner; returns the
         winner's selection-seed record once the grid is settled, else None."""
-        points = list(self.spec.grids[method])
+        grids = self.spec.grids if grids is None else grids
+        points = list(grids[method])
         for _ in range(self.spec.max_extensions + 1):
             records = [
                 self.need(self.request(stage, task, method, sparsity, lr, self.spec.selection_seed)) for lr in points
@@ -212,7 +215,7 @@ class _Planner:
                 return winner
             edge = cell.on_edge
             lr = float(winner.config["train"]["lr"])
-            grown = len(points) - len(self.spec.grids[method])
+            grown = len(points) - len(grids[method])
             if edge is None or len(points) == 1 or grown >= self.spec.max_extensions:
                 note = f" (still on the {edge} edge after {grown} extensions: the limit)" if edge else ""
                 self.plan.decisions.append(
@@ -290,7 +293,19 @@ class _Planner:
             stage = "claim 2" if key[1] == spec.claim2.sparsity and key[2] != "finetune" else "2"
             self.held_out(stage, key, winners.get(key), spec.heldout_seeds)
         self.ablation(winners)
+        self.baselines(cells)
         return self.plan
+
+    def baselines(self, cells: dict) -> None:
+        """Issue 24's methods at every claim-1 cell, after everything the paper's claims need."""
+        grids = self.spec.baselines.grids
+        found = {}
+        for task, (claim1, _) in cells.items():
+            for sparsity in claim1:
+                for method in grids:
+                    found[(task, sparsity, method)] = self.grid("baselines", task, method, sparsity, grids)
+        for key, winner in found.items():
+            self.held_out("baselines held-out", key, winner, self.spec.heldout_seeds)
 
     def held_out(self, stage: str, key: tuple[str, float, str], winner: RunRecord | None, seeds, **kw) -> None:
         task, sparsity, method = key

@@ -21,6 +21,8 @@ from ..errors import ConfigError
 #: Where the named specs live: the top-level conf/protocol/, shipped as the package pst_bench.conf.
 SPEC_PACKAGE = "pst_bench.conf"
 SPEC_FOLDER = "protocol"
+#: Keys whose value a spec replaces whole instead of merging into its base's.
+REPLACED_WHOLE = ("ablation.variants", "baselines.grids")
 
 
 @dataclass
@@ -65,6 +67,14 @@ class AblationSpec:
 
 
 @dataclass
+class BaselinesSpec:
+    """Methods beyond the paper (issue 24: gradual and one-shot Wanda, SparseGPT), run after the paper's
+    claims at every claim-1 cell: tuned on the selection seed like the others, then on the held-out seeds."""
+
+    grids: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
 class ProtocolSpec:
     name: str = ""
     base: str | None = None
@@ -85,6 +95,7 @@ class ProtocolSpec:
     score_lr_ratio: dict[str, float] = field(default_factory=dict)
     max_extensions: int = 2  # points a grid may grow beyond each edge while its winner sits there
     ablation: AblationSpec = field(default_factory=AblationSpec)
+    baselines: BaselinesSpec = field(default_factory=BaselinesSpec)
     minutes_per_run: dict[str, float] = field(default_factory=dict)  # budget estimate before any run finished
     jobs: int = 1  # runs at once
 
@@ -126,11 +137,12 @@ def load_spec(name: str) -> ProtocolSpec:
             seen.add(base)
             layers.insert(0, OmegaConf.create(_spec_text(base)))
         merged = OmegaConf.merge(OmegaConf.structured(ProtocolSpec), *layers)
-        # the ablation's variants are a set a spec replaces whole (a merge would keep its base's variants)
+        # sets a spec replaces whole (a merge would keep its base's members)
         for layer in layers:
-            variants = OmegaConf.select(layer, "ablation.variants")
-            if variants is not None:
-                merged.ablation.variants = variants
+            for key in REPLACED_WHOLE:
+                value = OmegaConf.select(layer, key)
+                if value is not None:
+                    OmegaConf.update(merged, key, value, merge=False)
     except OmegaConfBaseException as error:
         raise ConfigError(f"protocol spec {name}: {str(error).splitlines()[0]}") from None
     spec: ProtocolSpec = OmegaConf.to_object(merged)
@@ -143,9 +155,13 @@ def check_spec(spec: ProtocolSpec) -> None:
     """One line per problem a spec can have before anything runs."""
     if not spec.grids.get("finetune") or not spec.grids.get("map"):
         raise ConfigError(f"protocol spec {spec.name}: grids needs finetune and map (the cell rule's dense and MaP)")
-    for method, points in spec.grids.items():
-        if len(points) < 1 or sorted(points) != list(points):
-            raise ConfigError(f"protocol spec {spec.name}: grids.{method} must be ascending learning rates")
+    for where, grids in (("grids", spec.grids), ("baselines.grids", spec.baselines.grids)):
+        for method, points in grids.items():
+            if len(points) < 1 or sorted(points) != list(points):
+                raise ConfigError(f"protocol spec {spec.name}: {where}.{method} must be ascending learning rates")
+    for method in spec.baselines.grids:
+        if method in spec.grids:
+            raise ConfigError(f"protocol spec {spec.name}: {method} is in grids and baselines.grids; name it once")
     for task in spec.tasks:
         if task not in spec.schedule.sparsity:
             raise ConfigError(f"protocol spec {spec.name}: schedule.sparsity has no entry for task {task}")
