@@ -1,6 +1,6 @@
 # pst-bench: two commands on a fresh machine.
 #   make demo   install (once) and run a short real PST job offline
-#   make test   install (once) and run the test suite
+#   make test   install (once) and run the quick test suite (make test-all: every test, as CI does)
 #   make lint   ruff's lint rules and formatting check
 #   make docs   the documentation site (mkdocs, --strict) into site/
 PYTHON ?= python3
@@ -74,8 +74,9 @@ nltk-data: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pst-bench experiment=demo train.resume=false
 
+# The quick suite: every test not marked slow (a few minutes on 2 CPU cores; docs/tests.md).
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -q
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -q -m 'not slow'
 
 # ruff (settings in pyproject.toml): lint rules, then the formatter in check mode.
 lint: $(STAMP)
@@ -86,7 +87,8 @@ lint: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
-# Include the slow real-data runs as well.
+# Every test, the slow ones too (real MiniLM runs, the wheel install, torchrun, whole cross products): the full
+# check, and what .ci/run runs.
 test-all: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -q -m ''
 

@@ -1,16 +1,54 @@
-"""Helpers shared by the tests: Hydra compose, synthetic data, tiny-run overrides, fake records.
+"""Helpers shared by the tests: the real data's folder, Hydra compose, runs in process and through the
+console script, synthetic data, tiny-run overrides, fake records.
 
 Imported as ``from helpers import ...`` (pytest puts tests/ on sys.path); fixtures live in conftest.py.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("PST_SHARED_DATA", ROOT.parent / "shared" / "data"))
+#: The real data next to the checkout (../shared/data: GLUE under glue/, E2E/WebNLG/DART under nlg/), or
+#: $PST_SHARED_DATA. Tests reach it through conftest's ``shared_data`` fixture or the ``needs_shared`` mark.
+SHARED_DATA = Path(os.environ.get("PST_SHARED_DATA") or ROOT.parent / "shared" / "data")
+#: The installed console script, next to this interpreter.
+SCRIPT = shutil.which("pst-bench") or str(Path(sys.executable).with_name("pst-bench"))
+
+
+def shared_data_missing(part: str = "glue") -> str | None:
+    """Why a test of the real data ``part`` (glue, nlg) cannot run here, or None when it can."""
+    if (SHARED_DATA / part).is_dir():
+        return None
+    return f"real data not found at {SHARED_DATA / part} (set PST_SHARED_DATA to the shared data folder)"
+
+
+def needs_shared(part: str = "glue"):
+    """A mark that skips a test when the shared real data ``part`` is not here."""
+    import pytest
+
+    reason = shared_data_missing(part)
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+def run(cfg) -> dict:
+    """One run of the benchmark in this process (what `pst-bench` runs for a composed config)."""
+    from pst_bench.run.experiment import run_experiment
+
+    return run_experiment(cfg)
+
+
+def run_cli(*args, cwd=None, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
+    """The installed `pst-bench` script with ``args`` in a subprocess, offline, without PST_DATA_DIR."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env_extra or {})}
+    env.pop("PST_DATA_DIR", None)
+    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
 
 
 def compose_cfg(overrides=(), tmp_path: Path | None = None):
@@ -28,6 +66,37 @@ def compose_cfg(overrides=(), tmp_path: Path | None = None):
         ]
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
         return compose(config_name="config", overrides=[*overrides, *extra])
+
+
+def expand_sweep(sweep: str) -> list[list[str]]:
+    """The job override lists Hydra's basic sweeper makes of `-m sweep=<sweep>`."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
+    return expand_params(cfg.hydra.sweeper.params)
+
+
+def expand_params(params) -> list[list[str]]:
+    """The jobs of one grid ({key: "a,b"}), as Hydra's basic sweeper makes them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()])
+    return BasicSweeper.split_arguments(overrides, None)[0]
+
+
+def taking_turns(jobs: list[list[str]]) -> list[list[str]]:
+    """The jobs of a grid, each kept only where it brings a value of some axis no earlier kept job had: every
+    value of every axis is in one of them, at a fraction of the product (the quick test of a grid; the whole
+    product runs under the ``slow`` mark)."""
+    seen: set[str] = set()
+    kept = []
+    for job in jobs:
+        if not seen.issuperset(job):
+            kept.append(job)
+            seen.update(job)
+    return kept
 
 
 def write_synthetic_sst2(folder: Path, n_train: int = 96, n_dev: int = 32) -> Path:
@@ -67,8 +136,17 @@ def tiny_run_overrides(data_dir: Path, method: str = "pst", *extra: str) -> list
 @functools.lru_cache(maxsize=512)
 def _composed(overrides: tuple[str, ...]):
     """compose_cfg, once per override list: fake records of one setting differ only in their values
-    (build_record reads the config and never changes it)."""
-    return compose_cfg(list(overrides))
+    (build_record reads the config and never changes it).
+
+    A ``train.seed=<n>`` override is set on a copy of the config composed without it (an int field that
+    nothing reads while composing): the same config, and Hydra composes each setting once, not once per seed.
+    """
+    seeds = [o for o in overrides if o.startswith("train.seed=")]
+    if not seeds:
+        return compose_cfg(list(overrides))
+    cfg = copy.deepcopy(_composed(tuple(o for o in overrides if o not in seeds)))
+    cfg.train.seed = int(seeds[-1].split("=", 1)[1])
+    return cfg
 
 
 def fake_record(

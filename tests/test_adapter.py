@@ -40,11 +40,17 @@ def _ids(seed: int = 0) -> torch.Tensor:
 
 
 # -- presets ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("model_type", sorted(PRESETS))
-@pytest.mark.parametrize("auto_class", [AutoModelForSequenceClassification, AutoModelForCausalLM])
+ENCODERS = ("bert", "roberta")  # sequence classification only; the decoders take both heads
+PRESET_HEADS = [
+    (model_type, auto_class)
+    for model_type in sorted(PRESETS)
+    for auto_class in (AutoModelForSequenceClassification, AutoModelForCausalLM)
+    if model_type not in ENCODERS or auto_class is AutoModelForSequenceClassification
+]
+
+
+@pytest.mark.parametrize(("model_type", "auto_class"), PRESET_HEADS, ids=[f"{m}-{a.__name__}" for m, a in PRESET_HEADS])
 def test_every_preset_sparsifies_each_block_and_keeps_embeddings_norms_and_heads_dense(model_type, auto_class):
-    if model_type in ("bert", "roberta") and auto_class is AutoModelForCausalLM:
-        pytest.skip("encoders: sequence classification only")
     sparse = get_sparse_model(_tiny(model_type, auto_class), SparseConfig(method="pst", sparsity=0.5))
     names = list(sparse.sparse_layers)
     assert len(names) == 2 * MATRICES_PER_BLOCK[model_type]
@@ -240,9 +246,22 @@ def test_the_readme_library_example_runs_as_written(tmp_path, monkeypatch):
 
 
 # -- decoder families through the runner --------------------------------------------------------------
-@pytest.mark.parametrize("model_name", ["tiny-llama", "tiny-qwen2"])
-@pytest.mark.parametrize("method", ["finetune", "map", "mvp", "pst"])
-@pytest.mark.parametrize("task", ["sst2", "e2e"])
+DECODER_METHODS = ("finetune", "map", "mvp", "pst")
+DECODER_PAIRS = [(model_name, task) for model_name in ("tiny-llama", "tiny-qwen2") for task in ("e2e", "sst2")]
+
+
+def _decoder_cases():
+    """Each family × task pair with every method: the methods take turns over the pairs in the quick run (each
+    pair and each method once), the rest of the product is marked slow."""
+    for index, (model_name, task) in enumerate(DECODER_PAIRS):
+        for offset, method in enumerate(DECODER_METHODS):
+            turn = offset == index % len(DECODER_METHODS)
+            yield pytest.param(
+                model_name, method, task, marks=() if turn else pytest.mark.slow, id=f"{task}-{method}-{model_name}"
+            )
+
+
+@pytest.mark.parametrize(("model_name", "method", "task"), list(_decoder_cases()))
 def test_decoder_families_run_every_method_on_real_data(tmp_path, shared_data, model_name, method, task):
     from pst_bench.run.experiment import run_experiment
 

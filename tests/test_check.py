@@ -93,7 +93,7 @@ def test_cuda_without_a_gpu_and_fp16_on_the_cpu_are_problems(synthetic_data):
 
 
 def test_several_mistakes_give_one_line_each_through_the_script(tmp_path):
-    from test_cli import run_cli
+    from helpers import run_cli
 
     out = run_cli(
         "info=check", "task=mnli", f"data.dir={tmp_path}", f"model.local_dir={tmp_path / 'nope'}",

@@ -1,22 +1,10 @@
 """The installed `pst-bench` console script and its error messages."""
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import write_synthetic_sst2
-
-SCRIPT = shutil.which("pst-bench") or str(Path(sys.executable).with_name("pst-bench"))
-
-
-def run_cli(*args, cwd=None, env_extra=None, timeout=300):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env_extra or {})}
-    env.pop("PST_DATA_DIR", None)
-    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+from helpers import run_cli, write_synthetic_sst2
 
 
 def test_script_shows_the_composed_job_config(tmp_path):

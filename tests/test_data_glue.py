@@ -20,16 +20,13 @@ import huggingface_hub.constants as hub_constants
 import pytest
 from omegaconf import OmegaConf
 
+from helpers import SHARED_DATA, needs_shared
 from pst_bench.data import load_glue_splits
 from pst_bench.data.glue import LAYOUTS
 from pst_bench.errors import ConfigError, DataError
 
 TASK_CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
-SHARED_DATA = Path(os.environ.get("PST_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-needs_real_data = pytest.mark.skipif(
-    not (SHARED_DATA / "glue").is_dir(),
-    reason=f"real GLUE files not found at {SHARED_DATA}/glue (set PST_SHARED_DATA to the shared data folder)",
-)
+needs_real_data = needs_shared("glue")
 
 MNLI_TRAIN_HEADER = [
     "index",

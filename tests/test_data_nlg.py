@@ -20,16 +20,13 @@ import huggingface_hub.constants as hub_constants
 import pytest
 from omegaconf import OmegaConf
 
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, needs_shared
 from pst_bench.data.nlg import NlgSplit, linearise_e2e_mr, linearise_triples, load_nlg_split
 from pst_bench.errors import ConfigError, DataError
 
 TASK_CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
 NLG_DATA = SHARED_DATA / "nlg"
-needs_real_data = pytest.mark.skipif(
-    not NLG_DATA.is_dir(),
-    reason=f"real NLG files not found at {NLG_DATA} (set PST_SHARED_DATA to the shared data folder)",
-)
+needs_real_data = needs_shared("nlg")
 
 
 def task(name, **overrides):

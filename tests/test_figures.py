@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import compose_cfg, fake_record, tiny_run_overrides, write_synthetic_sst2
+from helpers import fake_record
 
 pytest.importorskip("matplotlib")
 
@@ -20,28 +20,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Tiny real runs sharing one results folder: MaP, MvP, PST at 90%, and PST at 50%.
+def runs(tiny_runs, tmp_path_factory):
+    """Tiny real runs in one results folder of their own: MaP, MvP, PST at 90%, and PST at 50%.
 
-    Module-scoped (the runs take a few seconds each), so it builds the synthetic SST-2 folder with the
-    helper behind conftest's ``synthetic_data`` fixture.
+    The session's shared runs (conftest.TinyRuns: trained once, diagnostics every 2 steps), copied.
     """
-    import torch
-
-    from pst_bench.run.experiment import run_experiment
-
-    tmp_path = tmp_path_factory.mktemp("figures")
-    data = write_synthetic_sst2(tmp_path / "glue_data", n_train=32, n_dev=16)
-    records = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 32-wide model: more threads only spin on a busy machine
-    try:
-        for method, sparsity in (("map", 0.9), ("mvp", 0.9), ("pst", 0.9), ("pst", 0.5)):
-            overrides = tiny_run_overrides(data, method, f"method.sparsity={sparsity}", "export=false")
-            records[method, sparsity] = run_experiment(compose_cfg(overrides, tmp_path))
-    finally:
-        torch.set_num_threads(threads)
-    return tmp_path / "results" / "runs", records
+    keys = (("map", 0.9), ("mvp", 0.9), ("pst", 0.9), ("pst", 0.5))
+    folder = tiny_runs.folder(tmp_path_factory.mktemp("figures") / "runs", *keys)
+    return folder, {key: tiny_runs.get(*key) for key in keys}
 
 
 def _png(path):

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Building and installing the wheel takes a while: the whole module runs under `make test-all` only.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

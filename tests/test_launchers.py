@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_cli import SCRIPT, run_cli
+import pytest
 
-from helpers import write_synthetic_sst2
+from helpers import SCRIPT, run_cli, write_synthetic_sst2
 
 TINY = ["model=tiny-bert", "train.epochs=1", "train.progress_bar=false", "export=false"]
 
@@ -61,6 +61,7 @@ def test_submitit_slurm_launcher_composes(tmp_path):
     assert "submitit_slurm" in out.stdout and "partition: gpu" in out.stdout
 
 
+@pytest.mark.slow
 def test_torchrun_with_two_cpu_processes_writes_once(tmp_path):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     data = write_synthetic_sst2(tmp_path / "data", n_train=64, n_dev=32)

@@ -12,14 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, compose_cfg, tiny_run_overrides
+from helpers import ROOT, Interrupt, compose_cfg, die_after_checkpoint, run, tiny_run_overrides
 from pst_bench.errors import ConfigError
-
-
-def run(cfg):
-    from pst_bench.run.experiment import run_experiment
-
-    return run_experiment(cfg)
 
 
 def _scalars(log_dir: Path) -> dict[str, list]:
@@ -35,10 +29,9 @@ def _scalars(log_dir: Path) -> dict[str, list]:
 
 
 # -- tracking and diagnostics ---------------------------------------------------------------------------
-def test_tensorboard_gets_step_eval_and_per_matrix_diagnostics(tmp_path, synthetic_data):
-    cfg = compose_cfg(tiny_run_overrides(synthetic_data, "pst", "train.diagnostics_every_steps=2"), tmp_path)
-    record = run(cfg)
-    log_dir = tmp_path / "logs" / record["run_id"]
+def test_tensorboard_gets_step_eval_and_per_matrix_diagnostics(tiny_runs):
+    record = tiny_runs.get("pst")  # the session's tiny PST run: diagnostics every 2 steps, TensorBoard on
+    log_dir = tiny_runs.log_dir / record["run_id"]
     scalars = _scalars(log_dir)
     total = record["steps"]["total"]
     assert [step for step, _ in sorted(scalars["train/loss"])] == list(range(1, total + 1))
@@ -79,25 +72,22 @@ def test_tracking_keys_do_not_change_the_run_id(synthetic_data):
     )
 
 
-def test_the_mask_dynamics_figure_is_drawn_from_records_with_diagnostics(tmp_path, synthetic_data):
+def test_the_mask_dynamics_figure_is_drawn_from_records_with_diagnostics(tmp_path, tiny_runs):
     from pst_bench.report.figures import make_figures
 
-    for method in ("map", "mvp", "pst"):
-        run(compose_cfg(tiny_run_overrides(synthetic_data, method, "train.diagnostics_every_steps=2"), tmp_path))
-    written, skipped = make_figures(tmp_path / "results" / "runs", tmp_path / "figures", sparsity=0.5)
+    runs = tiny_runs.folder(tmp_path / "runs", ("map", 0.5), ("mvp", 0.5), ("pst", 0.5))
+    written, skipped = make_figures(runs, tmp_path / "figures", sparsity=0.5)
     assert tmp_path / "figures" / "fig_mask_dynamics_p50.png" in written, skipped
 
 
 # -- preemption -------------------------------------------------------------------------------------------
-def test_a_signal_mid_epoch_checkpoints_and_the_rerun_gives_the_uninterrupted_record(
-    tmp_path, synthetic_data, monkeypatch
-):
+def test_a_signal_mid_epoch_checkpoints_and_the_rerun_gives_the_uninterrupted_record(tmp_path, tiny_runs, monkeypatch):
     from pst_bench.run import loop
     from pst_bench.run.checkpoint import latest_checkpoint
     from pst_bench.run.preempt import Preempted
 
-    overrides = tiny_run_overrides(synthetic_data, "pst", "train.diagnostics_every_steps=2")
-    reference = run(compose_cfg(overrides, tmp_path / "reference"))
+    overrides = tiny_runs.overrides("pst")
+    reference = tiny_runs.get("pst")  # the same run, uninterrupted (trained once per session)
 
     real_log_step = loop.TrainingLoop._log_step
 
@@ -189,23 +179,11 @@ def test_the_requeue_launcher_config_composes_with_submitits_slurm_launcher():
 
 
 # -- faults of a shared file system -----------------------------------------------------------------------
-class Interrupt(Exception):
-    pass
-
-
 def _interrupted_at_step(monkeypatch, cfg, step: int) -> None:
     """Run ``cfg`` until the checkpoint of ``step`` is written, then die (as a killed node would)."""
     import pst_bench.run.checkpoint as ckpt
 
-    real_save = ckpt.save_checkpoint
-
-    def save_then_die(run_dir, model, optimizer, scheduler, progress, **extra):
-        folder = real_save(run_dir, model, optimizer, scheduler, progress, **extra)
-        if progress["global_step"] == step:
-            raise Interrupt
-        return folder
-
-    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_die)
+    real_save = die_after_checkpoint(monkeypatch, step)
     with pytest.raises(Interrupt):
         run(cfg)
     monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
@@ -216,11 +194,11 @@ def _truncate_every_file(folder: Path) -> None:
         path.write_bytes(path.read_bytes()[:5])  # what a node dying mid-flush leaves
 
 
-def test_a_truncated_last_checkpoint_resumes_from_the_one_before(tmp_path, synthetic_data, monkeypatch, caplog):
+def test_a_truncated_last_checkpoint_resumes_from_the_one_before(tmp_path, tiny_runs, monkeypatch, caplog):
     from pst_bench.run.checkpoint import checkpoint_folders
 
-    overrides = tiny_run_overrides(synthetic_data, "pst", "train.checkpoint_every_steps=2")
-    reference = run(compose_cfg(overrides, tmp_path / "reference"))
+    overrides = tiny_runs.overrides("pst", None, "train.checkpoint_every_steps=2")
+    reference = tiny_runs.get("pst")  # the same run, uninterrupted (checkpoints never change a run's id)
     cfg = compose_cfg(overrides, tmp_path / "cut")
     _interrupted_at_step(monkeypatch, cfg, 8)
     run_dir = tmp_path / "cut" / "checkpoints" / reference["run_id"]

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import expand_params, expand_sweep, taking_turns
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 
@@ -97,37 +99,28 @@ OLD_CPU_SCALE = {
 }
 
 
-def expand(sweep: str) -> list[list[str]]:
-    """The job override lists Hydra's basic sweeper makes of `-m sweep=<sweep>`."""
-    from hydra import compose, initialize_config_module
-
-    with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
-    return expand_params(cfg.hydra.sweeper.params)
-
-
-def expand_params(params) -> list[list[str]]:
-    """The jobs of one grid ({key: "a,b"}), as Hydra's basic sweeper makes them."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    overrides = OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()])
-    return BasicSweeper.split_arguments(overrides, None)[0]
-
-
 def test_every_sweep_has_an_expected_size():
     assert set(SWEEPS) == set(EXPECTED_JOBS)
 
 
+#: The quick run composes each grid's jobs taking turns over its values (every value of every axis at least
+#: once, helpers.taking_turns); the whole product (about a thousand jobs, minutes) runs under the slow mark.
+EVERY_JOB = pytest.mark.parametrize(
+    "every_job", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["turns", "every-job"]
+)
+
+
+@EVERY_JOB
 @pytest.mark.parametrize("sweep", SWEEPS)
-def test_sweep_expands_to_the_expected_jobs_and_each_validates(sweep):
+def test_sweep_expands_to_the_expected_jobs_and_each_validates(sweep, every_job):
     from hydra import compose, initialize_config_module
 
     from pst_bench.record import run_id
     from pst_bench.schema.validate import validate_config
 
-    jobs = expand(sweep)
-    assert len(jobs) == EXPECTED_JOBS[sweep]
+    grid = expand_sweep(sweep)
+    assert len(grid) == EXPECTED_JOBS[sweep]
+    jobs = grid if every_job else taking_turns(grid)
     ids = set()
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
         for job in jobs:
@@ -172,8 +165,9 @@ def _check_evidence_job(sweep: str, job: list[str], cfg) -> None:
     assert cfg.model.name == "minilm-l6"
 
 
+@EVERY_JOB
 @pytest.mark.parametrize("sweep", sorted(OLD_CPU_SWEEPS))
-def test_a_cpu_sweep_runs_what_its_old_pair_of_files_ran(sweep):
+def test_a_cpu_sweep_runs_what_its_old_pair_of_files_ran(sweep, every_job):
     """One file per artefact now that each method names its CPU-scale learning rate (method.lr.cpu):
     the same jobs as the files it replaced, each with the same train.lr, epochs, subset, batch, export."""
     from hydra import compose, initialize_config_module
@@ -183,10 +177,10 @@ def test_a_cpu_sweep_runs_what_its_old_pair_of_files_ran(sweep):
     for grid, lr in OLD_CPU_SWEEPS[sweep]:
         for job in expand_params({"model": "minilm-l6", **grid}):
             old_lr[frozenset(job)] = lr
-    jobs = expand(sweep)
+    jobs = expand_sweep(sweep)
     assert {frozenset(job) for job in jobs} == set(old_lr)
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
-        for job in jobs:
+        for job in jobs if every_job else taking_turns(jobs):
             cfg = compose(config_name="config", overrides=[f"sweep={sweep}", *job])
             settings = {key: OmegaConf.select(cfg, key) for key in OLD_CPU_SCALE}
             assert (cfg.train.lr, settings) == (old_lr[frozenset(job)], OLD_CPU_SCALE), job
@@ -206,9 +200,7 @@ def test_a_sweep_file_runs_through_the_cli_with_seeds_as_an_extra_axis(tmp_path)
     (shrunk to the tiny model: command-line values replace the file's for the same key)."""
     import json
 
-    from test_cli import run_cli
-
-    from helpers import write_synthetic_sst2
+    from helpers import run_cli, write_synthetic_sst2
 
     data = write_synthetic_sst2(tmp_path / "data", n_train=32, n_dev=16)
     out = run_cli(
@@ -240,7 +232,7 @@ def test_structured_sweep_reuses_the_evidence_runs_it_compares_with():
     from pst_bench.record import run_id
 
     def ids(sweep: str) -> set[str]:
-        jobs = expand(sweep)
+        jobs = expand_sweep(sweep)
         with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
             return {run_id(compose(config_name="config", overrides=[f"sweep={sweep}", *job])) for job in jobs}
 

@@ -6,22 +6,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import Interrupt, compose_cfg, die_after_checkpoint, tiny_run_overrides
+from helpers import Interrupt, compose_cfg, die_after_checkpoint, run, tiny_run_overrides
 
 METHODS = ["finetune", "map", "mvp", "pst", "pst_rc"]
 
 
-def run(cfg):
-    from pst_bench.run.experiment import run_experiment
-
-    return run_experiment(cfg)
-
-
 @pytest.mark.parametrize("method", METHODS)
-def test_tiny_end_to_end_run_per_method(tmp_path, synthetic_data, method):
-    cfg = compose_cfg(tiny_run_overrides(synthetic_data, method), tmp_path)
-    record = run(cfg)
-    path = tmp_path / "results" / "runs" / f"{record['run_id']}.json"
+def test_tiny_end_to_end_run_per_method(tiny_runs, method):
+    record = tiny_runs.get(method)  # trained once per session (conftest.TinyRuns), shared with other tests
+    path = tiny_runs.results_dir / f"{record['run_id']}.json"
     on_disk = json.loads(path.read_text())
     assert on_disk["status"] == "finished" and on_disk["method"] == method
     assert [e["epoch"] for e in on_disk["epochs"]] == [1, 2]
@@ -165,6 +158,7 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
+@pytest.mark.slow
 def test_real_data_minilm_run_learns_and_reaches_target_sparsity(tmp_path, shared_data):
     """MiniLM-L6 (real pretrained weights) on a slice of real SST-2: loss falls, sparsity is exact."""
     cfg = compose_cfg(
