@@ -25,6 +25,8 @@ def test_every_method_passes_under_cpu_bf16_autocast(capsys):
     assert list(rows) == list(gpu_smoke.METHODS)
     assert all(row.endswith("ok") and " step " in row and " peak " in row for row in rows.values())
     assert "sparsity 0.90" in rows["pst"] and "grad rel. err. vs fp32" in rows["pst"] and "dense" in rows["finetune"]
+    assert "calibration " in rows["sparsegpt"] and "calibration " in rows["wanda_oneshot"]
+    assert "calibration " not in rows["wanda"] and "sparsity 0.90" in rows["sparsegpt"]
 
 
 def test_a_failed_check_fails_the_run_and_names_the_method(capsys, monkeypatch):
