@@ -15,7 +15,7 @@ from pst_bench.errors import ConfigError
 from pst_bench.protocol import execute
 from pst_bench.protocol.__main__ import main
 from pst_bench.protocol.execute import Ledger, run_protocol
-from pst_bench.protocol.plan import ladder_step, make_plan
+from pst_bench.protocol.plan import ladder_step, make_plan, next_lambda
 from pst_bench.protocol.spec import load_spec
 
 HERE = Path(__file__).parent
@@ -32,6 +32,7 @@ def write_spec(tmp_path: Path, **changes) -> Path:
         "sparsities": [0.5, 0.7, 0.8, 0.9],
         "ablation": {"seeds": [1], "variants": {"PST[mag+ab]": ["method=pst_mag_ab"], "r1=4 r2=8": ["method.r1=4"]}},
         "baselines": {"grids": {"sparsegpt": [1e-4]}},
+        "soft_movement": {"task": "sst2", "sparsity": 0.9, "seeds": [1]},
         **changes,
     }
     path = tmp_path / "spec.yaml"
@@ -62,11 +63,19 @@ def simulated_value(request) -> tuple[float, float]:
     return value, value + (0.02 if request.epochs == 2 else 0.0)
 
 
+def simulated_achieved(request) -> float:
+    """Soft movement's achieved sparsity grows with its penalty: λ / (λ + 100) (0.8 at the default 400)."""
+    lam = float(next(item.split("=")[1] for item in request.extra if item.startswith("method.final_lambda=")))
+    return lam / (lam + 100.0)
+
+
 def finish(spec, plan, ledger, value_of=simulated_value) -> int:
     """Write a record for every pending run, as pst-bench would; returns how many."""
     for run in plan.pending:
         dev, final = value_of(run.request)
         record = fake_record(run.request.overrides(spec), dev=dev, final=final, predictions=WITH_BASELINE)
+        if run.request.method == "soft_mvp":
+            record["sparsity_achieved"]["overall"] = simulated_achieved(run.request)
         assert record["run_id"] == ledger.run_id(run.request), "the ledger composes the id the run writes"
         folder = Path(run.request.results_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -84,6 +93,13 @@ def run_to_the_end(spec):
             return plan, rounds
         rounds.append([run.request for run in plan.pending])
         finish(spec, plan, ledger)
+
+
+def test_the_penalty_search_steps_until_it_brackets_the_target_then_bisects_in_log_space():
+    assert next_lambda({400.0: 0.8}, 0.9, 4.0) == 1600.0
+    assert next_lambda({400.0: 0.95}, 0.9, 4.0) == 100.0
+    assert next_lambda({400.0: 0.8, 1600.0: 0.95, 6400.0: 0.99}, 0.9, 4.0) == pytest.approx(800.0)
+    assert next_lambda({400.0: 0.8, 800.0: 0.85, 1600.0: 0.95}, 0.9, 4.0) == pytest.approx((800 * 1600) ** 0.5)
 
 
 def test_ladder_steps_one_point_beyond_the_edge():
@@ -112,6 +128,8 @@ def test_the_shipped_specs_load_and_the_gpu_spec_only_changes_device_and_folders
         ({"tasks": ["sst2", "stsb", "mrpc"]}, "no entry for task mrpc"),
         ({"nonsense": 1}, "nonsense"),
         ({"baselines": {"grids": {"map": [1e-4]}}}, "map is in grids and baselines.grids"),
+        ({"soft_movement": {"task": "mrpc"}}, "soft_movement.task must be one of tasks"),
+        ({"soft_movement": {"step": 1.0}}, "step > 1"),
     ],
 )
 def test_a_bad_spec_is_refused_in_one_line(tmp_path, change, message):
@@ -175,14 +193,22 @@ def test_the_whole_protocol_on_simulated_runs(tmp_path):
     assert {r.lr for r in held if r.method == "pst"} == {1e-3} and {r.lr for r in held if r.method == "mvp"} == {1e-4}
     assert {r.lr for r in held if r.method == "finetune"} == {1e-4}
     # 90% is tuned (a documented failure if nothing learns) but gets no held-out seed
-    assert not [r for r in requests if r.sparsity == 0.9 and r.seed != 0 and r.stage != "claims 3-4"]
+    assert not [
+        r
+        for r in requests
+        if r.sparsity == 0.9 and r.seed != 0 and r.stage not in ("claims 3-4", "soft movement held-out")
+    ]
     # claim 2: MaP and PST at 50%, tuned then held out
     assert {(r.method, r.seed) for r in requests if r.stage == "claim 2"} == {
         (m, s) for m in ("map", "pst") for s in (1, 2)
     }
     # claims 3-4: the variants at PST's winning rate of SST-2 90%, on the ablation seed, with the full score
     ablation = [r for r in requests if r.stage == "claims 3-4"]
-    assert not [r for r in requests if r.sparsity == 0.9 and r.seed != 0 and r.stage != "claims 3-4"]
+    assert not [
+        r
+        for r in requests
+        if r.sparsity == 0.9 and r.seed != 0 and r.stage not in ("claims 3-4", "soft movement held-out")
+    ]
     assert {(r.method, r.extra, r.lr, r.seed) for r in ablation} == {
         ("pst", (), 1e-3, 1),
         ("pst_mag_ab", (), 1e-3, 1),
@@ -194,6 +220,13 @@ def test_the_whole_protocol_on_simulated_runs(tmp_path):
         ("sparsegpt", s, seed) for s in (0.7, 0.8) for seed in (0, 1, 2)
     }
     assert requests.index(baselines[0]) > max(requests.index(r) for r in ablation)
+    # soft movement: λ from 400 (80%) up by 4 to 1600 (94.1%), then bisected in log λ until within 1 point
+    # of 90%: 800 (88.9%), 1131 (91.9%), 951 (90.5%); its weights at MvP's winning rate; then seed 1 at 951
+    soft = [r for r in requests if r.method == "soft_mvp"]
+    lambdas = [float(r.extra[0].split("=")[1]) for r in soft]
+    assert [round(lam) for lam in lambdas] == [400, 1600, 800, 1131, 951, 951]
+    assert [r.seed for r in soft] == [0, 0, 0, 0, 0, 1] and {r.lr for r in soft} == {1e-4}
+    assert any(d.startswith("soft movement sst2 90%: λ 951.") for d in plan.decisions)
 
 
 @pytest.mark.slow
@@ -313,3 +346,24 @@ def test_the_estimate_scales_finished_runs_minutes_per_step_to_the_pending_runs_
     ledger.reload()
     later = make_plan(spec, ledger).pending[0].request  # MaP at 4 epochs: 40 steps
     assert later.epochs == 4 and execute.minutes_per_run(spec, ledger, later) == pytest.approx(40 / 30 / 60)
+
+
+def test_a_penalty_search_that_never_lands_stops_after_its_tries_and_says_so(tmp_path):
+    from pst_bench.protocol.plan import _Planner
+    from pst_bench.record import as_record
+
+    spec = load_spec(str(write_spec(tmp_path, soft_movement={"task": "sst2", "max_tries": 3, "tolerance": 0.001})))
+    ledger = Ledger(spec)
+    mvp = as_record(fake_record(["model=minilm-l6", "task=sst2", "method=mvp", "train.lr=3e-4"], dev=0.7))
+    for _ in range(4):
+        planner = _Planner(spec, ledger)
+        planner.plan.epochs = {"sst2": 4}
+        planner.soft_movement({("sst2", 0.9, "mvp"): mvp})
+        finish(spec, planner.plan, ledger)
+        ledger.reload()
+    lambdas = [round(float(run.request.extra[0].split("=")[1])) for run in planner.plan.runs]
+    assert lambdas == [400, 1600, 800] and {run.request.lr for run in planner.plan.runs} == {3e-4}
+    assert planner.plan.decisions == [
+        "soft movement sst2 90%: no λ within 0.1 points after 3 tries (λ 400: 80.00%, λ 800: 88.89%, "
+        "λ 1600: 94.12%): no held-out seeds; raise soft_movement.max_tries or widen the tolerance"
+    ]

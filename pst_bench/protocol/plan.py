@@ -20,7 +20,9 @@ The stages (results/README.md, "Protocol"):
 - **2**: the winners (and dense's) on the held-out seeds, claim-1 cells first, then claim 2's;
 - **claims 3-4**: the ablation's variants at PST's winning rate of its cell, on the ablation seeds;
 - **baselines**: the methods beyond the paper (``baselines.grids``: Wanda, SparseGPT) tuned at every
-  claim-1 cell, then their winners on the held-out seeds.
+  claim-1 cell, then their winners on the held-out seeds;
+- **soft movement**: λ searched on the selection seed until the achieved sparsity lands on the cell
+  (``soft_movement``; ``next_lambda``), then the held-out seeds at that λ.
 """
 
 from __future__ import annotations
@@ -123,6 +125,20 @@ def ladder_step(value: float, up: bool) -> float:
     if mantissa == 3.0:
         return (10.0 ** (exponent + 1)) if up else (10.0**exponent)
     return value * math.sqrt(10.0) if up else value / math.sqrt(10.0)
+
+
+def next_lambda(tried: dict[float, float], target: float, step: float) -> float:
+    """The next penalty λ to try, from {λ: achieved sparsity} so far (more λ, more pruning): ``step`` times
+    the largest λ while every run pruned too little, the smallest over ``step`` while every one pruned too
+    much, else the geometric mean of the closest pair that brackets the target."""
+    below = [lam for lam, achieved in tried.items() if achieved < target]
+    above = [lam for lam, achieved in tried.items() if achieved > target]
+    if not above:
+        return max(tried) * step
+    if not below:
+        return min(tried) / step
+    low, high = max(below), min(above)
+    return math.sqrt(low * high)
 
 
 def _points(value: float | None) -> float | None:
@@ -294,7 +310,61 @@ class _Planner:
             self.held_out(stage, key, winners.get(key), spec.heldout_seeds)
         self.ablation(winners)
         self.baselines(cells)
+        self.soft_movement(winners)
         return self.plan
+
+    def soft_movement(self, winners: dict) -> None:
+        sm = self.spec.soft_movement
+        if sm.task is None or sm.task not in self.plan.epochs:
+            return
+        where = f"{sm.task} {100 * sm.sparsity:g}%"
+        mvp = winners.get((sm.task, sm.sparsity, "mvp"))
+        if mvp is None:
+            self.plan.blocked.append(f"soft movement: wait for MvP's grid at {where} (its weights' rate)")
+            return
+        lr = float(mvp.config["train"]["lr"])
+        tried: dict[float, float] = {}
+        lam = sm.start_lambda
+        for _ in range(sm.max_tries):
+            request = self.request(
+                "soft movement",
+                sm.task,
+                "soft_mvp",
+                sm.sparsity,
+                lr,
+                self.spec.selection_seed,
+                extra=(f"method.final_lambda={lam:.6g}",),
+            )
+            record = self.need(request)
+            if record is None:
+                return
+            achieved = record.achieved_sparsity
+            if achieved is None:
+                self.plan.blocked.append(f"soft movement: {record.run_id} records no achieved sparsity")
+                return
+            tried[lam] = achieved
+            if abs(achieved - sm.sparsity) <= sm.tolerance:
+                found = ", ".join(f"λ {k:.6g}: {100 * v:.2f}%" for k, v in sorted(tried.items()))
+                self.plan.decisions.append(f"soft movement {where}: λ {lam:.6g} lands on the cell ({found})")
+                for seed in sm.seeds:
+                    self.need(
+                        self.request(
+                            "soft movement held-out",
+                            sm.task,
+                            "soft_mvp",
+                            sm.sparsity,
+                            lr,
+                            seed,
+                            extra=(f"method.final_lambda={lam:.6g}",),
+                        )
+                    )
+                return
+            lam = next_lambda(tried, sm.sparsity, sm.step)
+        found = ", ".join(f"λ {k:.6g}: {100 * v:.2f}%" for k, v in sorted(tried.items()))
+        self.plan.decisions.append(
+            f"soft movement {where}: no λ within {100 * sm.tolerance:g} points after {sm.max_tries} tries ({found}): "
+            "no held-out seeds; raise soft_movement.max_tries or widen the tolerance"
+        )
 
     def baselines(self, cells: dict) -> None:
         """Issue 24's methods at every claim-1 cell, after everything the paper's claims need."""

@@ -75,6 +75,23 @@ class BaselinesSpec:
 
 
 @dataclass
+class SoftMovementSpec:
+    """Soft movement pruning (issue 24) at one cell: its sparsity is an outcome of the penalty λ, so λ is
+    searched on the selection seed (geometric steps of ``step`` until the target is bracketed, then
+    bisection in log λ) until a run lands within ``tolerance`` of the cell's sparsity, at most ``max_tries``
+    runs; the weights train at MvP's winning rate of the cell (its scores at the method's own score_lr);
+    then the held-out ``seeds`` at the λ found. ``task: null`` leaves it out."""
+
+    task: str | None = None
+    sparsity: float = 0.9
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    start_lambda: float = 400.0
+    step: float = 4.0
+    tolerance: float = 0.01
+    max_tries: int = 8
+
+
+@dataclass
 class ProtocolSpec:
     name: str = ""
     base: str | None = None
@@ -96,6 +113,7 @@ class ProtocolSpec:
     max_extensions: int = 2  # points a grid may grow beyond each edge while its winner sits there
     ablation: AblationSpec = field(default_factory=AblationSpec)
     baselines: BaselinesSpec = field(default_factory=BaselinesSpec)
+    soft_movement: SoftMovementSpec = field(default_factory=SoftMovementSpec)
     minutes_per_run: dict[str, float] = field(default_factory=dict)  # budget estimate before any run finished
     jobs: int = 1  # runs at once
 
@@ -172,5 +190,10 @@ def check_spec(spec: ProtocolSpec) -> None:
         raise ConfigError(f"protocol spec {spec.name}: cells.map_share must be [low, high] with 0 < low < high")
     if spec.schedule.epochs != sorted(spec.schedule.epochs):
         raise ConfigError(f"protocol spec {spec.name}: schedule.epochs must be ascending (shortest first)")
+    soft = spec.soft_movement
+    if soft.task is not None and (soft.task not in spec.tasks or spec.selection_seed in soft.seeds):
+        raise ConfigError(f"protocol spec {spec.name}: soft_movement.task must be one of tasks and its seeds held out")
+    if soft.step <= 1.0 or soft.start_lambda <= 0.0:
+        raise ConfigError(f"protocol spec {spec.name}: soft_movement needs start_lambda > 0 and step > 1")
     if spec.jobs < 1:
         raise ConfigError(f"protocol spec {spec.name}: jobs must be at least 1")
