@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli, write_synthetic_sst2
+from helpers import compose_cfg, run_cli, write_synthetic_sst2
 
 
 def test_script_shows_the_composed_job_config(tmp_path):
@@ -43,15 +43,30 @@ def test_unknown_choice_inside_a_multirun_list_is_caught():
     assert unknown_choice_message(["method.sparsity=0.5", "train.lr=1e-4"]) is None
 
 
+IMPOSSIBLE = [
+    ("method.sparsity=1.0", "method.sparsity=1.0 must be in [0, 1)"),
+    ("method.sparsity=-0.1", "must be in [0, 1)"),
+    ("method.r1=0", "method.r1=0 must be an integer >= 1"),
+    ("method.r2=0", "method.r2=0 must be an integer >= 1"),
+    ("export_compressed=int8", "export_compressed='int8': choose float16, bfloat16, float32 or null"),
+]
+
+
+@pytest.mark.parametrize("override, message", IMPOSSIBLE)
+def test_impossible_settings_are_refused_by_validation(override, message):
+    """The message the script prints for each (below), in process: the script prints `pst-bench: error: <it>`."""
+    from pst_bench.errors import ConfigError
+    from pst_bench.schema.validate import validate_config
+
+    with pytest.raises(ConfigError) as refused:
+        validate_config(compose_cfg(["model=tiny-bert", override]))
+    assert message in str(refused.value)
+
+
+# Each start of the script imports torch and transformers (seconds): the quick run sends one impossible
+# setting through it, the slow run every one.
 @pytest.mark.parametrize(
-    "override, message",
-    [
-        ("method.sparsity=1.0", "method.sparsity=1.0 must be in [0, 1)"),
-        ("method.sparsity=-0.1", "must be in [0, 1)"),
-        ("method.r1=0", "method.r1=0 must be an integer >= 1"),
-        ("method.r2=0", "method.r2=0 must be an integer >= 1"),
-        ("export_compressed=int8", "export_compressed='int8': choose float16, bfloat16, float32 or null"),
-    ],
+    "override, message", [IMPOSSIBLE[0], *(pytest.param(*case, marks=pytest.mark.slow) for case in IMPOSSIBLE[1:])]
 )
 def test_impossible_settings_fail_with_one_line(tmp_path, override, message):
     out = run_cli("model=tiny-bert", override, cwd=tmp_path)

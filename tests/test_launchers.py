@@ -1,4 +1,7 @@
-"""Launchers and distributed runs: joblib, submitit (local; SLURM composes), torchrun with 2 CPU processes."""
+"""Launchers and distributed runs: joblib, submitit (local; SLURM composes), torchrun with 2 CPU processes.
+
+Each launcher run starts worker processes that import torch and transformers anew: those tests are marked
+slow (make test-all); a failing multirun job sparing the others under the basic launcher is in test_cli."""
 
 import json
 import shutil
@@ -17,6 +20,7 @@ def _records(tmp_path):
     return [json.loads(p.read_text()) for p in sorted((tmp_path / "results" / "runs").glob("*.json"))]
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_and_a_failure_spares_the_others(tmp_path):
     data = write_synthetic_sst2(tmp_path / "data", n_train=32, n_dev=16)
     out = run_cli(
@@ -32,6 +36,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_and_a_failure_spares_the_others(t
     assert sorted(r["sparsity"] for r in _records(tmp_path)) == [0.5, 0.8]
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_a_job(tmp_path):
     data = write_synthetic_sst2(tmp_path / "data", n_train=32, n_dev=16)
     out = run_cli(

@@ -226,14 +226,14 @@ def test_missing_model_offline_is_one_clear_error():
         load_model(missing_dir.model, missing_dir.task, 0)
 
 
-def test_runs_save_bit_packed_masks_and_a_score_sample(tmp_path, synthetic_data):
+def test_runs_save_bit_packed_masks_and_a_score_sample(tiny_runs):
     import numpy as np
 
     from pst_bench.export import load_masks
     from pst_bench.sparsity.mask import kept_count
 
-    record = run(compose_cfg(tiny_run_overrides(synthetic_data, "mvp", "method.sparsity=0.75"), tmp_path))
-    runs = tmp_path / "results" / "runs"
+    record = tiny_runs.get("mvp", 0.75)
+    runs = tiny_runs.results_dir
     masks = load_masks(runs / record["artifacts"]["masks"])
     assert set(masks) == set(record["sparsity_achieved"]["per_matrix"])
     for mask in masks.values():
