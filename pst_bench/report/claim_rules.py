@@ -12,6 +12,9 @@ one checked for it (a prediction summary on record), and every run
 **A verdict** comes from the Student-t interval (``report.stats``) of a mean of paired per-seed
 differences (same seed, both methods): the interval lies on the claim's side of its boundary
 (``holds``), wholly on the other side (``does not hold``), or spans it (``inconclusive``).
+
+What every check reads: Table 2's cells of one model (``Table2View``), and the wording of an interval
+(``interval_part``, ``own_intervals``, ``count_text``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import math
 from dataclasses import dataclass, field
 
 from .cells import CellLine, fmt_number, paired_differences, per_seed_values
-from .stats import Interval
+from .labels import SPARSEGPT, WANDA, WANDA_ONESHOT
+from .stats import Interval, mean_interval
 
 HOLDS, FAILS, INCONCLUSIVE, TOO_FEW = "holds", "does not hold", "inconclusive", "not enough runs"
 LEARN_MARGIN = 2.0  # points: every run beats the constant predictor by at least this much
@@ -28,7 +32,7 @@ DENSE_SHARE = 0.6  # every run keeps at least this share of the Fine-tune cell's
 REGRESSION_COLUMNS = ("STS-B",)  # no stored baseline: a constant prediction's Pearson/Spearman is 0
 
 # The claims' own constants (``report.claims``; claims.md states them all).
-MIN_SEEDS = 5  # claims 1-2: runs per cell, and seeds shared by every cell of the claim
+MIN_SEEDS = 5  # claims 1-2 and 6-7: runs per cell, and seeds shared by every cell of the claim
 MIN_SEEDS_ABLATION = 3  # claims 3-4: runs per variant, and seeds shared with the one it is compared with
 TOLERANCE = 1.0  # points: "within 1 point"; also claim 4's least limit
 PARAM_SHARE = 0.02  # "with ≤ 2% of MvP's trainable parameters"
@@ -41,6 +45,11 @@ CLAIM5_SPARSITY, CLAIM5_MIN_TRIOS = 90.0, 3  # same-seed trios of MaP, MvP and P
 DROP_ONE = ("PST[mag+ab]", "PST[mag+rc]", "PST[ab+rc]")
 FULL = "PST[mag+ab+rc]"
 SPARSE = ("MaP", "MvP", "PST")
+# Claims 6-7, beyond the paper (``report.claims_baselines``): at claim 1's sparsities, on ≥ 2 cells.
+BEYOND_CELLS = 2
+TRAINING_TIME, ONE_SHOT = ("PST", "MvP"), (WANDA_ONESHOT, SPARSEGPT)
+CLAIM6_PAIRS = (("PST", WANDA),)  # (first, second): first − second > 0
+CLAIM7_PAIRS = tuple((trained, once) for trained in TRAINING_TIME for once in ONE_SHOT)
 
 CLAIMS = {
     1: f"At ≥ {CLAIM1_MIN_SPARSITY:g}% sparsity, PST ≥ MaP and within {TOLERANCE:g} point of MvP, with ≤ "
@@ -49,6 +58,10 @@ CLAIMS = {
     3: "Table 5: the full score |W| + AB + (R + C) beats each variant that drops a term",
     4: "Table 4: the rank grid r1 × r2 changes the result by little",
     5: "Figure 5: PST's masks are closer to MaP's than to MvP's",
+    6: f"Beyond the paper: at ≥ {CLAIM1_MIN_SPARSITY:g}% sparsity, PST's learned score beats the free data-driven "
+    f"score of gradual {WANDA} (Table 2)",
+    7: f"Beyond the paper: at ≥ {CLAIM1_MIN_SPARSITY:g}% sparsity, training-time pruning ({', '.join(TRAINING_TIME)}) "
+    f"beats prune-once-then-fine-tune ({', '.join(ONE_SHOT)}) at an equal fine-tuning budget (Table 2)",
 }
 
 
@@ -218,3 +231,55 @@ def spread_text(values: list[float]) -> str:
     mean = math.fsum(values) / len(values)
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
     return f"max − min {fmt_number(spread)}, SD {fmt_number(sd)}"
+
+
+# ----------------------------------------------------------------------------- Table 2's cells, as a claim reads them
+
+
+def pct(sparsity: str) -> float:
+    """`90%` -> 90.0."""
+    return float(str(sparsity).rstrip("%"))
+
+
+class Table2View:
+    """Table 2's cells of one model by (method label, sparsity, column)."""
+
+    def __init__(self, cells: list[CellLine], model: str):
+        self.by_key = {(c.method, c.sparsity, c.column): c for c in cells if c.model == model}
+
+    def get(self, label: str, sparsity: str, column: str) -> CellLine | None:
+        return self.by_key.get((label, sparsity, column))
+
+    def dense(self, column: str) -> tuple[float | None, str | None]:
+        """The Fine-tune cell's mean on a task (the dense-share reference), or why there is none."""
+        return dense_reference(self.get("Fine-tune", "0%", column), column)
+
+    def problems(self, sparsity: str, column: str, labels, min_runs: int) -> list[str]:
+        """Why the (task, sparsity) cell of the claim does not count: empty when every label's cell learned."""
+        dense, why = self.dense(column)
+        found = [why] if why else []
+        for label in labels:
+            reason = learn_failure(self.get(label, sparsity, column), column, min_runs, dense)
+            if reason:
+                found.append(f"{label}: {reason}")
+        return found
+
+    def paired(self, first: str, second: str, keys: list[tuple[str, str]]) -> list[tuple[CellLine, CellLine]]:
+        """(first's cell, second's cell) for every (sparsity of first, sparsity of second, column) key."""
+        return [(self.get(first, a, column), self.get(second, b, column)) for a, b, column in keys]
+
+
+def count_text(cells: int, tasks: int, seeds: list[int]) -> str:
+    return f"{cells} cell(s) over {tasks} task(s), {len(seeds)} shared seed(s) ({seeds_text(seeds) or 'none'})"
+
+
+def interval_part(name: str, diffs: dict[int, float], seeds: list[int], decide) -> Part:
+    """The Part that ``decide`` (e.g. ``above(·, 0)``) makes of the interval of ``diffs`` on ``seeds``."""
+    interval = mean_interval(diffs[seed] for seed in seeds)
+    return Part(name, interval, decide(interval))
+
+
+def own_intervals(title: str, pairs: list[tuple[str, CellLine, CellLine]]) -> str:
+    """`SST-2 90%: PST − MaP +1.00 [+0.50, +1.50] (n = 5); ...`: one cell's paired intervals on its own seeds."""
+    shown = [f"{name} {mean_interval(paired_differences(a, b).values()).text(signed=True)}" for name, a, b in pairs]
+    return f"{title}: " + "; ".join(shown) + " (its own seeds)"

@@ -22,6 +22,8 @@ boundary) or ``not enough runs`` (with what is missing).
    ± max(the paper's spread on that task, 1 point); ≥ 4 pairs with ≥ 3 seeds each.
 5. PST's masks are closer to MaP's than to MvP's (Figure 5): per same-seed trio at 90%,
    dist(PST, MvP) − dist(PST, MaP) > 0; ≥ 3 trios.
+
+Claims 6-7 ask what the paper never did, about the baselines beyond it (``report.claims_baselines``).
 """
 
 from __future__ import annotations
@@ -52,24 +54,27 @@ from .claim_rules import (
     TOLERANCE,
     TOO_FEW,
     Part,
+    Table2View,
     Verdict,
     above,
     at_least,
     below,
     combine,
-    dense_reference,
+    count_text,
+    interval_part,
     learn_failure,
     number,
+    own_intervals,
+    pct,
     pooled_differences,
-    seeds_text,
     shared_seeds,
     spread_text,
     within,
 )
+from .claims_baselines import claim6, claim7
 from .claims_text import claims_markdown
 from .masks import MaskPair
 from .paper import GLUE, PaperCell
-from .stats import mean_interval
 from .table_build import Built
 
 __all__ = [
@@ -89,10 +94,6 @@ def _cells(built: list[Built], number: int) -> list[CellLine]:
     return [] if table is None or not len(table.cells) else cell_lines(table.cells)
 
 
-def _pct(sparsity: str) -> float:
-    return float(str(sparsity).rstrip("%"))
-
-
 def _mean(values) -> float:
     values = list(values)
     return math.fsum(values) / len(values)
@@ -102,52 +103,9 @@ def _cell_mean(cell: CellLine) -> float:
     return _mean(per_seed_values(cell).values())
 
 
-class Table2View:
-    """Table 2's cells of one model by (method label, sparsity, column)."""
-
-    def __init__(self, cells: list[CellLine], model: str):
-        self.by_key = {(c.method, c.sparsity, c.column): c for c in cells if c.model == model}
-
-    def get(self, label: str, sparsity: str, column: str) -> CellLine | None:
-        return self.by_key.get((label, sparsity, column))
-
-    def dense(self, column: str) -> tuple[float | None, str | None]:
-        """The Fine-tune cell's mean on a task (the dense-share reference), or why there is none."""
-        return dense_reference(self.get("Fine-tune", "0%", column), column)
-
-    def problems(self, sparsity: str, column: str, labels, min_runs: int) -> list[str]:
-        """Why the (task, sparsity) cell of the claim does not count: empty when every label's cell learned."""
-        dense, why = self.dense(column)
-        found = [why] if why else []
-        for label in labels:
-            reason = learn_failure(self.get(label, sparsity, column), column, min_runs, dense)
-            if reason:
-                found.append(f"{label}: {reason}")
-        return found
-
-    def paired(self, first: str, second: str, keys: list[tuple[str, str]]) -> list[tuple[CellLine, CellLine]]:
-        """(first's cell, second's cell) for every (sparsity of first, sparsity of second, column) key."""
-        return [(self.get(first, a, column), self.get(second, b, column)) for a, b, column in keys]
-
-
 def _range_text(counts: list[int]) -> str:
     """`3` or `3–5`: how many seeds stand behind several intervals."""
     return str(min(counts)) if min(counts) == max(counts) else f"{min(counts)}–{max(counts)}"
-
-
-def _count_text(cells: int, tasks: int, seeds: list[int]) -> str:
-    return f"{cells} cell(s) over {tasks} task(s), {len(seeds)} shared seed(s) ({seeds_text(seeds) or 'none'})"
-
-
-def _interval_part(name: str, diffs: dict[int, float], seeds: list[int], decide) -> Part:
-    interval = mean_interval(diffs[seed] for seed in seeds)
-    return Part(name, interval, decide(interval))
-
-
-def _own_intervals(title: str, pairs: list[tuple[str, CellLine, CellLine]]) -> str:
-    """`SST-2 90%: PST − MaP +1.00 [+0.50, +1.50] (n = 5); ...`: one cell's paired intervals on its own seeds."""
-    shown = [f"{name} {mean_interval(paired_differences(a, b).values()).text(signed=True)}" for name, a, b in pairs]
-    return f"{title}: " + "; ".join(shown) + " (its own seeds)"
 
 
 def _params_part(view: Table2View, counted: list[tuple[str, str]]) -> tuple[str, str]:
@@ -166,9 +124,9 @@ def _params_part(view: Table2View, counted: list[tuple[str, str]]) -> tuple[str,
 
 
 def claim1(view: Table2View, model: str) -> Verdict:
-    found = {(s, c) for label, s, c in view.by_key if label in SPARSE and _pct(s) >= CLAIM1_MIN_SPARSITY}
+    found = {(s, c) for label, s, c in view.by_key if label in SPARSE and pct(s) >= CLAIM1_MIN_SPARSITY}
     counted, failures = [], []
-    for sparsity, column in sorted(found, key=lambda key: (key[1], _pct(key[0]))):
+    for sparsity, column in sorted(found, key=lambda key: (key[1], pct(key[0]))):
         problems = view.problems(sparsity, column, SPARSE, MIN_SEEDS)
         if problems:
             failures.append(f"not counted: {column} {sparsity}: {'; '.join(problems)}")
@@ -176,16 +134,16 @@ def claim1(view: Table2View, model: str) -> Verdict:
             counted.append((sparsity, column))
     tasks = {column for _, column in counted}
     seeds = shared_seeds([view.get(label, s, c) for s, c in counted for label in SPARSE])
-    count = _count_text(len(counted), len(tasks), seeds)
+    count = count_text(len(counted), len(tasks), seeds)
     if len(counted) < CLAIM1_CELLS or len(tasks) < CLAIM1_TASKS or len(seeds) < MIN_SEEDS:
         need = f"need ≥ {CLAIM1_CELLS} cells over ≥ {CLAIM1_TASKS} tasks and ≥ {MIN_SEEDS} shared seeds"
         return Verdict(1, model, TOO_FEW, f"{count}; {need}", failures)
     keys = [(s, s, c) for s, c in counted]
     parts = [
-        _interval_part(
+        interval_part(
             "PST − MaP ≥ 0", pooled_differences(view.paired("PST", "MaP", keys)), seeds, lambda i: at_least(i, 0.0)
         ),
-        _interval_part(
+        interval_part(
             f"PST − MvP ≥ −{TOLERANCE:g}",
             pooled_differences(view.paired("PST", "MvP", keys)),
             seeds,
@@ -194,7 +152,7 @@ def claim1(view: Table2View, model: str) -> Verdict:
     ]
     params_verdict, params_text = _params_part(view, counted)
     details = [
-        _own_intervals(
+        own_intervals(
             f"{c} {s}",
             [(f"PST − {other}", view.get("PST", s, c), view.get(other, s, c)) for other in ("MaP", "MvP")],
         )
@@ -219,18 +177,18 @@ def claim2(view: Table2View, model: str) -> Verdict:
             counted.append(column)
     keys = (("Fine-tune", "0%"), ("MaP", at), ("PST", at))
     seeds = shared_seeds([view.get(label, s, c) for c in counted for label, s in keys])
-    count = _count_text(len(counted), len(counted), seeds)
+    count = count_text(len(counted), len(counted), seeds)
     if len(counted) < CLAIM2_TASKS or len(seeds) < MIN_SEEDS:
         need = f"need ≥ {CLAIM2_TASKS} tasks and ≥ {MIN_SEEDS} shared seeds"
         return Verdict(2, model, TOO_FEW, f"{count}; {need}", failures)
     parts = [
-        _interval_part(
+        interval_part(
             f"MaP − Fine-tune ≥ −{TOLERANCE:g}",
             pooled_differences(view.paired("MaP", "Fine-tune", [(at, "0%", c) for c in counted])),
             seeds,
             lambda i: at_least(i, -TOLERANCE),
         ),
-        _interval_part(
+        interval_part(
             "PST − MaP < 0",
             pooled_differences(view.paired("PST", "MaP", [(at, at, c) for c in counted])),
             seeds,
@@ -238,7 +196,7 @@ def claim2(view: Table2View, model: str) -> Verdict:
         ),
     ]
     details = [
-        _own_intervals(
+        own_intervals(
             f"{c} {at}",
             [
                 ("MaP − Fine-tune", view.get("MaP", at, c), view.get("Fine-tune", "0%", c)),
@@ -301,7 +259,7 @@ def claim3(cells: list[CellLine], view: Table2View, model: str) -> Verdict:
     parts = []
     for variant, (_, ranks, pairs, diffs) in chosen.items():
         name = f"{FULL} − {variant} > 0 ({', '.join(c for c, _, _ in pairs)}; r1={ranks[0]}, r2={ranks[1]})"
-        parts.append(_interval_part(name, diffs, sorted(diffs), lambda i: above(i, 0.0)))
+        parts.append(interval_part(name, diffs, sorted(diffs), lambda i: above(i, 0.0)))
     tasks = sorted({column for _, _, pairs, _ in chosen.values() for column, _, _ in pairs})
     seeds = sorted({p.interval.n for p in parts})
     count = f"{len(tasks)} task(s), {_range_text(seeds)} seeds"
@@ -336,7 +294,7 @@ def _grid_parts(grid, reference, task, dense, limit, failures) -> list[tuple[Cel
             failures.append(f"not counted: {task} (r1, r2) = {ranks}: {reason}")
             continue
         name = f"{task} {ranks} − {CLAIM4_REFERENCE} within ±{fmt_number(limit)}"
-        parts.append((cell, _interval_part(name, diffs, sorted(diffs), lambda i: within(i, limit))))
+        parts.append((cell, interval_part(name, diffs, sorted(diffs), lambda i: within(i, limit))))
     return parts
 
 
@@ -428,7 +386,7 @@ def claim5(pairs: list[MaskPair], view: Table2View, model: str) -> Verdict:
     if len(complete) < CLAIM5_MIN_TRIOS:
         return Verdict(5, model, TOO_FEW, f"{count} (need {CLAIM5_MIN_TRIOS})", failures)
     gaps = {i: d["MvP", "PST"] - d["MaP", "PST"] for i, d in enumerate(complete.values())}
-    part = _interval_part("dist(PST, MvP) − dist(PST, MaP) > 0 (points)", gaps, sorted(gaps), lambda i: above(i, 0.0))
+    part = interval_part("dist(PST, MvP) − dist(PST, MaP) > 0 (points)", gaps, sorted(gaps), lambda i: above(i, 0.0))
     to_map = _mean(d["MaP", "PST"] for d in complete.values())
     summary = f"{part.text()}; mean PST–MaP {fmt_number(to_map)}%, PST–MvP "
     summary += f"{fmt_number(_mean(d['MvP', 'PST'] for d in complete.values()))}%"
@@ -443,7 +401,7 @@ def claim5(pairs: list[MaskPair], view: Table2View, model: str) -> Verdict:
 
 
 def check_claims(built: list[Built], pairs: list[MaskPair], paper: list[PaperCell]) -> list[Verdict]:
-    """Every claim for every GLUE model with Table 2 cells, in model order."""
+    """Every claim (the paper's 1-5, then 6-7 beyond it) for every GLUE model with Table 2 cells, in model order."""
     table2 = _cells(built, 2)
     spreads = _paper_spreads(paper)
     verdicts = []
@@ -455,6 +413,8 @@ def check_claims(built: list[Built], pairs: list[MaskPair], paper: list[PaperCel
             claim3(_cells(built, 5), view, model),
             claim4(_cells(built, 4), view, model, spreads),
             claim5(pairs, view, model),
+            claim6(view, model),
+            claim7(view, model),
         ]
     return verdicts
 

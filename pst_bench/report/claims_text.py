@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .claim_rules import (
+    BEYOND_CELLS,
     CLAIM1_CELLS,
     CLAIM1_MIN_SPARSITY,
     CLAIM1_TASKS,
@@ -12,6 +13,8 @@ from .claim_rules import (
     CLAIM4_REFERENCE,
     CLAIM5_MIN_TRIOS,
     CLAIM5_SPARSITY,
+    CLAIM6_PAIRS,
+    CLAIM7_PAIRS,
     CLAIMS,
     DENSE_SHARE,
     DROP_ONE,
@@ -39,6 +42,9 @@ def claims_markdown(verdicts: list[Verdict], records: int, runs_dir: str) -> str
         "policy) and the mask distances (`mask_distance.md`). The checks are code "
         "(`pst_bench/report/claims.py`, its rules in `pst_bench/report/claim_rules.py`). Values ×100 (points).",
         "",
+        "Claims 1-5 are the paper's. Claims 6-7 are questions the paper never asked, about baselines it never ran "
+        "(gradual and one-shot Wanda, SparseGPT; `pst_bench/report/claims_baselines.py`), checked by the same rules.",
+        "",
         *rules_text(),
         "",
     ]
@@ -62,7 +68,7 @@ def claims_markdown(verdicts: list[Verdict], records: int, runs_dir: str) -> str
 def rules_text() -> list[str]:
     """The two rules every claim shares: which cells count, and how an interval decides."""
     return [
-        f"**A cell counts only if it learned**: it has enough runs (≥ {MIN_SEEDS} for claims 1-2, ≥ "
+        f"**A cell counts only if it learned**: it has enough runs (≥ {MIN_SEEDS} for claims 1-2 and 6-7, ≥ "
         f"{MIN_SEEDS_ABLATION} per variant for claims 3-4), none from uncommitted code (a cell with a `git.dirty` "
         "run is refused), none a constant predictor and each checked for it (a prediction summary on record); "
         f"every run beats the cell's constant predictor by ≥ {LEARN_MARGIN:g} points on the task's metric (a "
@@ -100,4 +106,19 @@ def requirements_text() -> list[str]:
         "cells; dist(PST, MvP) − dist(PST, MaP) per trio (Hamming distance, points): holds if the interval is above "
         "0, does not if below, else inconclusive. Where MaP–MvP is smaller than MaP–PST, MvP's masks barely left "
         "|W| and the claim says little.",
+        f"- 6 and 7 (beyond the paper): every (task, sparsity ≥ {CLAIM1_MIN_SPARSITY:g}%) cell, claim 1's "
+        "sparsities, where Fine-tune and each of the claim's methods learned, each method on ≥ "
+        f"{MIN_SEEDS} held-out seeds, and where those methods trained on one training budget (data, epochs, "
+        "steps, batch: the one-shot methods fine-tune as long as the others train); per seed the mean over those "
+        f"cells of each difference below, on the seeds every cell has; ≥ {BEYOND_CELLS} cells and ≥ {MIN_SEEDS} "
+        "shared seeds. 6: " + _differences(CLAIM6_PAIRS) + " (gradual Wanda): holds if the interval is above 0, "
+        "does not if below, else inconclusive. 7: " + _differences(CLAIM7_PAIRS) + ": holds only if every one "
+        "of the four intervals is above 0 (each training-time method beats each prune-once one), does not if any "
+        "is below 0, else inconclusive. The details give each cell's intervals on its own seeds and its tuning "
+        "budget (settings ranked per method), flagged when unequal: the protocol gives every method the same "
+        "learning-rate grid.",
     ]
+
+
+def _differences(pairs) -> str:
+    return ", ".join(f"{first} − {second}" for first, second in pairs)

@@ -21,7 +21,7 @@ from ..record import RunRecord
 from .labels import label_of
 from .masks import COMPARED
 from .runs import Run
-from .selection import DEFAULT_GRID_RULE, at_paper_ranks, select_cells
+from .selection import DEFAULT_GRID_RULE, at_paper_ranks, cell_sparsity_pct, select_cells
 
 QUERY_RE = re.compile(r"(^|\.)(query|q_proj|q)$")
 SAVE_KW = {"format": "png", "dpi": 110, "metadata": {"Software": None}}
@@ -111,10 +111,12 @@ def _same_sparsity(a: float, b: float) -> bool:
 
 def _figure_cell(record: RunRecord) -> tuple | None:
     """A figure's cell: model, task, method computation and sparsity; PST at the paper's ranks only,
-    so that another rank of Table 4's grid is never a candidate (as in Table 2)."""
-    if not at_paper_ranks(record):
+    so that another rank of Table 4's grid is never a candidate (as in Table 2), and a run whose sparsity a
+    penalty sets only at the nominal sparsity it reached (``selection.cell_sparsity_pct``)."""
+    sparsity = cell_sparsity_pct(record)
+    if not at_paper_ranks(record) or sparsity is None:
         return None
-    return (record.model, record.task, label_of(record), round(record.sparsity * 100))
+    return (record.model, record.task, label_of(record), round(sparsity))
 
 
 def select_runs(runs: list[Run], rule: str = DEFAULT_GRID_RULE) -> list[Run]:

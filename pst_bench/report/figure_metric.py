@@ -9,7 +9,7 @@ import numpy as np
 
 from ..record import RecordError, RunRecord, as_record
 from .figure_data import _figure_cell, _pyplot, _save, _style
-from .labels import MAIN_LABELS, color_of, label_of
+from .labels import BEYOND_PAPER, MAIN_LABELS, color_of, label_of
 from .runs import Run, constant_baselines, panel_key
 from .selection import DEFAULT_GRID_RULE, select_cells
 
@@ -20,12 +20,13 @@ def metric_vs_sparsity(records: list, rule: str = DEFAULT_GRID_RULE) -> dict[tup
     ``records`` are RunRecords or record dicts (invalid ones are left out). A point is
     {"sparsity": percent, "median", "min", "max": dev value over the cell's seeds, "seeds": [...],
     "label", "metric", "constant": every run a constant predictor}; the cell's runs are those of the
-    selection policy (PST at r1 = r2 = 8 only),
-    for Table 2's methods (Fine-tune, MaP, MvP, PST).
+    selection policy (PST at r1 = r2 = 8 only; soft movement pruning only at a sparsity it reached),
+    for Table 2's methods (Fine-tune, MaP, MvP, PST and the baselines beyond the paper).
     """
     usable = [r for r in (_as_run_record(r, i) for i, r in enumerate(records)) if r is not None]
-    # Table 2's runs: the main methods only (the PST[...] variants are Table 5's)
-    usable = [r for r in usable if r.family == "glue" and r.dev_value is not None and label_of(r) in MAIN_LABELS]
+    # Table 2's runs: the main methods and the baselines beyond the paper (the PST[...] variants are Table 5's)
+    shown = (*MAIN_LABELS, *BEYOND_PAPER)
+    usable = [r for r in usable if r.family == "glue" and r.dev_value is not None and label_of(r) in shown]
     cells = select_cells(usable, _figure_cell, rule)
     out: dict[tuple[str, str], dict[str, list[dict]]] = {}
     for (model, task, label, percent), cell in sorted(cells.items()):
@@ -55,6 +56,11 @@ def _as_run_record(record, index: int) -> RunRecord | None:
         return as_record(record, name=f"{index:06d}_{record.get('run_id', 'record')}.json")
     except (RecordError, AttributeError):
         return None
+
+
+def legend_label(label: str) -> str:
+    """A curve's name in Figure 3's legend: a baseline the paper never ran says so."""
+    return f"{label} (beyond the paper)" if label in BEYOND_PAPER else label
 
 
 def figure3(runs: list[Run], out: Path) -> tuple[list[Path], list[str]]:
@@ -100,8 +106,9 @@ def figure3(runs: list[Run], out: Path) -> tuple[list[Path], list[str]]:
                     markersize=4,
                     capsize=3,
                     linewidth=1.2,
+                    linestyle="-." if method in BEYOND_PAPER else "-",
                     color=color,
-                    label=points[0]["label"],
+                    label=legend_label(points[0]["label"]),
                 )
                 constant = [(p["sparsity"], 100 * p["median"]) for p in points if p["constant"]]
                 if constant:

@@ -14,7 +14,9 @@ and writes PNGs under ``<out>``:
   methods: the task's main dev metric (best epoch in the final window, else the final epoch; x100)
   against sparsity, one line per method, the median over seeds with min-max error bars. Dense
   fine-tuning, when present, is a dashed horizontal line; the best constant predictor of a
-  classification task (the records' ``constant_baseline``), when known, a dotted grey one.
+  classification task (the records' ``constant_baseline``), when known, a dotted grey one. The
+  baselines the paper never ran (Wanda, one-shot Wanda, SparseGPT, soft movement pruning) are
+  dash-dotted and named "(beyond the paper)" in the legend.
 - ``fig4_weight_vs_score_<model>_<task>_p<P>.png``: (a) the distribution of the kept weights of MaP,
   MvP and PST; then one panel per method: the weight value W (signed, as the paper plots it, so
   MaP's S = |W| is a V) against the importance score S, kept entries blue, pruned grey. From the
@@ -27,7 +29,8 @@ and writes PNGs under ``<out>``:
 
 Run selection is the tables' (:mod:`pst_bench.report.selection`): a cell is model, task, method
 computation and sparsity (PST at r1 = r2 = 8 only); same-seed duplicates count once; a grid of
-settings shows its best setting on dev (``--grid best-dev``) or all (``--grid pool``). Methods are
+settings shows its best setting on dev (``--grid best-dev``) or all (``--grid pool``); a run whose
+sparsity a penalty sets and that missed its nominal sparsity is in no cell (printed). Methods are
 named and coloured by :mod:`pst_bench.report.labels`. Corrupt or partial records and unreadable artifacts are skipped
 with a warning naming the file; a figure with no data is not written, and the reason is printed.
 Output is deterministic: inputs are sorted, nothing is random, and the PNGs carry no software or
@@ -54,7 +57,7 @@ from .figure_metric import figure3, metric_vs_sparsity
 from .figure_scores import figure4, figure_mask_dynamics, mask_dynamics
 from .masks import COMPARED, PAIRS, hamming_similarity, similarity_by_layer
 from .runs import Run, constant_baselines, load_runs, panel_key
-from .selection import DEFAULT_GRID_RULE, GRID_RULES, describe_rule
+from .selection import DEFAULT_GRID_RULE, GRID_RULES, describe_rule, off_target
 
 __all__ = [
     "COMPARED",
@@ -95,11 +98,12 @@ def make_figures(
     rule: str = DEFAULT_GRID_RULE,
 ) -> tuple[list[Path], list[str]]:
     """Write every figure that has data; returns (written paths, 'figure: why skipped' lines)."""
-    runs = select_runs(load_runs(Path(runs_dir), valued=False), rule)  # masks and scores of any run
+    loaded = load_runs(Path(runs_dir), valued=False)  # masks and scores of any run
+    runs = select_runs(loaded, rule)
     out_dir = Path(out_dir)
-    written, skipped = [], []
+    written, skipped = [], [f"every figure: {why}" for why in map(off_target, (r.record for r in loaded)) if why]
     if not runs:
-        return [], [f"all figures: no usable records under {runs_dir}"]
+        return [], [*skipped, f"all figures: no usable records under {runs_dir}"]
     for result in (
         figure2(runs, out_dir, sparsity, layer),
         figure3(runs, out_dir),

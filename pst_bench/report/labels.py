@@ -9,6 +9,11 @@ from ..record import RunRecord
 FULL_PST = f"PST[{'+'.join(SCORE_TERMS)}]"
 #: The labels of the paper's main rows, in its order.
 MAIN_LABELS = ("Fine-tune", "MaP", "MvP", "PST")
+#: The baselines beyond the paper (issue 24), as their registry entries name them (``pst_bench.methods``).
+WANDA, WANDA_ONESHOT, SPARSEGPT, SOFT_MVP = "Wanda", "Wanda (one-shot)", "SparseGPT", "Soft MvP"
+#: Rows of Table 2 and curves of Figure 3 that the paper never ran, in this order: no paper number is ever
+#: compared with them (``table_specs.PaperIndex`` holds no paper cell of theirs), and claims 1-5 never read them.
+BEYOND_PAPER = (WANDA, WANDA_ONESHOT, SPARSEGPT, SOFT_MVP)
 #: Figure colours by label; PST variants and anything else get OTHER_COLORS in order.
 COLORS = {"MaP": "tab:green", "MvP": "tab:red", "PST": "tab:blue", "Fine-tune": "black"}
 OTHER_COLORS = (

@@ -5,7 +5,9 @@
    (``RunRecord.computation``), never from the method's config name: ``pst`` and
    ``pst_mag_ab_rc`` are one method. PST enters the paper's main rows (Tables 2, 3, 5's full
    row, Figures 2-5) only at the paper's ranks r1 = r2 = 8 (``at_paper_ranks``); Table 4 is
-   the rank grid.
+   the rank grid. A run whose sparsity a penalty sets (soft movement pruning) belongs to the cell
+   of its nominal sparsity only when it reached it (``cell_sparsity_pct``); otherwise it joins no
+   cell and is compared with nothing (``off_target`` says why, for the notes).
 2. **Settings.** Inside a cell, records that differ in any other setting (learning rate, epochs,
    data subset, ...: ``RunRecord.setting``, seeds and names excluded) are different *settings*
    of a hyperparameter grid. A key that some records lack (an older record) does not make two
@@ -43,7 +45,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-from ..record import RunRecord
+from ..record import ACHIEVED_SPARSITY_TOLERANCE, RunRecord
 
 GRID_RULES = ("best-dev", "pool")
 DEFAULT_GRID_RULE = "best-dev"
@@ -58,6 +60,32 @@ _UNSET = "unset"
 def at_paper_ranks(record: RunRecord) -> bool:
     """True for every non-PST record, and for PST at the paper's r1 = r2 = 8."""
     return record.kind != "pst" or record.ranks == PAPER_RANKS
+
+
+def cell_sparsity_pct(record: RunRecord) -> float | None:
+    """The sparsity (percent) of the cell a record belongs to (``RunRecord.cell_sparsity``): its target, or
+    for a run whose sparsity a penalty sets, its nominal target only when the achieved sparsity lies within
+    ``ACHIEVED_SPARSITY_TOLERANCE`` of it; None when it belongs to no cell."""
+    found = record.cell_sparsity()
+    return None if found is None else round(100.0 * found, 4)
+
+
+def off_target(record: RunRecord) -> str | None:
+    """Why a record joins no cell of its sparsity (a penalty set it, and it missed its nominal target), or None."""
+    if record.cell_sparsity() is not None:
+        return None
+    achieved = record.achieved_sparsity
+    reached = "no achieved sparsity on record" if achieved is None else f"achieved {100.0 * achieved:.2f}%"
+    return (
+        f"{record.name}: {reached} against its nominal {record.sparsity_pct:g}% (a penalty sets its sparsity; "
+        f"tolerance {tolerance_text()}): in no cell"
+    )
+
+
+def tolerance_text() -> str:
+    """`±1 point`: how far a penalty-set run's achieved sparsity may lie from its cell's."""
+    points = 100.0 * ACHIEVED_SPARSITY_TOLERANCE
+    return f"±{points:g} point{'' if points == 1 else 's'}"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from .cells import (
     ours_text,
     six,
 )
+from .labels import BEYOND_PAPER
 from .paper import GLUE_COLUMNS, PaperCell
 from .runs import Run
 from .selection import DEFAULT_GRID_RULE, SELECTION_SEEDS, Cell, select_cells
@@ -37,6 +38,7 @@ from .table_notes import key_text, selection_notes, tuning_notes
 from .table_specs import Observation, PaperIndex, Spec
 
 KEY_HEADERS = {"label": "Method", "sparsity": "Sparsity", "task": "Task", "r1": "r1", "r2": "r2"}
+NO_PAPER_MODEL = "none (beyond the paper)"  # the Paper model of a baseline's row: no paper number to compare
 PARAM_HEADERS = ["Params exact (M)", "Params paper rule (M)", "Params paper (M)"]
 # What each observation carries into the aggregation (besides the row key fields).
 OBS_COLUMNS = [
@@ -62,11 +64,12 @@ OBS_COLUMNS = [
 
 
 class Orders:
-    """Sort keys: paper models and labels in the paper's order, then the rest alphabetically."""
+    """Sort keys: paper models and labels in the paper's order (then the baselines beyond the paper), then
+    the rest alphabetically."""
 
     def __init__(self, paper: list[PaperCell]):
         self.models = list(dict.fromkeys(cell.model for cell in paper))
-        self.labels = list(dict.fromkeys(cell.label for cell in paper))
+        self.labels = list(dict.fromkeys([*(cell.label for cell in paper), *BEYOND_PAPER]))
         # Table 4 prints (a) MRPC before (b) SST-2; other tables follow the GLUE column order.
         self.tasks = list(dict.fromkeys([*(c.task for c in paper if c.table == 4), *GLUE_COLUMNS]))
 
@@ -125,6 +128,7 @@ class Built:
     selection_seeds: tuple[int, ...] = SELECTION_SEEDS  # tune only, never shown (held-out cells)
     tuning: tuple[str, ...] = ()  # tuning budget, grid edges, pending held-out cells (report.tuning)
     dirty_runs: int = 0  # runs shown that came from uncommitted code
+    left_out: tuple[str, ...] = ()  # runs of the table's methods in no cell, and why (``Spec.left_out``)
 
 
 def _selected(
@@ -287,6 +291,7 @@ def build_table(
         selection_seeds,
         tuple(tuning_notes(spec, policy_cells)),
         int(obs.loc[obs["dirty"].astype(bool), "file"].nunique()) if len(obs) else 0,
+        tuple(why for why in (spec.left_out(run) for run in runs) if why) if spec.left_out else (),
     )
 
 
@@ -307,6 +312,8 @@ def _row_header(spec: Spec, index: PaperIndex, obs: pd.DataFrame, fields: list[s
     """The key and parameter-count columns of one row, as displayed."""
     model = index.model_for(row["model"])
     shown = {"Model": row["model"], "Paper model": model if model == row["model"] else f"{model} (stand-in)"}
+    if row.get("label") in BEYOND_PAPER:
+        shown["Paper model"] = NO_PAPER_MODEL
     shown.update({KEY_HEADERS[f]: key_text(f, row[f]) for f in spec.keys})
     if spec.params:
         mask = pd.Series(True, index=obs.index)
@@ -353,10 +360,12 @@ def _value_cell(
         paper_ret = retention.paper_of(reference, task_column, paper_value)
         ours += f" · ret {fmt_percent(ours_ret)}"
         paper_text = "ret " + fmt_percent(paper_ret) + (ELSEWHERE_MARK if elsewhere and paper_ret is not None else "")
+        if row.get("label") in BEYOND_PAPER:
+            paper_text = DASH  # no paper number, so no paper retention either
         diff = None if ours_ret is None or paper_ret is None else round(round(ours_ret, 1) - round(paper_ret, 1), 1)
     line = CellLine(
         model=row["model"],
-        paper_model=reference,
+        paper_model="none" if row.get("label") in BEYOND_PAPER else reference,
         method=row.get("label", "PST"),
         sparsity=fmt_sparsity(row.get("sparsity", 90.0)),
         task=row.get("task", ""),

@@ -20,12 +20,15 @@ from .cells import (
     md_cell,
     paired_differences,
 )
-from .selection import describe_rule, describe_selection_seeds
-from .table_build import Built
+from .claim_rules import CLAIM6_PAIRS, CLAIM7_PAIRS
+from .labels import BEYOND_PAPER, SOFT_MVP
+from .selection import describe_rule, describe_selection_seeds, tolerance_text
+from .table_build import NO_PAPER_MODEL, Built
 from .table_missing import missing_lines
 from .tuning import dirty_note
 
 PAIRED = (("PST", "MaP"), ("PST", "MvP"))
+PAIRED_BEYOND = CLAIM6_PAIRS + CLAIM7_PAIRS  # Table 2: the baselines' pairs of claims 6-7, where both are there
 
 
 def to_csv_text(frame: pd.DataFrame) -> str:
@@ -122,6 +125,7 @@ def _notes(built: Built) -> list[str]:
     quoted = any(row.values[c][1].endswith(ELSEWHERE_MARK) for row in built.rows for c in built.value_columns)
     if quoted or built.missing["published_elsewhere"].any():
         notes.append(f"`{ELSEWHERE_MARK}` after a paper number: the paper quotes it from prior work.")
+    notes += beyond_paper_notes(built)
     notes += dirty_note(built.dirty_runs)
     notes.append(describe_rule(built.rule))
     notes.append(describe_selection_seeds(built.selection_seeds))
@@ -147,6 +151,31 @@ def _notes(built: Built) -> list[str]:
     return notes
 
 
+def beyond_paper_notes(built: Built) -> list[str]:
+    """Table 2: the rows of baselines the paper never ran, and the runs that reached no cell's sparsity."""
+    shown = [label for label in BEYOND_PAPER if any(row.keys.get("Method") == label for row in built.rows)]
+    notes = []
+    if shown:
+        notes.append(
+            f'Beyond the paper: {", ".join(shown)} (issue 24; `docs/methods.md`, "Baselines beyond the paper") '
+            f"are baselines the paper never ran, marked `{NO_PAPER_MODEL}` in the Paper model column. They have no "
+            "paper number to compare with: their paper side and difference are `-` (a stand-in's cell still shows "
+            "its own retention), and they enter no Missing list and none of the paper's claims 1-5; claims 6-7 "
+            "(`claims.md`) compare gradual and one-shot Wanda and SparseGPT with PST and MvP."
+        )
+    if SOFT_MVP in shown or built.left_out:
+        notes.append(
+            f"{SOFT_MVP}'s sparsity is an outcome of its penalty: a run sits in the row of its nominal sparsity only "
+            f"when its achieved sparsity lies within {tolerance_text()} of it (`RunRecord.cell_sparsity`)"
+            + (
+                "; off target, in no cell and compared with nothing: " + "; ".join(built.left_out) + "."
+                if built.left_out
+                else "."
+            )
+        )
+    return notes
+
+
 def paired_notes(built: Built) -> list[str]:
     """Table 2/3: PST − MaP and PST − MvP seed by seed, for every model, sparsity and column with both."""
     if built.spec.number not in (2, 3) or not len(built.cells):
@@ -154,7 +183,7 @@ def paired_notes(built: Built) -> list[str]:
     by_key = {(c.model, c.sparsity, c.column, c.method): c for c in cell_lines(built.cells)}
     lines = []
     for (model, sparsity, column, method), cell in sorted(by_key.items()):
-        for first, second in PAIRED:
+        for first, second in PAIRED + (PAIRED_BEYOND if built.spec.number == 2 else ()):
             other = by_key.get((model, sparsity, column, second))
             if method != first or other is None:
                 continue

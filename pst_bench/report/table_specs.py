@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .labels import FULL_PST, MAIN_LABELS
+from .labels import BEYOND_PAPER, FULL_PST, MAIN_LABELS
 from .paper import GLUE_COLUMNS, NLG_METRIC_NAMES, NLG_TASKS, TABLE3_CELLS, TABLE4_TASKS, TABLE5_COLUMNS, PaperCell
 from .runs import Run
-from .selection import at_paper_ranks
+from .selection import at_paper_ranks, cell_sparsity_pct, off_target
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ class Spec:
     # run fields that, with the row and the task, make one cell of the selection policy (Table 4: r1,
     # its column: each rank pair is its own cell, not a grid to choose from)
     cell_fields: tuple[str, ...] = ()
+    # run -> why it would be in the table but joins no cell (a sparsity it did not reach), for the notes
+    left_out: Callable[[Run], str | None] | None = None
 
 
 def _observations(run: Run, label: str, **key) -> list[Observation]:
@@ -67,9 +69,19 @@ def _main_label(run: Run) -> str | None:
 
 
 def select_table2(run: Run) -> list[Observation]:
-    """GLUE runs of Fine-tune, MaP, MvP and PST (r1 = r2 = 8), at any sparsity."""
-    label = _main_label(run) if run.family == "glue" else None
-    return [] if label is None else _observations(run, label, sparsity=run.sparsity)
+    """GLUE runs of Fine-tune, MaP, MvP and PST (r1 = r2 = 8), and of the baselines beyond the paper
+    (``labels.BEYOND_PAPER``), at the sparsity of their cell: a run whose sparsity a penalty sets (soft
+    movement pruning) only at the nominal sparsity it reached, else in no cell (``left_out_table2``)."""
+    if run.family != "glue":
+        return []
+    label = run.label if run.label in BEYOND_PAPER else _main_label(run)
+    sparsity = cell_sparsity_pct(run.record)
+    return [] if label is None or sparsity is None else _observations(run, label, sparsity=sparsity)
+
+
+def left_out_table2(run: Run) -> str | None:
+    """Why a GLUE run of Table 2's methods joins no cell (its achieved sparsity missed its nominal one), or None."""
+    return off_target(run.record) if run.family == "glue" and run.label in BEYOND_PAPER else None
 
 
 def select_table3(run: Run) -> list[Observation]:
@@ -130,6 +142,7 @@ SPECS = (
             "`params.paper_rule_m`; paper: the paper's printed count.",
         ),
         select_table2,
+        left_out=left_out_table2,
     ),
     Spec(
         3,
@@ -200,7 +213,8 @@ class PaperIndex:
 
     def __init__(self, spec: Spec, paper: list[PaperCell]):
         self.spec = spec
-        self.cells = [cell for cell in paper if cell.table == spec.number]
+        # a baseline beyond the paper has no paper number, whatever a paper CSV says: never compared
+        self.cells = [cell for cell in paper if cell.table == spec.number and cell.label not in BEYOND_PAPER]
         self.models = {cell.model for cell in self.cells}
         self._by_key = {(c.model, *(getattr(c, f) for f in spec.match), c.column): c for c in self.cells}
 

@@ -14,8 +14,8 @@ each table's notes with the tuning budget, grid edges and pending held-out cells
 (:mod:`pst_bench.report.tuning`). The paper's numbers come from the packaged
 ``pst_bench/paper/paper_results.csv`` (or ``--paper``).
 
-``--out`` also receives ``claims.md`` (the paper's five qualitative claims checked on these
-records, :mod:`pst_bench.report.claims`) and ``mask_distance.md`` / ``.csv`` (per-seed distances
+``--out`` also receives ``claims.md`` (the paper's five qualitative claims and two beyond it checked on
+these records, :mod:`pst_bench.report.claims`) and ``mask_distance.md`` / ``.csv`` (per-seed distances
 between the methods' final masks, :mod:`pst_bench.report.masks`).
 
 For each table N in 2..5, ``--out`` receives:
