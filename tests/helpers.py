@@ -6,6 +6,7 @@ Imported as ``from helpers import ...`` (pytest puts tests/ on sys.path); fixtur
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import os
@@ -193,26 +194,51 @@ def fake_record(
         }
 
     best, last = epoch(2, dev), epoch(3, dev if final is None else final)
-    record = build_record(
-        cfg,
-        rid=run_id(cfg),
-        metric=metric,
-        history=[best, last],
-        final=last,
-        best=best,
-        steps={"total": 30, "per_epoch": 10, "ramp_end": 20},
-        train_examples=100,
-        eval_examples={split: 10},
-        params=params or {},
-        sparsity_achieved={"overall": float(cfg.method.sparsity), "per_matrix": {}},
-        wall_time_s=1.0,
-        device="cpu",
-        num_processes=1,
-        checkpoint_dir="checkpoints",
-        extra=extra,
-    )
+    with _pinned_provenance():
+        record = build_record(
+            cfg,
+            rid=run_id(cfg),
+            metric=metric,
+            history=[best, last],
+            final=last,
+            best=best,
+            steps={"total": 30, "per_epoch": 10, "ramp_end": 20},
+            train_examples=100,
+            eval_examples={split: 10},
+            params=params or {},
+            sparsity_achieved={"overall": float(cfg.method.sparsity), "per_matrix": {}},
+            wall_time_s=1.0,
+            device="cpu",
+            num_processes=1,
+            checkpoint_dir="checkpoints",
+            extra=extra,
+        )
     record["git"] = {"commit": "0" * 40, "dirty": dirty}
     return record
+
+
+@functools.cache
+def _library_versions() -> dict:
+    from pst_bench.record import write
+
+    return write.library_versions()
+
+
+@contextlib.contextmanager
+def _pinned_provenance():
+    """While fake_record builds: the library versions read once per session (each read parses every package's
+    metadata), and no ``git`` subprocesses (fake_record pins ``git`` itself; two per record added seconds to
+    a test of a few dozen records)."""
+    from pst_bench.record import write
+
+    versions = _library_versions()  # before the patch below
+    saved = write.library_versions, write.git_state
+    write.library_versions = lambda: dict(versions)
+    write.git_state = lambda: {"commit": None, "dirty": None}
+    try:
+        yield
+    finally:
+        write.library_versions, write.git_state = saved
 
 
 def class_counts(*counts: int) -> dict:
