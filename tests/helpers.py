@@ -70,12 +70,17 @@ def compose_cfg(overrides=(), tmp_path: Path | None = None):
 
 
 def expand_sweep(sweep: str) -> list[list[str]]:
-    """The job override lists Hydra's basic sweeper makes of `-m sweep=<sweep>`."""
+    """The job override lists Hydra's basic sweeper makes of `-m sweep=<sweep>` (composed once per session)."""
+    return [list(job) for job in _expanded(sweep)]
+
+
+@functools.cache
+def _expanded(sweep: str) -> tuple[tuple[str, ...], ...]:
     from hydra import compose, initialize_config_module
 
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
-    return expand_params(cfg.hydra.sweeper.params)
+    return tuple(tuple(job) for job in expand_params(cfg.hydra.sweeper.params))
 
 
 def expand_params(params) -> list[list[str]]:

@@ -103,6 +103,20 @@ def test_every_sweep_has_an_expected_size():
     assert set(SWEEPS) == set(EXPECTED_JOBS)
 
 
+_JOB_CONFIGS: dict[tuple[str, ...], object] = {}
+
+
+def _job_config(sweep: str, job: list[str]):
+    """The config of one job of a sweep, composed once per session (several tests compose the same jobs; no
+    test changes a config). Call it inside ``initialize_config_module``."""
+    from hydra import compose
+
+    key = (sweep, *job)
+    if key not in _JOB_CONFIGS:
+        _JOB_CONFIGS[key] = compose(config_name="config", overrides=[f"sweep={sweep}", *job])
+    return _JOB_CONFIGS[key]
+
+
 #: The quick run composes each grid's jobs taking turns over its values (every value of every axis at least
 #: once, helpers.taking_turns); the whole product (about a thousand jobs, minutes) runs under the slow mark.
 EVERY_JOB = pytest.mark.parametrize(
@@ -113,7 +127,7 @@ EVERY_JOB = pytest.mark.parametrize(
 @EVERY_JOB
 @pytest.mark.parametrize("sweep", SWEEPS)
 def test_sweep_expands_to_the_expected_jobs_and_each_validates(sweep, every_job):
-    from hydra import compose, initialize_config_module
+    from hydra import initialize_config_module
 
     from pst_bench.record import run_id
     from pst_bench.schema.validate import validate_config
@@ -124,7 +138,7 @@ def test_sweep_expands_to_the_expected_jobs_and_each_validates(sweep, every_job)
     ids = set()
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
         for job in jobs:
-            cfg = compose(config_name="config", overrides=[f"sweep={sweep}", *job])
+            cfg = _job_config(sweep, job)
             validate_config(cfg)
             ids.add(run_id(cfg))
             if sweep.startswith("evidence_"):
@@ -170,7 +184,7 @@ def _check_evidence_job(sweep: str, job: list[str], cfg) -> None:
 def test_a_cpu_sweep_runs_what_its_old_pair_of_files_ran(sweep, every_job):
     """One file per artefact now that each method names its CPU-scale learning rate (method.lr.cpu):
     the same jobs as the files it replaced, each with the same train.lr, epochs, subset, batch, export."""
-    from hydra import compose, initialize_config_module
+    from hydra import initialize_config_module
     from omegaconf import OmegaConf
 
     old_lr = {}
@@ -181,7 +195,7 @@ def test_a_cpu_sweep_runs_what_its_old_pair_of_files_ran(sweep, every_job):
     assert {frozenset(job) for job in jobs} == set(old_lr)
     with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
         for job in jobs if every_job else taking_turns(jobs):
-            cfg = compose(config_name="config", overrides=[f"sweep={sweep}", *job])
+            cfg = _job_config(sweep, job)
             settings = {key: OmegaConf.select(cfg, key) for key in OLD_CPU_SCALE}
             assert (cfg.train.lr, settings) == (old_lr[frozenset(job)], OLD_CPU_SCALE), job
 
@@ -227,14 +241,14 @@ def test_a_sweep_file_runs_through_the_cli_with_seeds_as_an_extra_axis(tmp_path)
 
 def test_structured_sweep_reuses_the_evidence_runs_it_compares_with():
     """PST unstructured at 50% is evidence_p50's run: the same run id, so it is not trained twice."""
-    from hydra import compose, initialize_config_module
+    from hydra import initialize_config_module
 
     from pst_bench.record import run_id
 
     def ids(sweep: str) -> set[str]:
         jobs = expand_sweep(sweep)
         with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
-            return {run_id(compose(config_name="config", overrides=[f"sweep={sweep}", *job])) for job in jobs}
+            return {run_id(_job_config(sweep, job)) for job in jobs}
 
     shared = ids("structured_cpu") & ids("evidence_p50")
     assert len(shared) == 2 and all("_pst_p50_s42_" in rid for rid in shared)
