@@ -22,13 +22,14 @@ HERE = Path(__file__).parent
 
 
 def write_spec(tmp_path: Path, **changes) -> Path:
-    """A small protocol on SST-2: lengths 2 and 4, three sparsities, two held-out seeds, one ablation seed."""
+    """A small protocol on SST-2: lengths 2 and 4 probed at 80%, four sparsities, two held-out seeds, one
+    ablation seed."""
     body = {
         "base": "cpu",
         "results_dir": str(tmp_path / "runs"),
         "tasks": ["sst2"],
         "heldout_seeds": [1, 2],
-        "schedule": {"epochs": [2, 4], "sparsity": {"sst2": 0.9}, "results_dir": str(tmp_path / "schedule")},
+        "schedule": {"epochs": [2, 4], "sparsity": {"sst2": 0.8}, "results_dir": str(tmp_path / "schedule")},
         "sparsities": [0.5, 0.7, 0.8, 0.9],
         "ablation": {"seeds": [1], "variants": {"PST[mag+ab]": ["method=pst_mag_ab"], "r1=4 r2=8": ["method.r1=4"]}},
         "baselines": {"grids": {"sparsegpt": [1e-4]}},
@@ -160,7 +161,7 @@ def test_the_whole_protocol_on_simulated_runs(tmp_path):
     assert len(ids) == len(set(ids)), "no run is named twice"
     started = [r for rnd in rounds for r in rnd]
     assert len(started) == len(ids), "no run was started twice"
-    # stage 0 reused the probe's MaP 90% record at the chosen length: copied, not run again
+    # stage 0 reused the probe's MaP 80% record at the chosen length: copied, not run again
     probe = next(
         run
         for run in plan.runs
@@ -177,7 +178,7 @@ def test_the_whole_protocol_on_simulated_runs(tmp_path):
         )
 
     # equal tuning: three points each; PST's winner sat on the highest edge and its grid grew once, to 3e-3.
-    # MaP's middle point at each cell is stage 0's run (at 90% the probe's, as is PST's): stage 1 adds the rest
+    # MaP's middle point at each cell is stage 0's run (at 80% the probe's, as is PST's): stage 1 adds the rest
     for sparsity in (0.7, 0.8, 0.9):
         assert lrs("map", sparsity) == pytest.approx([3e-5, 1e-4, 3e-4])
         assert lrs("map", sparsity, stages=("1",)) == pytest.approx([3e-5, 3e-4])
@@ -264,6 +265,30 @@ def test_a_task_whose_dense_run_did_not_beat_its_constant_gets_no_cells(tmp_path
     assert not [r for r in plan.runs if r.request.stage in ("1", "2", "claim 2")]
 
 
+def test_a_probe_run_that_did_not_learn_judges_no_length(tmp_path):
+    spec = load_spec(str(write_spec(tmp_path)))
+    ledger = Ledger(spec)
+    # PST predicts no better than its constant (50.9) at both lengths; MaP gains 2 points at 2 epochs only
+    flat_pst = lambda request: (0.5, 0.5) if request.method == "pst" else simulated_value(request)  # noqa: E731
+    for _ in range(4):
+        finish(spec, make_plan(spec, ledger), ledger, flat_pst)
+        ledger.reload()
+    plan = make_plan(spec, ledger)
+    assert plan.epochs == {"sst2": 4}
+    assert "schedule sst2: 4 epochs chosen: map converged (+0.00), pst did not learn (+0.00)" in plan.decisions
+
+
+def test_no_probe_run_learning_blocks(tmp_path):
+    spec = load_spec(str(write_spec(tmp_path, schedule={"epochs": [2]})))
+    ledger = Ledger(spec)
+    for _ in range(3):
+        finish(spec, make_plan(spec, ledger), ledger, lambda request: (0.5, 0.5))
+        ledger.reload()
+    plan = make_plan(spec, ledger)
+    assert plan.epochs == {} and not plan.pending
+    assert plan.blocked[0].startswith("sst2: no schedule-probe run learned at 2 epochs (map did not learn")
+
+
 def test_no_candidate_length_converging_blocks_with_the_fix(tmp_path):
     spec = load_spec(str(write_spec(tmp_path)))
     ledger = Ledger(spec)
@@ -285,7 +310,7 @@ def test_dry_run_writes_where_it_stands(tmp_path, capsys):
     text = out.read_text()
     assert text == capsys.readouterr().out
     assert "| schedule | 0 | 1 | 0.1 |" in text, "one pending probe run at the spec's 9 minutes"
-    assert "schedule: sst2 90% map lr 0.0001 seed 0 (2 ep)" in text
+    assert "schedule: sst2 80% map lr 0.0001 seed 0 (2 ep)" in text
 
 
 @pytest.mark.slow

@@ -10,7 +10,9 @@ The stages (results/README.md, "Protocol"):
 
 - **schedule**: MaP then PST at ``schedule.sparsity[task]`` for each candidate length, shortest first;
   a length fails as soon as one finished probe run's last epoch (wholly at the final sparsity) gains
-  ``schedule.limit`` points or more, and is chosen when every probed method converged;
+  ``schedule.limit`` points or more, and is chosen when every probed method that learned (beat its
+  constant predictor by ``cells.dense_margin`` points) converged; a run that did not learn judges no
+  length (its flat curve would "converge" trivially) and the decision says so;
 - **0**: dense fine-tuning's whole grid and MaP's middle point at every sparsity, on the selection seed;
 - **cells**: a sparsity ``>= cells.min_sparsity`` is a claim-1 cell where dense beat its constant
   predictor by ``cells.dense_margin`` points and MaP keeps a share of dense inside ``cells.map_share``;
@@ -37,6 +39,7 @@ from ..report.selection import select_cell
 from .spec import ProtocolSpec
 
 CONVERGED = "converged"
+DID_NOT_LEARN = "did not learn"
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,14 @@ def next_lambda(tried: dict[float, float], target: float, step: float) -> float:
     return math.sqrt(low * high)
 
 
+def learned(record: RunRecord, margin: float) -> bool:
+    """The run beat its constant predictor by ``margin`` points (a regression's constant scores 0) and does
+    not predict a constant itself."""
+    value = _points(record.dev_value)
+    baseline = _points(record.constant_baseline) or 0.0
+    return value is not None and value - baseline >= margin and not record.constant_predictor
+
+
 def _points(value: float | None) -> float | None:
     return None if value is None else 100.0 * value
 
@@ -191,13 +202,23 @@ class _Planner:
                     missing = True
                     break  # probe one method at a time: a failed length needs no second run
                 curve = curve_of(record)
+                if not learned(record, self.spec.cells.dense_margin):
+                    # a flat curve of a run that never learned "converges" trivially: it judges no length
+                    gains[method] = (DID_NOT_LEARN, curve.last_gain)
+                    continue
                 gains[method] = (verdict(curve, probe.limit), curve.last_gain)
                 if gains[method][0] != CONVERGED:
                     break
             described = ", ".join(f"{m} {v} ({g:+.2f})" if g is not None else f"{m} {v}" for m, (v, g) in gains.items())
-            if gains and any(v != CONVERGED for v, _ in gains.values()):
+            judged = [v for v, _ in gains.values() if v != DID_NOT_LEARN]
+            if any(v != CONVERGED for v in judged):
                 self.plan.decisions.append(f"schedule {task}: {epochs} epochs rejected: {described}")
                 continue
+            if not missing and not judged:
+                self.plan.blocked.append(
+                    f"{task}: no schedule-probe run learned at {epochs} epochs ({described}): no length can be judged"
+                )
+                return
             if missing:
                 self.plan.blocked.append(f"{task}: the schedule probe at {epochs} epochs has not finished")
                 return
