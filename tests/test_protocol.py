@@ -34,8 +34,10 @@ def write_spec(tmp_path: Path, **changes) -> Path:
         "ablation": {"seeds": [1], "variants": {"PST[mag+ab]": ["method=pst_mag_ab"], "r1=4 r2=8": ["method.r1=4"]}},
         "baselines": {"grids": {"sparsegpt": [1e-4]}},
         "soft_movement": {"task": "sst2", "sparsity": 0.9, "seeds": [1]},
-        **changes,
     }
+    # the schedule section merges (its results folder must stay under tmp_path); the others replace
+    body["schedule"].update(changes.pop("schedule", {}))
+    body.update(changes)
     path = tmp_path / "spec.yaml"
     path.write_text(json.dumps(body))  # JSON is YAML
     return path
