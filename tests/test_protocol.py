@@ -72,11 +72,11 @@ def simulated_achieved(request) -> float:
     return lam / (lam + 100.0)
 
 
-def finish(spec, plan, ledger, value_of=simulated_value) -> int:
+def finish(spec, plan, ledger, value_of=simulated_value, predictions=WITH_BASELINE) -> int:
     """Write a record for every pending run, as pst-bench would; returns how many."""
     for run in plan.pending:
         dev, final = value_of(run.request)
-        record = fake_record(run.request.overrides(spec), dev=dev, final=final, predictions=WITH_BASELINE)
+        record = fake_record(run.request.overrides(spec), dev=dev, final=final, predictions=predictions)
         if run.request.method == "soft_mvp":
             record["sparsity_achieved"]["overall"] = simulated_achieved(run.request)
         assert record["run_id"] == ledger.run_id(run.request), "the ledger composes the id the run writes"
@@ -278,6 +278,20 @@ def test_a_probe_run_that_did_not_learn_judges_no_length(tmp_path):
     plan = make_plan(spec, ledger)
     assert plan.epochs == {"sst2": 4}
     assert "schedule sst2: 4 epochs chosen: map converged (+0.00), pst did not learn (+0.00)" in plan.decisions
+
+
+def test_a_probe_run_far_below_the_best_of_its_length_judges_none(tmp_path):
+    """STS-B's PST probe at 70% reached a Pearson of 9.61 (x100), 2 points above a constant's 0, against MaP's
+    78.61: above the margin, but no run to judge a schedule by."""
+    spec = load_spec(str(write_spec(tmp_path)))
+    ledger = Ledger(spec)
+    weak = lambda request: (0.30, 0.26) if request.method == "pst" else simulated_value(request)  # noqa: E731
+    no_baseline = {"counts": {"0": 5, "1": 5}, "majority_share": 0.5}  # a constant scores 0, as on STS-B
+    for _ in range(4):
+        finish(spec, make_plan(spec, ledger), ledger, weak, no_baseline)
+        ledger.reload()
+    plan = make_plan(spec, ledger)
+    assert "schedule sst2: 4 epochs chosen: map converged (+0.00), pst did not learn (-4.00)" in plan.decisions
 
 
 def test_no_probe_run_learning_blocks(tmp_path):

@@ -11,8 +11,9 @@ The stages (results/README.md, "Protocol"):
 - **schedule**: MaP then PST at ``schedule.sparsity[task]`` for each candidate length, shortest first;
   a length fails as soon as one finished probe run's last epoch (wholly at the final sparsity) gains
   ``schedule.limit`` points or more, and is chosen when every probed method that learned (beat its
-  constant predictor by ``cells.dense_margin`` points) converged; a run that did not learn judges no
-  length (its flat curve would "converge" trivially) and the decision says so;
+  constant predictor by ``cells.dense_margin`` points and reached ``schedule.share`` of the best probe
+  run at that length) converged; a run that did not learn judges no length (its flat curve would
+  "converge" trivially) and the decision says so;
 - **0**: dense fine-tuning's whole grid and MaP's middle point at every sparsity, on the selection seed;
 - **cells**: a sparsity ``>= cells.min_sparsity`` is a claim-1 cell where dense beat its constant
   predictor by ``cells.dense_margin`` points and MaP keeps a share of dense inside ``cells.map_share``;
@@ -184,7 +185,7 @@ class _Planner:
         probe = self.spec.schedule
         sparsity = probe.sparsity[task]
         for epochs in probe.epochs:
-            gains, missing = {}, False
+            gains, missing, records = {}, False, {}
             for method in probe.methods:
                 lr = _middle(self.spec.grids[method])
                 request = self.request(
@@ -207,8 +208,14 @@ class _Planner:
                     gains[method] = (DID_NOT_LEARN, curve.last_gain)
                     continue
                 gains[method] = (verdict(curve, probe.limit), curve.last_gain)
+                records[method] = record
                 if gains[method][0] != CONVERGED:
                     break
+            # a run far below the best probe run of its length learned too little to judge one either
+            best = max((_points(r.dev_value) or 0.0 for r in records.values()), default=0.0)
+            for method, record in records.items():
+                if (_points(record.dev_value) or 0.0) < probe.share * best:
+                    gains[method] = (DID_NOT_LEARN, gains[method][1])
             described = ", ".join(f"{m} {v} ({g:+.2f})" if g is not None else f"{m} {v}" for m, (v, g) in gains.items())
             judged = [v for v, _ in gains.values() if v != DID_NOT_LEARN]
             if any(v != CONVERGED for v in judged):

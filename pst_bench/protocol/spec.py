@@ -35,6 +35,8 @@ class ScheduleSpec:
     sparsity: dict[str, float] = field(default_factory=dict)
     methods: list[str] = field(default_factory=lambda: ["map", "pst"])
     limit: float = 0.5
+    # a probe run below this share of the best probe run of its length learned too little to judge one
+    share: float = 0.6
     results_dir: str = "results/schedule"
 
 
