@@ -45,7 +45,7 @@ def write_spec(tmp_path: Path, **changes) -> Path:
 
 # dev values (fractions) of the simulated runs: dense best at 1e-4; MaP's share of dense falls with sparsity;
 # PST's grid is best at its highest point 1e-3, then worse at 3e-3 (one extension); MvP best inside
-DENSE = {3e-5: 0.85, 1e-4: 0.90, 3e-4: 0.86}
+DENSE = {3e-5: 0.85, 1e-4: 0.90, 3e-4: 0.90}  # a tie at the top: the policy's sorted-order rule decides
 MAP_AT = {0.5: 0.89, 0.7: 0.85, 0.8: 0.70, 0.9: 0.50}
 PST_LR = {1e-4: 0.60, 3e-4: 0.65, 1e-3: 0.70, 3e-3: 0.66}
 MVP_LR = {3e-5: 0.60, 1e-4: 0.68, 3e-4: 0.62}
@@ -187,6 +187,10 @@ def test_the_whole_protocol_on_simulated_runs(tmp_path):
         assert lrs("mvp", sparsity) == pytest.approx([3e-5, 1e-4, 3e-4])
         assert lrs("pst", sparsity) == pytest.approx([1e-4, 3e-4, 1e-3, 3e-3])
     assert lrs("finetune", 0.0) == pytest.approx([3e-5, 1e-4, 3e-4])
+    assert (
+        "grid sst2 dense finetune: lr 0.0001 wins over 3e-05, 0.0001, 0.0003 (tied at 90.00 with "
+        "train.lr=0.0003: the first setting in sorted order wins)" in plan.decisions
+    )
     # held-out seeds: every claim-1 cell's winners and dense's, at the winning rate, never seed 0
     held = [r for r in requests if r.stage == "2"]
     assert {(r.method, r.sparsity) for r in held} == {("finetune", 0.0)} | {

@@ -262,6 +262,12 @@ class _Planner:
             grown = len(points) - len(grids[method])
             if edge is None or len(points) == 1 or grown >= self.spec.max_extensions:
                 note = f" (still on the {edge} edge after {grown} extensions: the limit)" if edge else ""
+                tied = [c for c in cell.grid if c is not cell.chosen and c.median_dev == cell.chosen.median_dev]
+                if tied:  # the selection policy's tie rule decided: say so
+                    note += (
+                        f" (tied at {100 * cell.chosen.median_dev:.2f} with "
+                        f"{', '.join(c.setting for c in tied)}: the first setting in sorted order wins)"
+                    )
                 self.plan.decisions.append(
                     f"grid {task} {where} {method}: lr {lr:g} wins over {', '.join(f'{p:g}' for p in points)}{note}"
                 )
