@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -412,3 +413,12 @@ def test_a_penalty_search_that_never_lands_stops_after_its_tries_and_says_so(tmp
         "soft movement sst2 90%: no λ within 0.1 points after 3 tries (λ 400: 80.00%, λ 800: 88.89%, "
         "λ 1600: 94.12%): no held-out seeds; raise soft_movement.max_tries or widen the tolerance"
     ]
+
+
+def test_the_estimate_matches_a_request_to_records_by_the_method_kind_its_config_composes_to(tmp_path):
+    spec = load_spec(str(write_spec(tmp_path)))
+    ledger = Ledger(spec)
+    request = make_plan(spec, ledger).pending[0].request
+    variant = replace(request, method="pst_mag_ab")
+    oneshot = replace(request, method="wanda_oneshot")
+    assert ledger.kind(variant) == "pst" and ledger.kind(oneshot) == "wanda"

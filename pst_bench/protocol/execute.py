@@ -14,7 +14,6 @@ not retried in the same call and makes the call exit non-zero.
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
 import statistics
 import subprocess
@@ -22,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..files import atomic_write_text
 from ..record import FINISHED, RunRecord, load_records, run_id
 from .plan import Plan, RunRequest, make_plan
 from .spec import ProtocolSpec
@@ -35,7 +35,7 @@ class Ledger:
 
     def __init__(self, spec: ProtocolSpec):
         self.spec = spec
-        self._ids: dict[tuple[str, ...], str] = {}
+        self._ids: dict[tuple[str, ...], tuple[str, str]] = {}  # overrides -> (run id, method kind)
         self.records: dict[str, RunRecord] = {}
         self.reload()
 
@@ -51,14 +51,22 @@ class Ledger:
                     if record.data.get("status") == FINISHED:
                         self.records.setdefault(record.run_id, record)
 
-    def run_id(self, request: RunRequest) -> str:
+    def _composed(self, request: RunRequest) -> tuple[str, str]:
         overrides = tuple(request.overrides(self.spec))
         if overrides not in self._ids:
             from hydra import compose, initialize_config_module
 
             with initialize_config_module(config_module="pst_bench.conf", version_base="1.3"):
-                self._ids[overrides] = run_id(compose(config_name="config", overrides=list(overrides)))
+                cfg = compose(config_name="config", overrides=list(overrides))
+            self._ids[overrides] = (run_id(cfg), str(cfg.method.kind))
         return self._ids[overrides]
+
+    def run_id(self, request: RunRequest) -> str:
+        return self._composed(request)[0]
+
+    def kind(self, request: RunRequest) -> str:
+        """The method kind the request's config composes to (``pst_mag_ab`` -> ``pst``), as records store it."""
+        return self._composed(request)[1]
 
     def lookup(self, request: RunRequest) -> RunRecord | None:
         return self.records.get(self.run_id(request))
@@ -71,9 +79,8 @@ class Ledger:
                 continue
             for folder in run.folders:
                 target = Path(folder) / f"{run.record.run_id}.json"
-                if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(run.record.path, target)
+                if not target.exists():  # atomic: a killed copy leaves no truncated record behind
+                    atomic_write_text(target, run.record.path.read_text())
                     copied += 1
         return copied
 
@@ -84,17 +91,13 @@ def minutes_per_run(spec: ProtocolSpec, ledger: Ledger, request: RunRequest) -> 
     rates, per_epoch = [], []
     for record in ledger.records.values():
         steps = record.data.get("steps") or {}
-        same = record.task == request.task and record.kind == _kind(request.method)
+        same = record.task == request.task and record.kind == ledger.kind(request)
         if same and record.data.get("wall_time_s") and steps.get("total") and steps.get("per_epoch"):
             rates.append(float(record.data["wall_time_s"]) / 60.0 / float(steps["total"]))
             per_epoch.append(int(steps["per_epoch"]))
     if rates:
         return statistics.median(rates) * statistics.median(per_epoch) * request.epochs
     return float(spec.minutes_per_run.get(request.task, 10.0))
-
-
-def _kind(method: str) -> str:
-    return "pst" if method.startswith("pst") else method
 
 
 def describe(spec: ProtocolSpec, ledger: Ledger, plan: Plan) -> str:
