@@ -40,10 +40,6 @@ EXPECTED_JOBS = {
     "evidence_mrpc_figure3": 3 * 3,
     "evidence_stsb_p80_seeds": 3 * 2,
     "structured_cpu": 2 * 4 * 2,
-    "protocol_schedule_sst2": 2 * 2,
-    "protocol_schedule_stsb": 2 * 2,
-    "protocol_dense": 2 * 3,
-    "protocol_cells": 2 * 5,
 }
 
 # What each point of the evidence grid (conf/hparams/) must run: method, train.lr, method.score_lr.

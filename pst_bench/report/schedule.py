@@ -6,9 +6,10 @@ The evidence protocol asks of a schedule that, at the hardest sparsity it report
 entirely at the final sparsity) gains less than ``--limit`` points of the task's metric (x100) for MaP
 and PST: a run still gaining there has not converged, and a comparison of such runs measures how fast
 each method learns rather than where it ends. This report reads the records of the schedule probe
-(``conf/sweep/protocol_schedule_*.yaml``), or of any runs, and writes ``schedule.md`` (one line per
-run: the dev value after every epoch, which epochs were at the final sparsity, the last epoch's gain and
-whether it is under the limit) and ``schedule.png`` (the curves, one panel per task).
+(``results/schedule/``, written by ``python -m pst_bench.protocol``), or of any runs, and writes
+``schedule.md`` (one line per run: the dev value after every epoch, which epochs were at the final
+sparsity, the last epoch's gain and whether it is under the limit) and ``schedule.png`` (the curves, one
+panel per task).
 """
 
 from __future__ import annotations
