@@ -122,8 +122,9 @@ def describe(spec: ProtocolSpec, ledger: Ledger, plan: Plan) -> str:
     lines += [
         "",
         "Estimates: a run's steps times the median minutes per step (evaluations included) of the finished "
-        "runs of the same task and method, else the spec's `minutes_per_run`; later stages name their runs "
-        "once these finish.",
+        "runs of the same task and method, else the spec's `minutes_per_run`; hours are summed over runs, so "
+        "runs made N at once (`--jobs N`) finish in about 1/N of them; later stages name their runs once these "
+        "finish.",
         "",
     ]
     pending = plan.pending
