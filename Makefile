@@ -20,7 +20,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all lint docs params clean figures tables sweep evidence bench bench-infer profile schedule protocol protocol-status gpu-smoke
+.PHONY: install nltk-data demo test test-all lint docs params clean figures tables sweep evidence bench bench-infer profile schedule protocol protocol-status gpu-smoke device-bundle
 
 install: $(STAMP)
 
@@ -156,6 +156,11 @@ bench-infer: $(STAMP)
 # Every method (finetune, map, mvp, pst) trains a few bf16 steps of a bert-base-shaped model (random weights)
 # on the GPU: finite loss, exact mask sparsity, PST's gradients against fp32; step time and peak memory per
 # method. Without CUDA it says so and runs nothing; SMOKE_ARGS="--device cpu" runs the checks under CPU bf16.
+# What this workplace's lent GPU machine needs (wheels, data, MiniLM-L6 in float16, the commit's file hashes)
+# -> .device/, on a clean checkout; there: bash scripts/device_protocol.sh (docs/performance.md)
+device-bundle: $(STAMP)
+	$(BIN)/python -m pst_bench.install.device bundle
+
 gpu-smoke: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.perf.gpu_smoke $(SMOKE_ARGS)
 

@@ -142,7 +142,7 @@ def test_a_bad_spec_is_refused_in_one_line(tmp_path, change, message):
 
 
 def test_an_unknown_spec_name_lists_the_known_ones():
-    with pytest.raises(ConfigError, match="choose one of cpu, gpu"):
+    with pytest.raises(ConfigError, match="choose one of cpu, device, gpu"):
         load_spec("tpu")
 
 
