@@ -37,6 +37,8 @@ from pathlib import Path
 DEVICE_WHEELS = ("hydra-core", "omegaconf", "antlr4-python3-runtime", "datasets", "dill", "multiprocess", "evaluate")
 #: the tasks the protocol specs run (conf/protocol/cpu.yaml), as the shared data folder names them
 DEVICE_TASKS = ("SST-2", "STS-B")
+#: published as a source distribution only (pure Python): built into a wheel here
+SOURCE_ONLY = ("antlr4-python3-runtime",)
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 TREE_LIMIT_MIB = 64
 MODEL_FOLDER = "minilm-l6-fp16"
@@ -83,28 +85,18 @@ def verify_tree(manifest: dict, root: Path) -> list[str]:
 
 def _download_wheels(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    pins = [f"{name}=={metadata.version(name)}" for name in DEVICE_WHEELS]
+    pins = {name: f"{name}=={metadata.version(name)}" for name in DEVICE_WHEELS}
     platforms = [arg for platform in WHEEL_PLATFORMS for arg in ("--platform", platform)]
+    binary = [pin for name, pin in pins.items() if name not in SOURCE_ONLY]
+    pip = [sys.executable, "-m", "pip"]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--python-version",
-            "3.12",
-            "--implementation",
-            "cp",
-            *platforms,
-            "-d",
-            str(out),
-            *pins,
-        ],
+        [*pip, "download", "--quiet", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
+         "--implementation", "cp", *platforms, "-d", str(out), *binary],
         check=True,
-    )
+    )  # fmt: skip
+    source = [pins[name] for name in SOURCE_ONLY if name in pins]
+    if source:
+        subprocess.run([*pip, "wheel", "--quiet", "--no-deps", "-w", str(out), *source], check=True)
 
 
 def _write_fp16_model(folder: Path) -> None:
