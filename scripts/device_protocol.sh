@@ -16,6 +16,8 @@ mkdir -p /tmp/pst-device && tar -xzf .device/payload.tar.gz -C /tmp/pst-device |
 export PST_DATA_DIR=/tmp/pst-device/data
 PST_GIT_COMMIT=$(python3 -m pst_bench.install.device verify .device/tree.json) || exit 1
 export PST_GIT_COMMIT
+# the configs are the package pst_bench.conf once installed (pyproject's package-dir); from the files, a link
+[ -e pst_bench/conf ] || ln -s ../conf pst_bench/conf
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/smoke.txt"
 python3 -m pst_bench.perf.gpu_smoke 2>&1 | tee -a "$out/smoke.txt"
 timeout --signal=INT "$budget" python3 -m pst_bench.protocol --spec device 2>&1 | tee "$out/protocol.txt"
