@@ -87,7 +87,7 @@ def finish(spec, plan, ledger, value_of=simulated_value, predictions=WITH_BASELI
     return len(plan.pending)
 
 
-def run_to_the_end(spec):
+def run_to_the_end(spec, value_of=simulated_value):
     ledger, rounds = Ledger(spec), []
     while True:
         ledger.reload()
@@ -96,7 +96,7 @@ def run_to_the_end(spec):
         if not plan.pending:
             return plan, rounds
         rounds.append([run.request for run in plan.pending])
-        finish(spec, plan, ledger)
+        finish(spec, plan, ledger, value_of=value_of)
 
 
 def test_the_penalty_search_steps_until_it_brackets_the_target_then_bisects_in_log_space():
@@ -422,3 +422,52 @@ def test_the_estimate_matches_a_request_to_records_by_the_method_kind_its_config
     variant = replace(request, method="pst_mag_ab")
     oneshot = replace(request, method="wanda_oneshot")
     assert ledger.kind(variant) == "pst" and ledger.kind(oneshot) == "wanda"
+
+
+@pytest.mark.parametrize(
+    ("spread", "first", "expected"),
+    [
+        (0.0, 5, 5),  # no spread: the first stage decides
+        (0.3, 5, 5),  # (2.776 x 0.3 / 1)^2 = 0.69: five are enough
+        (0.9, 5, 7),  # (2.776 x 0.9)^2 = 6.24 -> 7
+        (1.7, 5, 10),  # SST-2's archived paired SD: 22.3 -> the cap
+    ],
+)
+def test_steins_rule_counts_seeds_from_the_spread_alone(spread, first, expected):
+    from pst_bench.protocol.seeds import stein_seed_count
+
+    # differences with the given sample SD around two different means: the count is the same for both
+    centred = [
+        spread * z for z in (-1.2649110640673518, -0.6324555320336759, 0.0, 0.6324555320336759, 1.2649110640673518)
+    ]
+    for mean in (0.0, -3.0):
+        assert stein_seed_count([mean + d for d in centred[:first]], half_width=1.0, max_seeds=10) == expected
+
+
+@pytest.mark.slow  # the small protocol twice over, about 80 hand-made records
+def test_a_cell_whose_paired_differences_spread_gets_more_seeds_for_every_method(tmp_path):
+    """PST's held-out values swing 2 points from seed to seed: with three first seeds and t(0.975, 2) = 4.30,
+    Stein's rule asks for far more than the cap of five, so map, mvp and pst run seeds 4 and 5 at both cells;
+    with no swing (the default simulation) nobody does."""
+    rule = {"pairs": [["pst", "map"]], "half_width": 1.0, "max_seeds": 5}
+
+    def swinging(request):
+        dev, final = simulated_value(request)
+        swing = 0.02 * (-1) ** request.seed if request.method == "pst" and request.seed else 0.0
+        return dev + swing, final + swing
+
+    for name in ("swing", "calm"):
+        (tmp_path / name).mkdir()
+    spec = load_spec(str(write_spec(tmp_path / "swing", heldout_seeds=[1, 2, 3], more_seeds=rule)))
+    plan, _ = run_to_the_end(spec, value_of=swinging)
+    held = {(r.request.method, r.request.sparsity, r.request.seed) for r in plan.runs if r.request.stage == "2"}
+    for method in ("map", "mvp", "pst"):
+        for sparsity in (0.7, 0.8):
+            assert {(method, sparsity, seed) for seed in (1, 2, 3, 4, 5)} <= held
+    assert not {key for key in held if key[0] == "finetune" and key[2] > 3}, "dense keeps the first seeds"
+    assert any(d.startswith("seeds sst2 70%: paired SD pst − map 2.31") and "-> 5 seeds" in d for d in plan.decisions)
+
+    calm = load_spec(str(write_spec(tmp_path / "calm", heldout_seeds=[1, 2, 3], more_seeds=rule)))
+    plan, _ = run_to_the_end(calm)
+    assert max(r.request.seed for r in plan.runs if r.request.stage == "2") == 3
+    assert any(d.startswith("seeds sst2 70%: paired SD pst − map 0.00") and "-> 3 seeds" in d for d in plan.decisions)

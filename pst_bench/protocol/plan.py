@@ -31,12 +31,14 @@ The stages (results/README.md, "Protocol"):
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..record import RunRecord
 from ..report.schedule import curve_of, verdict
 from ..report.selection import select_cell
+from .seeds import stein_seed_count
 from .spec import ProtocolSpec
 
 CONVERGED = "converged"
@@ -342,6 +344,9 @@ class _Planner:
         for key in held_out:
             stage = "claim 2" if key[1] == spec.claim2.sparsity and key[2] != "finetune" else "2"
             self.held_out(stage, key, winners.get(key), spec.heldout_seeds)
+        for task, (claim1, _) in cells.items():
+            for sparsity in claim1:
+                self.more_seeds(task, sparsity, winners)
         self.ablation(winners)
         self.baselines(cells)
         self.soft_movement(winners)
@@ -419,6 +424,36 @@ class _Planner:
         lr = float(winner.config["train"]["lr"])
         for seed in seeds:
             self.need(self.request(stage, task, method, sparsity, lr, seed, **kw))
+
+    def more_seeds(self, task: str, sparsity: float, winners: dict) -> None:
+        """Once a claim-1 cell's pairs have finished their first held-out seeds, the seeds Stein's rule asks for
+        (``protocol.seeds``), for every sparse method of the cell, so that every pair stays paired."""
+        rule, first = self.spec.more_seeds, self.spec.heldout_seeds
+        if not rule.pairs or not first:
+            return
+        values: dict[str, list[float]] = {}
+        for method in {m for pair in rule.pairs for m in pair}:
+            winner = winners.get((task, sparsity, method))
+            if winner is None:
+                return
+            lr = float(winner.config["train"]["lr"])
+            records = [self.need(self.request("2", task, method, sparsity, lr, seed)) for seed in first]
+            if any(record is None or record.dev_value is None for record in records):
+                return
+            values[method] = [_points(record.dev_value) for record in records]
+        spreads, count = [], len(first)
+        for a, b in rule.pairs:
+            differences = [x - y for x, y in zip(values[a], values[b])]
+            count = max(count, stein_seed_count(differences, rule.half_width, rule.max_seeds))
+            spreads.append(f"{a} − {b} {statistics.stdev(differences) if len(differences) > 1 else 0.0:.2f}")
+        self.plan.decisions.append(
+            f"seeds {task} {100 * sparsity:g}%: paired SD {', '.join(spreads)} points over seeds "
+            f"{min(first)}-{max(first)} -> {count} seeds (Stein's two-stage rule: ±{rule.half_width:g} points "
+            f"at 95%, at most {rule.max_seeds})"
+        )
+        extra = list(range(max(first) + 1, max(first) + 1 + count - len(first)))
+        for method in self.spec.sparse_methods:
+            self.held_out("2", (task, sparsity, method), winners.get((task, sparsity, method)), extra)
 
     def ablation(self, winners: dict) -> None:
         ab = self.spec.ablation

@@ -94,6 +94,18 @@ class SoftMovementSpec:
 
 
 @dataclass
+class MoreSeedsSpec:
+    """More held-out seeds where a claim-1 cell's paired differences spread widely (``protocol.seeds``:
+    Stein's two-stage rule): for each ``pairs`` entry [a, b], the differences a − b (points x100) over the
+    first held-out seeds; the cell's sparse methods then run on the next seeds up to the count the widest
+    pair needs for a 95% interval of ``half_width`` points, at most ``max_seeds`` in all. No pairs: off."""
+
+    pairs: list[list[str]] = field(default_factory=list)
+    half_width: float = 1.0
+    max_seeds: int = 10
+
+
+@dataclass
 class ProtocolSpec:
     name: str = ""
     base: str | None = None
@@ -103,6 +115,7 @@ class ProtocolSpec:
     tasks: list[str] = field(default_factory=lambda: ["sst2", "stsb"])
     selection_seed: int = 0
     heldout_seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    more_seeds: MoreSeedsSpec = field(default_factory=MoreSeedsSpec)
     schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
     sparsities: list[float] = field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9])
     cells: CellRule = field(default_factory=CellRule)
@@ -197,5 +210,14 @@ def check_spec(spec: ProtocolSpec) -> None:
         raise ConfigError(f"protocol spec {spec.name}: soft_movement.task must be one of tasks and its seeds held out")
     if soft.step <= 1.0 or soft.start_lambda <= 0.0:
         raise ConfigError(f"protocol spec {spec.name}: soft_movement needs start_lambda > 0 and step > 1")
+    more = spec.more_seeds
+    if any(len(pair) != 2 or not set(pair) <= set(spec.sparse_methods) for pair in more.pairs):
+        raise ConfigError(
+            f"protocol spec {spec.name}: more_seeds.pairs must be [a, b] pairs of the grids' sparse methods"
+        )
+    if more.pairs and (more.max_seeds < len(spec.heldout_seeds) or more.half_width <= 0):
+        raise ConfigError(
+            f"protocol spec {spec.name}: more_seeds needs half_width > 0 and max_seeds >= the held-out seeds"
+        )
     if spec.jobs < 1:
         raise ConfigError(f"protocol spec {spec.name}: jobs must be at least 1")
