@@ -368,6 +368,35 @@ def test_a_failed_run_is_reported_and_not_retried_in_the_same_call(tmp_path, mon
     assert out.count("[protocol] start") == 1 and "FAILED" in out and "(exit 3): boom: no data" in out
 
 
+def test_sigusr1_drains_the_runs_in_flight_and_starts_no_more(tmp_path, monkeypatch, capsys):
+    """The first run signals its parent, then writes its record; the call ends after it, with work pending."""
+    spec = load_spec(str(write_spec(tmp_path)))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    signal_then_run = (
+        "import os, signal, subprocess, sys; os.kill(os.getppid(), signal.SIGUSR1); "
+        "sys.exit(subprocess.call([sys.executable, *sys.argv[1:]]))"
+    )
+    monkeypatch.setattr(
+        execute,
+        "_command",
+        lambda spec, request: [
+            sys.executable,
+            "-c",
+            signal_then_run,
+            str(HERE / "fake_pst_bench.py"),
+            json.dumps(simulated_value(request)),
+            *request.overrides(spec),
+        ],
+    )
+    assert run_protocol(spec, jobs=1) == 0
+    out = capsys.readouterr().out
+    assert out.count("[protocol] start") == 1 and "[protocol] draining: 1 runs in flight" in out
+    assert "[protocol] done" in out
+    plan = make_plan(spec, Ledger(spec))
+    assert sum(run.finished for run in plan.runs) == 1 and plan.pending, "its record written, the rest left"
+
+
 def test_the_command_refuses_a_dirty_checkout(tmp_path, monkeypatch, capsys):
     import pst_bench.protocol.__main__ as cli
 

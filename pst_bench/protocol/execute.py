@@ -8,7 +8,9 @@ task's probed sparsity) is copied into the spec's results folder, never trained 
 ``run_protocol`` plans, starts up to ``jobs`` pending runs as ``pst-bench`` processes (each logs to
 ``outputs/protocol/<run id>.log``), and plans again whenever one ends, until nothing is pending. An
 interrupted run resumes from its checkpoint the next time (``pst-bench``'s own resume); a failed run is
-not retried in the same call and makes the call exit non-zero.
+not retried in the same call and makes the call exit non-zero. SIGTERM stops the runs in flight (each
+checkpoints); SIGUSR1 drains: nothing more starts, the runs in flight finish and write their records, then
+the call exits.
 """
 
 from __future__ import annotations
@@ -164,6 +166,15 @@ def run_protocol(spec: ProtocolSpec, jobs: int, max_runs: int | None = None) -> 
     failed: set[str] = set()
     started = 0
 
+    draining = False
+
+    def drain(signum=None, frame=None):
+        # SIGUSR1: start nothing more, let the runs in flight write their records, then exit; the way to move a
+        # sweep's clone to a newer commit between runs (docs/evidence.md)
+        nonlocal draining
+        draining = True
+        print(f"[protocol] draining: {len(running)} runs in flight, none started after them", flush=True)
+
     def stop_all(signum=None, frame=None):
         for process, _ in running.values():
             process.send_signal(signal.SIGTERM)  # each run checkpoints and exits; the next call resumes it
@@ -172,13 +183,14 @@ def run_protocol(spec: ProtocolSpec, jobs: int, max_runs: int | None = None) -> 
         raise SystemExit(130)
 
     previous = signal.signal(signal.SIGTERM, stop_all)
+    previous_usr1 = signal.signal(signal.SIGUSR1, drain)
     try:
         while True:
             ledger.reload()
             plan = make_plan(spec, ledger)
             ledger.adopt(plan)
             todo = [r for r in plan.pending if r.rid not in set(running) | failed]
-            while todo and len(running) < jobs and (max_runs is None or started < max_runs):
+            while todo and not draining and len(running) < jobs and (max_runs is None or started < max_runs):
                 planned = todo.pop(0)
                 request, rid = planned.request, planned.rid
                 log_file = (LOG_DIR / f"{rid}.log").open("a")
@@ -206,6 +218,7 @@ def run_protocol(spec: ProtocolSpec, jobs: int, max_runs: int | None = None) -> 
         stop_all()
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGUSR1, previous_usr1)
     ledger.reload()
     plan = make_plan(spec, ledger)
     ledger.adopt(plan)
