@@ -237,6 +237,35 @@ def test_the_whole_protocol_on_simulated_runs(tmp_path):
     assert any(d.startswith("soft movement sst2 90%: λ 951.") for d in plan.decisions)
 
 
+@pytest.mark.slow  # two tasks' small protocols, about 140 hand-made records
+def test_claim_one_goes_task_by_task_before_the_rest(tmp_path):
+    """In every plan, SST-2's claim-1 runs (its cells' grids, held-out seeds, dense's seeds) come before any
+    of STS-B's grid runs, and every claim-1 run before any claim-2 or always-tuned run."""
+    path = write_spec(tmp_path, tasks=["sst2", "stsb"], schedule={"sparsity": {"sst2": 0.8, "stsb": 0.8}})
+    spec = load_spec(str(path))
+    plan, rounds = run_to_the_end(spec)
+    assert plan.cells == {"sst2": [0.7, 0.8], "stsb": [0.7, 0.8]}
+
+    def claim1(r):
+        return r.stage in ("1", "2") and (r.sparsity in plan.cells[r.task] or r.method == "finetune")
+
+    def later(r):  # stage-1 and claim-2 runs outside the claim-1 cells
+        return r.stage == "claim 2" or (r.stage == "1" and not claim1(r))
+
+    interleaved = 0
+    for pending in rounds:
+        first_stsb_grid = next((i for i, r in enumerate(pending) if r.task == "stsb" and r.stage == "1"), None)
+        sst2_claim1 = [i for i, r in enumerate(pending) if r.task == "sst2" and claim1(r)]
+        if first_stsb_grid is not None and sst2_claim1:
+            assert max(sst2_claim1) < first_stsb_grid, [r.label for r in pending]
+            interleaved += any(pending[i].stage == "2" for i in sst2_claim1)
+        claim1_at = [i for i, r in enumerate(pending) if claim1(r)]
+        later_at = [i for i, r in enumerate(pending) if later(r)]
+        if claim1_at and later_at:
+            assert max(claim1_at) < min(later_at), [r.label for r in pending]
+    assert interleaved, "some plan held SST-2's held-out seeds and STS-B's grid runs at once"
+
+
 @pytest.mark.slow
 def test_a_grid_stays_on_its_edge_only_up_to_the_extension_limit(tmp_path):
     spec = load_spec(str(write_spec(tmp_path, max_extensions=1, always_tuned=[], claim2={"methods": ["pst"]})))
@@ -397,6 +426,56 @@ def test_sigusr1_drains_the_runs_in_flight_and_starts_no_more(tmp_path, monkeypa
     assert sum(run.finished for run in plan.runs) == 1 and plan.pending, "its record written, the rest left"
 
 
+def test_until_reads_a_clock_time_or_a_duration_and_refuses_anything_else():
+    from datetime import datetime, timedelta, timezone
+
+    from pst_bench.protocol.execute import parse_until
+
+    now = datetime(2026, 12, 7, 14, 0, tzinfo=timezone.utc)
+    assert parse_until("15:30", now) == now.replace(hour=15, minute=30)
+    assert parse_until("13:30", now) == now.replace(hour=13, minute=30) + timedelta(days=1), "passed: tomorrow's"
+    assert parse_until("90m", now) == now + timedelta(minutes=90)
+    assert parse_until("2.5h", now) == now + timedelta(hours=2, minutes=30)
+    for bad in ("3pm", "0m", "-1h", "", "25:00"):
+        with pytest.raises(ConfigError, match="HH:MM"):
+            parse_until(bad, now)
+
+
+def test_until_starts_only_runs_estimated_to_end_before_it(tmp_path, monkeypatch, capsys):
+    """STS-B's schedule probe comes first but is estimated at 100 minutes: with 30 minutes left SST-2's
+    (1 minute) starts instead; with 1 minute left (1.2 minutes needed with the margin) nothing starts."""
+    from datetime import datetime, timedelta
+
+    path = write_spec(
+        tmp_path,
+        tasks=["stsb", "sst2"],
+        schedule={"sparsity": {"sst2": 0.8, "stsb": 0.8}},
+        minutes_per_run={"sst2": 1.0, "stsb": 100.0},
+    )
+    spec = load_spec(str(path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setattr(
+        execute,
+        "_command",
+        lambda spec, request: [
+            sys.executable,
+            str(HERE / "fake_pst_bench.py"),
+            json.dumps(simulated_value(request)),
+            *request.overrides(spec),
+        ],
+    )
+    first = make_plan(spec, Ledger(spec)).pending[0].request
+    assert first.task == "stsb", "priority order would start STS-B's probe first"
+    now = datetime.now().astimezone()
+    assert run_protocol(spec, jobs=1, until=now + timedelta(minutes=1)) == 0
+    out = capsys.readouterr().out
+    assert "[protocol] start" not in out and "would end before it (1.2x its estimate)" in out
+    assert run_protocol(spec, jobs=2, max_runs=1, until=now + timedelta(minutes=30)) == 0
+    out = capsys.readouterr().out
+    assert out.count("[protocol] start") == 1 and "start schedule: sst2 80% map" in out
+
+
 def test_the_command_refuses_a_dirty_checkout(tmp_path, monkeypatch, capsys):
     import pst_bench.protocol.__main__ as cli
 
@@ -463,14 +542,16 @@ def test_the_estimate_matches_a_request_to_records_by_the_method_kind_its_config
     ],
 )
 def test_steins_rule_counts_seeds_from_the_spread_alone(spread, first, expected):
-    from pst_bench.protocol.seeds import stein_seed_count
+    from pst_bench.protocol.seeds import paired_spread, stein_seed_count
 
     # differences with the given sample SD around two different means: the count is the same for both
     centred = [
         spread * z for z in (-1.2649110640673518, -0.6324555320336759, 0.0, 0.6324555320336759, 1.2649110640673518)
     ]
     for mean in (0.0, -3.0):
-        assert stein_seed_count([mean + d for d in centred[:first]], half_width=1.0, max_seeds=10) == expected
+        differences = [mean + d for d in centred[:first]]
+        assert paired_spread(differences) == pytest.approx(spread)
+        assert stein_seed_count(paired_spread(differences), first, half_width=1.0, max_seeds=10) == expected
 
 
 @pytest.mark.slow  # the small protocol twice over, about 80 hand-made records

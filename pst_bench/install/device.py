@@ -33,6 +33,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from ..checkout import git, has_uncommitted_changes, head_commit
+
 #: runtime needs of ``pst-bench`` on GLUE that the device image lacks (its package list: the device tool's KINDS.md)
 DEVICE_WHEELS = ("hydra-core", "omegaconf", "antlr4-python3-runtime", "datasets", "dill", "multiprocess", "evaluate")
 #: the tasks the protocol specs run (conf/protocol/cpu.yaml), as the shared data folder names them
@@ -49,21 +51,17 @@ def blob_sha(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def _git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
-
-
 def tree_manifest(root: Path) -> dict:
     """The checkout's commit and every tracked file's blob hash; refuses uncommitted changes."""
-    if _git("status", "--porcelain", "--untracked-files=no", cwd=root).strip():
+    if has_uncommitted_changes(root):
         raise SystemExit("device bundle: the checkout has uncommitted changes; commit them (records name a commit)")
     files = {}
-    for line in _git("ls-files", "-s", cwd=root).splitlines():
+    for line in git("ls-files", "-s", cwd=root).splitlines():
         meta, path = line.split("\t", 1)
         mode, sha = meta.split()[:2]
         if mode != "160000":  # a submodule is no file
             files[path] = sha
-    return {"commit": _git("rev-parse", "HEAD", cwd=root).strip(), "files": files}
+    return {"commit": head_commit(root), "files": files}
 
 
 def verify_tree(manifest: dict, root: Path) -> list[str]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from ..errors import PstBenchError
 from ..files import atomic_write_text
-from .execute import Ledger, describe, git_dirty, run_protocol
+from .execute import Ledger, describe, git_dirty, parse_until, run_protocol
 from .plan import make_plan
 from .spec import load_spec
 
@@ -20,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, help="also write that markdown to this file (atomically)")
     parser.add_argument("--jobs", type=int, help="runs at once (default: the spec's jobs)")
     parser.add_argument("--max-runs", type=int, help="start at most this many runs, then stop when they end")
+    parser.add_argument(
+        "--until",
+        help="start only runs estimated to end before this clock time (HH:MM) or after this long (90m, 2.5h); "
+        "the call ends when no pending run fits",
+    )
     parser.add_argument(
         "--allow-dirty",
         action="store_true",
@@ -42,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        return run_protocol(spec, args.jobs or spec.jobs, args.max_runs)
+        until = parse_until(args.until, datetime.now().astimezone()) if args.until else None
+        return run_protocol(spec, args.jobs or spec.jobs, args.max_runs, until)
     except PstBenchError as error:
         print(f"protocol: {error}", file=sys.stderr)
         return 2

@@ -7,7 +7,8 @@ task's probed sparsity) is copied into the spec's results folder, never trained 
 
 ``run_protocol`` plans, starts up to ``jobs`` pending runs as ``pst-bench`` processes (each logs to
 ``outputs/protocol/<run id>.log``), and plans again whenever one ends, until nothing is pending. An
-interrupted run resumes from its checkpoint the next time (``pst-bench``'s own resume); a failed run is
+interrupted run resumes from its checkpoint the next time (``pst-bench``'s own resume); ``--until`` starts
+only runs estimated to end before a deadline (a session, a cluster job's time limit); a failed run is
 not retried in the same call and makes the call exit non-zero. SIGTERM stops the runs in flight (each
 checkpoints); SIGUSR1 drains: nothing more starts, the runs in flight finish and write their records, then
 the call exits.
@@ -21,8 +22,11 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from ..checkout import has_uncommitted_changes
+from ..errors import ConfigError
 from ..files import atomic_write_text
 from ..record import FINISHED, RunRecord, load_records, run_id
 from .plan import Plan, RunRequest, make_plan
@@ -138,17 +142,12 @@ def describe(spec: ProtocolSpec, ledger: Ledger, plan: Plan) -> str:
 
 
 def git_dirty() -> bool:
+    """Whether the checkout the protocol runs from has uncommitted changes (False where it is no checkout:
+    the records say so themselves)."""
     try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
+        return has_uncommitted_changes()
     except (OSError, subprocess.SubprocessError):
-        return False  # not a checkout: the records say so themselves
-    return bool(out.strip())
+        return False
 
 
 def _command(spec: ProtocolSpec, request: RunRequest) -> list[str]:
@@ -157,16 +156,49 @@ def _command(spec: ProtocolSpec, request: RunRequest) -> list[str]:
     return [*head, *request.overrides(spec), "train.progress_bar=false"]
 
 
-def run_protocol(spec: ProtocolSpec, jobs: int, max_runs: int | None = None) -> int:
+#: a run starts before ``--until`` only if this many times its estimated minutes still end before it (STS-B's
+#: runs took 20.7 to 26.7 minutes two at a time: the slowest is 1.12x their median)
+DEADLINE_MARGIN = 1.2
+
+
+def parse_until(text: str, now: datetime) -> datetime:
+    """``--until``'s deadline: a clock time ``HH:MM`` (its next occurrence after ``now``) or a duration from
+    ``now`` (``90m``, ``2.5h``)."""
+    text = text.strip()
+    try:
+        if text[-1:] in ("m", "h"):
+            amount = float(text[:-1])
+            if amount <= 0:
+                raise ValueError
+            return now + timedelta(minutes=amount if text[-1] == "m" else 60 * amount)
+        clock = datetime.strptime(text, "%H:%M").time()
+    except ValueError:
+        raise ConfigError(
+            f"--until {text!r}: give a clock time HH:MM (e.g. 15:30) or a duration from now (e.g. 90m, 2.5h)"
+        ) from None
+    deadline = datetime.combine(now.date(), clock, tzinfo=now.tzinfo)
+    return deadline if deadline > now else deadline + timedelta(days=1)
+
+
+def run_protocol(spec: ProtocolSpec, jobs: int, max_runs: int | None = None, until: datetime | None = None) -> int:
     """Run pending runs until the protocol is done or blocked (or ``max_runs`` were started); 0 when every
-    started run finished."""
+    started run finished. With ``until``, a run starts only if ``DEADLINE_MARGIN`` times its estimate ends
+    before it, the first such in priority order (a session or a SLURM job that ends at a known time loses no
+    half-made run): a long run near the end gives way to shorter ones that fit, and the call ends when none
+    does."""
     ledger = Ledger(spec)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     running: dict[str, tuple[subprocess.Popen, RunRequest]] = {}
     failed: set[str] = set()
     started = 0
 
-    draining = False
+    draining = late = False
+
+    def fits(ledger: Ledger, request: RunRequest) -> bool:
+        if until is None:
+            return True
+        minutes = DEADLINE_MARGIN * minutes_per_run(spec, ledger, request)
+        return datetime.now(until.tzinfo) + timedelta(minutes=minutes) <= until
 
     def drain(signum=None, frame=None):
         # SIGUSR1: start nothing more, let the runs in flight write their records, then exit; the way to move a
@@ -191,7 +223,17 @@ def run_protocol(spec: ProtocolSpec, jobs: int, max_runs: int | None = None) -> 
             ledger.adopt(plan)
             todo = [r for r in plan.pending if r.rid not in set(running) | failed]
             while todo and not draining and len(running) < jobs and (max_runs is None or started < max_runs):
-                planned = todo.pop(0)
+                planned = next((r for r in todo if fits(ledger, r.request)), None)
+                if planned is None:
+                    if not late:
+                        print(
+                            f"[protocol] until {until:%Y-%m-%d %H:%M}: none of the {len(todo)} pending runs would "
+                            f"end before it ({DEADLINE_MARGIN:g}x its estimate); starting nothing more",
+                            flush=True,
+                        )
+                    late = True
+                    break
+                todo.remove(planned)
                 request, rid = planned.request, planned.rid
                 log_file = (LOG_DIR / f"{rid}.log").open("a")
                 print(f"[protocol] start {request.stage}: {request.label} -> {rid}", flush=True)

@@ -20,7 +20,9 @@ The stages (results/README.md, "Protocol"):
 - **1**: every sparse method's grid at each claim-1 cell, at ``always_tuned`` (a documented failure
   where nothing learns) and at claim 2's sparsity (its methods); a grid whose winner (selection seed only,
   ``report.selection``) lies on an edge grows one point beyond it, at most ``max_extensions`` times;
-- **2**: the winners (and dense's) on the held-out seeds, claim-1 cells first, then claim 2's;
+- **2**: the winners (and dense's) on the held-out seeds, then the seeds Stein's rule adds (``protocol.seeds``);
+  stages 1 and 2 of claim 1 go task by task (a task's grids, held-out and extra seeds before the next
+  task's grids), then every task's ``always_tuned`` and claim-2 grids and claim 2's held-out seeds;
 - **claims 3-4**: the ablation's variants at PST's winning rate of its cell, on the ablation seeds;
 - **baselines**: the methods beyond the paper (``baselines.grids``: Wanda, SparseGPT) tuned at every
   claim-1 cell, then their winners on the held-out seeds;
@@ -31,14 +33,13 @@ The stages (results/README.md, "Protocol"):
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..record import RunRecord
 from ..report.schedule import curve_of, verdict
 from ..report.selection import select_cell
-from .seeds import stein_seed_count
+from .seeds import paired_spread, stein_seed_count
 from .spec import ProtocolSpec
 
 CONVERGED = "converged"
@@ -324,33 +325,48 @@ class _Planner:
         ready = [task for task in spec.tasks if task in self.plan.epochs]
         cells = {task: self.cells(task) for task in ready}
         winners: dict[tuple[str, float, str], RunRecord] = {}
-        for task, (claim1, dense) in cells.items():
-            if task not in self.plan.cells:  # stage 0 still running, or dense did not learn: nothing to tune
-                continue
+        tasks = [task for task in ready if task in self.plan.cells]  # stage 0 done and dense learned
+        # Claim 1 first and task by task: one task's grids, held-out seeds and Stein's extra seeds before the
+        # next task's grids, so that a task's cells are readable while the next one runs (a slow task's
+        # grids would otherwise hold back a fast task's held-out seeds by hours)
+        for task in tasks:
+            claim1, dense = cells[task]
             winners[(task, 0.0, "finetune")] = dense
-            tuned = [(s, spec.sparse_methods) for s in claim1]
-            tuned += [(s, spec.sparse_methods) for s in spec.always_tuned if s not in claim1]
-            tuned += [(spec.claim2.sparsity, spec.claim2.methods)]
-            for sparsity, methods in tuned:
-                for method in methods:
-                    winner = self.grid("1", task, method, sparsity)
-                    if winner is not None:
-                        winners[(task, sparsity, method)] = winner
-        held_out = [(task, s, m) for task, (claim1, _) in cells.items() for s in claim1 for m in spec.sparse_methods]
-        held_out += [(task, 0.0, "finetune") for task in cells if task in self.plan.cells]
-        held_out += [
-            (task, spec.claim2.sparsity, m) for task in cells if task in self.plan.cells for m in spec.claim2.methods
-        ]
-        for key in held_out:
-            stage = "claim 2" if key[1] == spec.claim2.sparsity and key[2] != "finetune" else "2"
-            self.held_out(stage, key, winners.get(key), spec.heldout_seeds)
-        for task, (claim1, _) in cells.items():
+            for sparsity in claim1:
+                for method in spec.sparse_methods:
+                    self.tune("1", task, method, sparsity, winners)
+            for sparsity in claim1:
+                for method in spec.sparse_methods:
+                    self.held_out(
+                        "2", (task, sparsity, method), winners.get((task, sparsity, method)), spec.heldout_seeds
+                    )
+            self.held_out("2", (task, 0.0, "finetune"), dense, spec.heldout_seeds)
             for sparsity in claim1:
                 self.more_seeds(task, sparsity, winners)
+        # then the documented failures (``always_tuned``) and claim 2, again task by task
+        for task in tasks:
+            claim1 = cells[task][0]
+            for sparsity in [s for s in spec.always_tuned if s not in claim1]:
+                for method in spec.sparse_methods:
+                    self.tune("1", task, method, sparsity, winners)
+            for method in spec.claim2.methods:
+                self.tune("1", task, method, spec.claim2.sparsity, winners)
+            for method in spec.claim2.methods:
+                key = (task, spec.claim2.sparsity, method)
+                self.held_out("claim 2", key, winners.get(key), spec.heldout_seeds)
         self.ablation(winners)
         self.baselines(cells)
         self.soft_movement(winners)
         return self.plan
+
+    def tune(self, stage: str, task: str, method: str, sparsity: float, winners: dict) -> None:
+        """The method's grid at the cell (a cell tuned twice, e.g. a claim-1 cell that is also claim 2's,
+        names its runs once: ``need`` keeps one entry per run id)."""
+        if (task, sparsity, method) in winners:
+            return
+        winner = self.grid(stage, task, method, sparsity)
+        if winner is not None:
+            winners[(task, sparsity, method)] = winner
 
     def soft_movement(self, winners: dict) -> None:
         sm = self.spec.soft_movement
@@ -443,9 +459,9 @@ class _Planner:
             values[method] = [_points(record.dev_value) for record in records]
         spreads, count = [], len(first)
         for a, b in rule.pairs:
-            differences = [x - y for x, y in zip(values[a], values[b])]
-            count = max(count, stein_seed_count(differences, rule.half_width, rule.max_seeds))
-            spreads.append(f"{a} − {b} {statistics.stdev(differences) if len(differences) > 1 else 0.0:.2f}")
+            spread = paired_spread([x - y for x, y in zip(values[a], values[b])])
+            count = max(count, stein_seed_count(spread, len(first), rule.half_width, rule.max_seeds))
+            spreads.append(f"{a} − {b} {spread:.2f}")
         self.plan.decisions.append(
             f"seeds {task} {100 * sparsity:g}%: paired SD {', '.join(spreads)} points over seeds "
             f"{min(first)}-{max(first)} -> {count} seeds (Stein's two-stage rule: ±{rule.half_width:g} points "

@@ -24,12 +24,16 @@ from collections.abc import Sequence
 from scipy import stats
 
 
-def stein_seed_count(differences: Sequence[float], half_width: float, max_seeds: int, confidence: float = 0.95) -> int:
-    """Seeds the cell needs in all (at least the first stage's ``len(differences)``, at most ``max_seeds``)."""
-    first = len(differences)
+def paired_spread(differences: Sequence[float]) -> float:
+    """The first stage's standard deviation of the paired differences (0 with fewer than two)."""
+    return statistics.stdev(differences) if len(differences) > 1 else 0.0
+
+
+def stein_seed_count(spread: float, first: int, half_width: float, max_seeds: int, confidence: float = 0.95) -> int:
+    """Seeds the cell needs in all, from the first stage's ``first`` paired differences and their standard
+    deviation ``spread`` (``paired_spread``): at least ``first``, at most ``max_seeds``."""
     if first < 2 or half_width <= 0:
         return first
-    spread = statistics.stdev(differences)
     t = float(stats.t.ppf(1.0 - (1.0 - confidence) / 2.0, first - 1))
     needed = math.ceil((t * spread / half_width) ** 2 - 1e-9)
     return max(first, min(max_seeds, needed))

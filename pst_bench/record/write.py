@@ -12,6 +12,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from ..checkout import has_uncommitted_changes, head_commit
 from ..methods import find_method
 from .format import FINISHED, SCHEMA_VERSION
 
@@ -44,20 +45,7 @@ def git_state() -> dict:
     """Commit of the checkout pst-bench runs from (the current folder, else the package's)."""
     for where in (Path.cwd(), Path(__file__).resolve().parent):
         try:
-            commit = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True
-            ).stdout.strip()
-            dirty = (
-                subprocess.run(
-                    ["git", "status", "--porcelain", "--untracked-files=no"],
-                    cwd=where,
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                ).stdout.strip()
-                != ""
-            )
-            return {"commit": commit, "dirty": dirty}
+            return {"commit": head_commit(where), "dirty": has_uncommitted_changes(where)}
         except (OSError, subprocess.SubprocessError):
             continue
     # no checkout: a copy of one whose files `python -m pst_bench.install.device verify` matched to this commit
