@@ -135,9 +135,11 @@ schedule: $(STAMP)
 # The evidence protocol (results/README.md): every stage's pending runs in priority order, resumable, from a
 # clean checkout (a separate clone, so that edits cannot change a running protocol). SPEC=gpu on a GPU.
 #   nohup make protocol > protocol.log 2>&1 &      make protocol-status: where it stands (results/protocol.md)
+# exec: the shell becomes the protocol, so `pkill -USR1 -f pst_bench.protocol` (drain) signals only it, not a
+# shell that would die of the signal and take make's exit status with it
 SPEC ?= cpu
 protocol: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.protocol --spec $(SPEC) $(ARGS)
+	exec env HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.protocol --spec $(SPEC) $(ARGS)
 
 protocol-status: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.protocol --spec $(SPEC) --dry-run --write results/protocol$(if $(filter-out cpu,$(SPEC)),-$(SPEC)).md

@@ -80,3 +80,50 @@ def test_torch_given_explicitly_is_installed_either_way(tmp_path, has_torch):
     calls, out = _install(tmp_path, has_torch=has_torch, torch=wanted)
     assert _torch_installs(calls) == [f"pip install --quiet {wanted}"]
     assert f"installing torch as TORCH says: {wanted}" in out
+
+
+FAKE_PROTOCOL = """#!/bin/sh
+trap 'echo drained >> "{log}"; exit 0' USR1
+echo started >> "{log}"
+i=0
+while [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+exit 3
+"""
+
+
+def test_draining_make_protocol_signals_the_protocol_alone(tmp_path):
+    """docs/evidence.md drains a sweep with `pkill -USR1 -f pst_bench.protocol`: under `make protocol` that
+    pattern must match the protocol only (the recipe execs it), not a shell between make and it that would
+    die of the signal and fail make."""
+    import os
+    import signal
+    import time
+
+    venv, log = tmp_path / "venv", tmp_path / "calls.log"
+    (venv / "bin").mkdir(parents=True)
+    _script(venv / "bin" / "python", FAKE_PROTOCOL.format(log=log))
+    (venv / ".install.stamp").touch()
+    spec = str(tmp_path / "spec.yaml")  # in the command line: only this test's processes match below
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "-C", str(ROOT), "protocol", f"VENV={venv}", f"SPEC={spec}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not (log.exists() and "started" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    matched = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = (Path("/proc") / pid / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "pst_bench.protocol" in cmdline and spec in cmdline and int(pid) != os.getpid():
+            matched.append(int(pid))
+    for pid in matched:  # what pkill -f does
+        os.kill(pid, signal.SIGUSR1)
+    out, _ = make.communicate(timeout=30)
+    assert matched, "the protocol process was found"
+    assert make.returncode == 0, out
+    assert log.read_text().split() == ["started", "drained"]
