@@ -476,6 +476,30 @@ def test_until_starts_only_runs_estimated_to_end_before_it(tmp_path, monkeypatch
     assert out.count("[protocol] start") == 1 and "start schedule: sst2 80% map" in out
 
 
+@pytest.mark.parametrize(("given", "expected"), [(None, "2"), ("3", "3")])
+def test_runs_share_the_cores_unless_the_caller_set_their_threads(tmp_path, monkeypatch, given, expected):
+    """Two runs at once on four cores get two threads each; an OMP_NUM_THREADS of the caller's wins."""
+    spec = load_spec(str(write_spec(tmp_path)))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(execute, "_cores", lambda: 4)
+    if given is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", given)
+    seen = tmp_path / "threads.txt"
+    monkeypatch.setattr(
+        execute,
+        "_command",
+        lambda spec, request: [
+            sys.executable,
+            "-c",
+            f"import os; open({str(seen)!r}, 'a').write(os.environ['OMP_NUM_THREADS'] + '\\n')",
+        ],
+    )
+    assert run_protocol(spec, jobs=2, max_runs=2) == 0
+    assert seen.read_text().split() == [expected, expected]
+
+
 def test_the_command_refuses_a_dirty_checkout(tmp_path, monkeypatch, capsys):
     import pst_bench.protocol.__main__ as cli
 

@@ -17,6 +17,7 @@ the call exits.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import statistics
 import subprocess
@@ -150,6 +151,22 @@ def git_dirty() -> bool:
         return False
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (a cluster job's share)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def child_env(jobs: int) -> dict[str, str]:
+    """A run's environment: the caller's, with ``OMP_NUM_THREADS`` set to the cores over ``jobs`` (at least 1)
+    where the caller set none, since ``jobs`` runs of torch's default, a thread per core each, would
+    oversubscribe the cores and slow every run."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, _cores() // max(1, jobs))))
+    return env
+
+
 def _command(spec: ProtocolSpec, request: RunRequest) -> list[str]:
     script = Path(sys.executable).with_name("pst-bench")
     head = [str(script)] if script.exists() else [sys.executable, "-m", "pst_bench.cli"]
@@ -238,7 +255,9 @@ def run_protocol(spec: ProtocolSpec, jobs: int, max_runs: int | None = None, unt
                 log_file = (LOG_DIR / f"{rid}.log").open("a")
                 print(f"[protocol] start {request.stage}: {request.label} -> {rid}", flush=True)
                 running[rid] = (
-                    subprocess.Popen(_command(spec, request), stdout=log_file, stderr=subprocess.STDOUT),
+                    subprocess.Popen(
+                        _command(spec, request), stdout=log_file, stderr=subprocess.STDOUT, env=child_env(jobs)
+                    ),
                     request,
                 )
                 started += 1
