@@ -87,6 +87,24 @@ def finish(spec, plan, ledger, value_of=simulated_value, predictions=WITH_BASELI
     return len(plan.pending)
 
 
+def use_fake_pst_bench(monkeypatch, tmp_path, *before):
+    """Run the protocol's runs in ``tmp_path`` with tests/fake_pst_bench.py (the simulated record, no
+    training) instead of pst-bench; ``before``: python arguments ahead of the script (a wrapper)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setattr(
+        execute,
+        "_command",
+        lambda spec, request: [
+            sys.executable,
+            *before,
+            str(HERE / "fake_pst_bench.py"),
+            json.dumps(simulated_value(request)),
+            *request.overrides(spec),
+        ],
+    )
+
+
 def run_to_the_end(spec, value_of=simulated_value):
     ledger, rounds = Ledger(spec), []
     while True:
@@ -367,18 +385,7 @@ def test_dry_run_writes_where_it_stands(tmp_path, capsys):
 def test_the_runner_starts_pending_runs_in_parallel_and_moves_on_when_they_end(tmp_path, monkeypatch):
     """run_protocol with a stand-in for pst-bench that writes the simulated record (tests/fake_pst_bench.py)."""
     spec = load_spec(str(write_spec(tmp_path, tasks=["sst2"])))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setattr(
-        execute,
-        "_command",
-        lambda spec, request: [
-            sys.executable,
-            str(HERE / "fake_pst_bench.py"),
-            json.dumps(simulated_value(request)),
-            *request.overrides(spec),
-        ],
-    )
+    use_fake_pst_bench(monkeypatch, tmp_path)
     assert run_protocol(spec, jobs=2, max_runs=4) == 0
     ledger = Ledger(spec)
     plan = make_plan(spec, ledger)
@@ -400,24 +407,11 @@ def test_a_failed_run_is_reported_and_not_retried_in_the_same_call(tmp_path, mon
 def test_sigusr1_drains_the_runs_in_flight_and_starts_no_more(tmp_path, monkeypatch, capsys):
     """The first run signals its parent, then writes its record; the call ends after it, with work pending."""
     spec = load_spec(str(write_spec(tmp_path)))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     signal_then_run = (
         "import os, signal, subprocess, sys; os.kill(os.getppid(), signal.SIGUSR1); "
         "sys.exit(subprocess.call([sys.executable, *sys.argv[1:]]))"
     )
-    monkeypatch.setattr(
-        execute,
-        "_command",
-        lambda spec, request: [
-            sys.executable,
-            "-c",
-            signal_then_run,
-            str(HERE / "fake_pst_bench.py"),
-            json.dumps(simulated_value(request)),
-            *request.overrides(spec),
-        ],
-    )
+    use_fake_pst_bench(monkeypatch, tmp_path, "-c", signal_then_run)
     assert run_protocol(spec, jobs=1) == 0
     out = capsys.readouterr().out
     assert out.count("[protocol] start") == 1 and "[protocol] draining: 1 runs in flight" in out
@@ -453,18 +447,7 @@ def test_until_starts_only_runs_estimated_to_end_before_it(tmp_path, monkeypatch
         minutes_per_run={"sst2": 1.0, "stsb": 100.0},
     )
     spec = load_spec(str(path))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setattr(
-        execute,
-        "_command",
-        lambda spec, request: [
-            sys.executable,
-            str(HERE / "fake_pst_bench.py"),
-            json.dumps(simulated_value(request)),
-            *request.overrides(spec),
-        ],
-    )
+    use_fake_pst_bench(monkeypatch, tmp_path)
     first = make_plan(spec, Ledger(spec)).pending[0].request
     assert first.task == "stsb", "priority order would start STS-B's probe first"
     now = datetime.now().astimezone()
