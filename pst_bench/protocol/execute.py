@@ -211,7 +211,7 @@ def run_protocol(spec: ProtocolSpec, jobs: int, max_runs: int | None = None, unt
 
     draining = late = False
 
-    def fits(ledger: Ledger, request: RunRequest) -> bool:
+    def fits(request: RunRequest) -> bool:
         if until is None:
             return True
         minutes = DEADLINE_MARGIN * minutes_per_run(spec, ledger, request)
@@ -240,7 +240,7 @@ def run_protocol(spec: ProtocolSpec, jobs: int, max_runs: int | None = None, unt
             ledger.adopt(plan)
             todo = [r for r in plan.pending if r.rid not in set(running) | failed]
             while todo and not draining and len(running) < jobs and (max_runs is None or started < max_runs):
-                planned = next((r for r in todo if fits(ledger, r.request)), None)
+                planned = next((r for r in todo if fits(r.request)), None)
                 if planned is None:
                     if not late:
                         print(

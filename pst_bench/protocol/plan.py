@@ -360,8 +360,8 @@ class _Planner:
         return self.plan
 
     def tune(self, stage: str, task: str, method: str, sparsity: float, winners: dict) -> None:
-        """The method's grid at the cell (a cell tuned twice, e.g. a claim-1 cell that is also claim 2's,
-        names its runs once: ``need`` keeps one entry per run id)."""
+        """The method's grid at the cell, its winner into ``winners`` once settled; a cell already settled (a
+        claim-1 cell that is also claim 2's) is not gone through again, so its decision is written once."""
         if (task, sparsity, method) in winners:
             return
         winner = self.grid(stage, task, method, sparsity)
