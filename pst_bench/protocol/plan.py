@@ -24,10 +24,10 @@ The stages (results/README.md, "Protocol"):
   stages 1 and 2 of claim 1 go task by task (a task's grids, held-out and extra seeds before the next
   task's grids), then every task's ``always_tuned`` and claim-2 grids and claim 2's held-out seeds;
 - **claims 3-4**: the ablation's variants at PST's winning rate of its cell, on the ablation seeds;
-- **baselines**: the methods beyond the paper (``baselines.grids``: Wanda, SparseGPT) tuned at every
-  claim-1 cell, then their winners on the held-out seeds;
 - **soft movement**: λ searched on the selection seed until the achieved sparsity lands on the cell
-  (``soft_movement``; ``next_lambda``), then the held-out seeds at that λ.
+  (``soft_movement``; ``next_lambda``), then the held-out seeds at that λ;
+- **baselines**: the methods beyond the paper (``baselines.grids``: Wanda, SparseGPT) at every claim-1
+  cell, cell by cell and the sparsest first: a cell's grids, then its winners on the held-out seeds.
 """
 
 from __future__ import annotations
@@ -355,8 +355,9 @@ class _Planner:
                 key = (task, spec.claim2.sparsity, method)
                 self.held_out("claim 2", key, winners.get(key), spec.heldout_seeds)
         self.ablation(winners)
-        self.baselines(cells)
+        # soft movement (one SST-2 cell, a few short runs) before the baselines' grids and seeds at every cell
         self.soft_movement(winners)
+        self.baselines(cells)
         return self.plan
 
     def tune(self, stage: str, task: str, method: str, sparsity: float, winners: dict) -> None:
@@ -422,15 +423,19 @@ class _Planner:
         )
 
     def baselines(self, cells: dict) -> None:
-        """Issue 24's methods at every claim-1 cell, after everything the paper's claims need."""
+        """Issue 24's methods at every claim-1 cell, after everything the paper's claims need. Cell by cell,
+        the sparsest first (tasks in spec order at equal sparsity), each cell's held-out seeds before the next
+        cell's grids: the new claims ask about high sparsity, and a few whole cells are worth more than every
+        cell's grid with no held-out seed (their runs take days on the CPU)."""
         grids = self.spec.baselines.grids
-        found = {}
-        for task, (claim1, _) in cells.items():
-            for sparsity in claim1:
-                for method in grids:
-                    found[(task, sparsity, method)] = self.grid("baselines", task, method, sparsity, grids)
-        for key, winner in found.items():
-            self.held_out("baselines held-out", key, winner, self.spec.heldout_seeds)
+        order = sorted(
+            ((sparsity, index, task) for index, (task, (claim1, _)) in enumerate(cells.items()) for sparsity in claim1),
+            key=lambda cell: (-cell[0], cell[1]),
+        )
+        for sparsity, _, task in order:
+            winners = {method: self.grid("baselines", task, method, sparsity, grids) for method in grids}
+            for method, winner in winners.items():
+                self.held_out("baselines held-out", (task, sparsity, method), winner, self.spec.heldout_seeds)
 
     def held_out(self, stage: str, key: tuple[str, float, str], winner: RunRecord | None, seeds, **kw) -> None:
         task, sparsity, method = key
