@@ -216,6 +216,10 @@ def test_the_whole_protocol_on_simulated_runs(tmp_path):
         (m, s) for m in ("map", "mvp", "pst") for s in (0.7, 0.8)
     }
     assert {r.seed for r in held} == {1, 2}
+    # cell by cell, the sparsest first: 80%'s grids and held-out seeds, then dense's seeds, before 70%'s grids
+    first_70_grid = min(i for i, r in enumerate(requests) if r.stage == "1" and r.sparsity == 0.7)
+    assert max(i for i, r in enumerate(requests) if r.stage in ("1", "2") and r.sparsity == 0.8) < first_70_grid
+    assert max(i for i, r in enumerate(requests) if r.stage == "2" and r.method == "finetune") < first_70_grid
     assert {r.lr for r in held if r.method == "pst"} == {1e-3} and {r.lr for r in held if r.method == "mvp"} == {1e-4}
     assert {r.lr for r in held if r.method == "finetune"} == {1e-4}
     # 90% is tuned (a documented failure if nothing learns) but gets no held-out seed

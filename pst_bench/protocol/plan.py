@@ -22,7 +22,9 @@ The stages (results/README.md, "Protocol"):
   ``report.selection``) lies on an edge grows one point beyond it, at most ``max_extensions`` times;
 - **2**: the winners (and dense's) on the held-out seeds, then the seeds Stein's rule adds (``protocol.seeds``);
   stages 1 and 2 of claim 1 go task by task (a task's grids, held-out and extra seeds before the next
-  task's grids), then every task's ``always_tuned`` and claim-2 grids and claim 2's held-out seeds;
+  task's grids) and inside a task cell by cell, the sparsest first (a cell's grids, then its held-out
+  seeds; every cell's first seeds before any extra seed), then every task's ``always_tuned`` and claim-2
+  grids and claim 2's held-out seeds;
 - **claims 3-4**: the ablation's variants at PST's winning rate of its cell, on the ablation seeds;
 - **soft movement**: λ searched on the selection seed until the achieved sparsity lands on the cell
   (``soft_movement``; ``next_lambda``), then the held-out seeds at that λ;
@@ -328,20 +330,24 @@ class _Planner:
         tasks = [task for task in ready if task in self.plan.cells]  # stage 0 done and dense learned
         # Claim 1 first and task by task: one task's grids, held-out seeds and Stein's extra seeds before the
         # next task's grids, so that a task's cells are readable while the next one runs (a slow task's
-        # grids would otherwise hold back a fast task's held-out seeds by hours)
+        # grids would otherwise hold back a fast task's held-out seeds by hours). Inside a task, cell by cell
+        # and the sparsest first (the paper's regime): a cell's grids, then its held-out seeds (dense's after
+        # the first cell's, as every cell needs them), before the next cell's grids, so one whole cell is
+        # readable hours before the task's last grid ends. Stein's extra seeds come after every cell's first
+        # seeds: the claims pair cells on the seeds they share, so one cell's extras add nothing alone.
         for task in tasks:
             claim1, dense = cells[task]
             winners[(task, 0.0, "finetune")] = dense
-            for sparsity in claim1:
+            for index, sparsity in enumerate(sorted(claim1, reverse=True)):
                 for method in spec.sparse_methods:
                     self.tune("1", task, method, sparsity, winners)
-            for sparsity in claim1:
                 for method in spec.sparse_methods:
                     self.held_out(
                         "2", (task, sparsity, method), winners.get((task, sparsity, method)), spec.heldout_seeds
                     )
-            self.held_out("2", (task, 0.0, "finetune"), dense, spec.heldout_seeds)
-            for sparsity in claim1:
+                if index == 0:
+                    self.held_out("2", (task, 0.0, "finetune"), dense, spec.heldout_seeds)
+            for sparsity in sorted(claim1, reverse=True):
                 self.more_seeds(task, sparsity, winners)
         # then the documented failures (``always_tuned``) and claim 2, again task by task
         for task in tasks:
