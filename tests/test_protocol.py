@@ -583,14 +583,25 @@ def test_a_cell_whose_paired_differences_spread_gets_more_seeds_for_every_method
         (tmp_path / name).mkdir()
     spec = load_spec(str(write_spec(tmp_path / "swing", heldout_seeds=[1, 2, 3], more_seeds=rule)))
     plan, _ = run_to_the_end(spec, value_of=swinging)
-    held = {(r.request.method, r.request.sparsity, r.request.seed) for r in plan.runs if r.request.stage == "2"}
+    stages = [r.request.stage for r in plan.runs]
+    held = {
+        (r.request.method, r.request.sparsity, r.request.seed)
+        for r in plan.runs
+        if r.request.stage in ("2", "more seeds")
+    }
     for method in ("map", "mvp", "pst"):
         for sparsity in (0.7, 0.8):
             assert {(method, sparsity, seed) for seed in (1, 2, 3, 4, 5)} <= held
     assert not {key for key in held if key[0] == "finetune" and key[2] > 3}, "dense keeps the first seeds"
     assert any(d.startswith("seeds sst2 70%: paired SD pst − map 2.31") and "-> 5 seeds" in d for d in plan.decisions)
+    # the extra seeds once every claim has its first ones (claim 2's, the ablation's), before issue 24's runs
+    extra = [i for i, stage in enumerate(stages) if stage == "more seeds"]
+    assert len(extra) == 3 * 2 * 2, "seeds 4 and 5 of map, mvp and pst at both cells"
+    assert max(i for i, stage in enumerate(stages) if stage in ("2", "claim 2", "claims 3-4")) < min(extra)
+    assert max(extra) < min(i for i, r in enumerate(plan.runs) if r.request.method in ("soft_mvp", "sparsegpt"))
 
     calm = load_spec(str(write_spec(tmp_path / "calm", heldout_seeds=[1, 2, 3], more_seeds=rule)))
     plan, _ = run_to_the_end(calm)
     assert max(r.request.seed for r in plan.runs if r.request.stage == "2") == 3
+    assert not [r for r in plan.runs if r.request.stage == "more seeds"]
     assert any(d.startswith("seeds sst2 70%: paired SD pst − map 0.00") and "-> 3 seeds" in d for d in plan.decisions)

@@ -20,12 +20,13 @@ The stages (results/README.md, "Protocol"):
 - **1**: every sparse method's grid at each claim-1 cell, at ``always_tuned`` (a documented failure
   where nothing learns) and at claim 2's sparsity (its methods); a grid whose winner (selection seed only,
   ``report.selection``) lies on an edge grows one point beyond it, at most ``max_extensions`` times;
-- **2**: the winners (and dense's) on the held-out seeds, then the seeds Stein's rule adds (``protocol.seeds``);
-  stages 1 and 2 of claim 1 go task by task (a task's grids, held-out and extra seeds before the next
-  task's grids) and inside a task cell by cell, the sparsest first (a cell's grids, then its held-out
-  seeds; every cell's first seeds before any extra seed), then every task's ``always_tuned`` and claim-2
-  grids and claim 2's held-out seeds;
+- **2**: the winners (and dense's) on the held-out seeds; stages 1 and 2 of claim 1 go task by task (a
+  task's grids and held-out seeds before the next task's grids) and inside a task cell by cell, the
+  sparsest first (a cell's grids, then its held-out seeds), then every task's ``always_tuned`` and
+  claim-2 grids and claim 2's held-out seeds;
 - **claims 3-4**: the ablation's variants at PST's winning rate of its cell, on the ablation seeds;
+- **more seeds**: the claim-1 cells' seeds Stein's rule adds where the paired differences spread widely
+  (``protocol.seeds``), once every claim has its first seeds;
 - **soft movement**: λ searched on the selection seed until the achieved sparsity lands on the cell
   (``soft_movement``; ``next_lambda``), then the held-out seeds at that λ;
 - **baselines**: the methods beyond the paper (``baselines.grids``: Wanda, SparseGPT) at every claim-1
@@ -328,13 +329,12 @@ class _Planner:
         cells = {task: self.cells(task) for task in ready}
         winners: dict[tuple[str, float, str], RunRecord] = {}
         tasks = [task for task in ready if task in self.plan.cells]  # stage 0 done and dense learned
-        # Claim 1 first and task by task: one task's grids, held-out seeds and Stein's extra seeds before the
-        # next task's grids, so that a task's cells are readable while the next one runs (a slow task's
-        # grids would otherwise hold back a fast task's held-out seeds by hours). Inside a task, cell by cell
-        # and the sparsest first (the paper's regime): a cell's grids, then its held-out seeds (dense's after
-        # the first cell's, as every cell needs them), before the next cell's grids, so one whole cell is
-        # readable hours before the task's last grid ends. Stein's extra seeds come after every cell's first
-        # seeds: the claims pair cells on the seeds they share, so one cell's extras add nothing alone.
+        # Claim 1 first and task by task: one task's grids and held-out seeds before the next task's grids,
+        # so that a task's cells are readable while the next one runs (a slow task's grids would otherwise
+        # hold back a fast task's held-out seeds by hours). Inside a task, cell by cell and the sparsest first
+        # (the paper's regime): a cell's grids, then its held-out seeds (dense's after the first cell's, as
+        # every cell needs them), before the next cell's grids, so one whole cell is readable hours before
+        # the task's last grid ends.
         for task in tasks:
             claim1, dense = cells[task]
             winners[(task, 0.0, "finetune")] = dense
@@ -347,8 +347,6 @@ class _Planner:
                     )
                 if index == 0:
                     self.held_out("2", (task, 0.0, "finetune"), dense, spec.heldout_seeds)
-            for sparsity in sorted(claim1, reverse=True):
-                self.more_seeds(task, sparsity, winners)
         # then the documented failures (``always_tuned``) and claim 2, again task by task
         for task in tasks:
             claim1 = cells[task][0]
@@ -361,6 +359,12 @@ class _Planner:
                 key = (task, spec.claim2.sparsity, method)
                 self.held_out("claim 2", key, winners.get(key), spec.heldout_seeds)
         self.ablation(winners)
+        # Stein's extra seeds once every claim has its first seeds: claim 1 pairs its cells on the seeds they
+        # all share, so one cell's (or one task's) extras move no verdict until every cell has them, while
+        # STS-B's alone may be 30 runs of 20-27 minutes; each claim's minimum first, then sharper intervals
+        for task in tasks:
+            for sparsity in sorted(cells[task][0], reverse=True):
+                self.more_seeds(task, sparsity, winners)
         # soft movement (one SST-2 cell, a few short runs) before the baselines' grids and seeds at every cell
         self.soft_movement(winners)
         self.baselines(cells)
@@ -480,7 +484,7 @@ class _Planner:
         )
         extra = list(range(max(first) + 1, max(first) + 1 + count - len(first)))
         for method in self.spec.sparse_methods:
-            self.held_out("2", (task, sparsity, method), winners.get((task, sparsity, method)), extra)
+            self.held_out("more seeds", (task, sparsity, method), winners.get((task, sparsity, method)), extra)
 
     def ablation(self, winners: dict) -> None:
         ab = self.spec.ablation
