@@ -198,13 +198,20 @@ def test_the_whole_protocol_on_simulated_runs(tmp_path):
             if r.stage in stages and r.method == method and r.sparsity == sparsity and r.seed == 0 and r.epochs == 4
         )
 
-    # equal tuning: three points each; PST's winner sat on the highest edge and its grid grew once, to 3e-3.
-    # MaP's middle point at each cell is stage 0's run (at 80% the probe's, as is PST's): stage 1 adds the rest
+    # equal tuning: three points each; PST's winner sat on the highest edge and its grid grew once, to 3e-3,
+    # so MaP and MvP were padded to four points beyond their better edge (MaP's two edges tie: the sorted-order
+    # rule picks 3e-4's side; MvP's 3e-4 beats its 3e-5), winners unchanged. MaP's middle point at each cell is
+    # stage 0's run (at 80% the probe's, as is PST's): stage 1 adds the rest
     for sparsity in (0.7, 0.8, 0.9):
-        assert lrs("map", sparsity) == pytest.approx([3e-5, 1e-4, 3e-4])
-        assert lrs("map", sparsity, stages=("1",)) == pytest.approx([3e-5, 3e-4])
-        assert lrs("mvp", sparsity) == pytest.approx([3e-5, 1e-4, 3e-4])
+        assert lrs("map", sparsity) == pytest.approx([3e-5, 1e-4, 3e-4, 1e-3])
+        assert lrs("map", sparsity, stages=("1",)) == pytest.approx([3e-5, 3e-4, 1e-3])
+        assert lrs("mvp", sparsity) == pytest.approx([3e-5, 1e-4, 3e-4, 1e-3])
         assert lrs("pst", sparsity) == pytest.approx([1e-4, 3e-4, 1e-3, 3e-3])
+    assert (
+        "grid sst2 70% mvp: lr 0.0001 wins over 3e-05, 0.0001, 0.0003, 0.001 (padded by 1 beyond its better edge "
+        "to the cell's 4 points)" in plan.decisions
+    )
+    assert lrs("map", 0.5) == pytest.approx([3e-5, 1e-4, 3e-4, 1e-3]), "claim 2's cell is padded too"
     assert lrs("finetune", 0.0) == pytest.approx([3e-5, 1e-4, 3e-4])
     assert (
         "grid sst2 dense finetune: lr 0.0001 wins over 3e-05, 0.0001, 0.0003 (tied at 90.00 with "
@@ -288,6 +295,42 @@ def test_claim_one_goes_task_by_task_before_the_rest(tmp_path):
         if claim1_at and later_at:
             assert max(claim1_at) < min(later_at), [r.label for r in pending]
     assert interleaved, "some plan held SST-2's held-out seeds and STS-B's grid runs at once"
+
+
+@pytest.mark.slow
+def test_every_method_of_a_cell_ends_with_as_many_points_even_when_a_padded_point_wins(tmp_path):
+    """PST grows to four points; MaP, padded to four, wins at its new 1e-3 edge and grows to five (its limit);
+    then PST and MvP are padded to five too, each beyond its better edge. Held-out seeds use the new winners."""
+    spec = load_spec(str(write_spec(tmp_path, always_tuned=[], claim2={"methods": ["pst"]})))
+
+    def map_likes_fast(request):
+        if request.method == "map" and request.stage == "1" and request.lr >= 1e-3:
+            value = 0.95 if request.lr == 1e-3 else 0.90
+            return value, value
+        return simulated_value(request)
+
+    plan, _ = run_to_the_end(spec, value_of=map_likes_fast)
+
+    def lrs(method, sparsity):
+        return sorted(
+            r.request.lr
+            for r in plan.runs
+            if r.request.method == method
+            and r.request.sparsity == sparsity
+            and r.request.seed == 0
+            and r.request.epochs == 4
+        )
+
+    for sparsity in (0.7, 0.8):
+        assert lrs("map", sparsity) == pytest.approx([3e-5, 1e-4, 3e-4, 1e-3, 3e-3])
+        assert lrs("pst", sparsity) == pytest.approx([1e-4, 3e-4, 1e-3, 3e-3, 1e-2]), "beyond 3e-3 (0.66 > 0.60)"
+        assert lrs("mvp", sparsity) == pytest.approx([1e-5, 3e-5, 1e-4, 3e-4, 1e-3]), "below 3e-5 (0.60 > 0.50)"
+    held = {(r.request.method, r.request.lr) for r in plan.runs if r.request.stage == "2"}
+    assert {lr for method, lr in held if method == "map"} == {1e-3}
+    assert (
+        "grid sst2 70% map: lr 0.001 wins over 3e-05, 0.0001, 0.0003, 0.001, 0.003 (padded by 1 beyond its "
+        "better edge to the cell's 5 points)" in plan.decisions
+    )
 
 
 @pytest.mark.slow

@@ -30,7 +30,8 @@ from ..checkout import has_uncommitted_changes
 from ..errors import ConfigError
 from ..files import atomic_write_text
 from ..record import FINISHED, RunRecord, load_records, run_id
-from .plan import Plan, RunRequest, make_plan
+from .plan import make_plan
+from .runs import Plan, RunRequest
 from .spec import ProtocolSpec
 
 log = logging.getLogger(__name__)

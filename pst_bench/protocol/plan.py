@@ -19,7 +19,9 @@ The stages (results/README.md, "Protocol"):
   predictor by ``cells.dense_margin`` points and MaP keeps a share of dense inside ``cells.map_share``;
 - **1**: every sparse method's grid at each claim-1 cell, at ``always_tuned`` (a documented failure
   where nothing learns) and at claim 2's sparsity (its methods); a grid whose winner (selection seed only,
-  ``report.selection``) lies on an edge grows one point beyond it, at most ``max_extensions`` times;
+  ``report.selection``) lies on an edge grows one point beyond it, at most ``max_extensions`` points in
+  all; then every method of the cell is padded to the cell's largest grid (equal tuning by count), one
+  point at a time beyond its better edge, the edge rule applying to each new point;
 - **2**: the winners (and dense's) on the held-out seeds; stages 1 and 2 of claim 1 go task by task (a
   task's grids and held-out seeds before the next task's grids) and inside a task cell by cell, the
   sparsest first (a cell's grids, then its held-out seeds), then every task's ``always_tuned`` and
@@ -36,93 +38,16 @@ The stages (results/README.md, "Protocol"):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from ..record import RunRecord
 from ..report.schedule import curve_of, verdict
 from ..report.selection import select_cell
+from .runs import Ledger, Plan, Planned, RunRequest, Settled
 from .seeds import paired_spread, stein_seed_count
 from .spec import ProtocolSpec
 
 CONVERGED = "converged"
 DID_NOT_LEARN = "did not learn"
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """One run the protocol needs: its stage, its place and the overrides that make it."""
-
-    stage: str
-    task: str
-    method: str  # the method config's name (conf/method/)
-    sparsity: float  # 0 for dense fine-tuning
-    lr: float
-    seed: int
-    epochs: int
-    results_dir: str
-    variant: str = ""  # an ablation variant's name
-    extra: tuple[str, ...] = ()  # the variant's overrides, after the run's own
-
-    def overrides(self, spec: ProtocolSpec) -> list[str]:
-        """``pst-bench`` overrides, later ones replacing earlier ones of the same key."""
-        pairs: dict[str, str] = {"model": spec.model, "task": self.task, "method": self.method}
-        for item in spec.run_overrides:
-            key, value = item.split("=", 1)
-            pairs[key] = value
-        pairs["train.epochs"] = str(self.epochs)
-        if self.method != "finetune":
-            pairs["method.sparsity"] = f"{self.sparsity:g}"
-        pairs["train.lr"] = f"{self.lr:g}"
-        ratio = spec.score_lr_ratio.get(self.method)
-        if ratio:
-            pairs["method.score_lr"] = f"{self.lr * ratio:g}"
-        pairs["train.seed"] = str(self.seed)
-        for item in self.extra:
-            key, value = item.split("=", 1)
-            pairs[key] = value
-        pairs["paths.results_dir"] = self.results_dir
-        return [f"{key}={value}" for key, value in pairs.items()]
-
-    @property
-    def label(self) -> str:
-        what = self.variant or self.method
-        where = "dense" if self.method == "finetune" else f"{100 * self.sparsity:g}%"
-        return f"{self.task} {where} {what} lr {self.lr:g} seed {self.seed} ({self.epochs} ep)"
-
-
-@dataclass
-class Planned:
-    request: RunRequest  # the first (highest-priority) request of this run id
-    record: RunRecord | None  # None while it has not finished
-    rid: str = ""
-    # every results folder a stage wants the record in (the probe's folder, then the protocol's)
-    folders: list[str] = field(default_factory=list)
-
-    @property
-    def finished(self) -> bool:
-        return self.record is not None
-
-
-@dataclass
-class Plan:
-    runs: list[Planned] = field(default_factory=list)
-    decisions: list[str] = field(default_factory=list)  # what was decided and why, in order
-    blocked: list[str] = field(default_factory=list)  # stages that cannot go on, and why
-    epochs: dict[str, int] = field(default_factory=dict)  # the chosen schedule per task
-    cells: dict[str, list[float]] = field(default_factory=dict)  # claim-1 cells per task
-
-    @property
-    def pending(self) -> list[Planned]:
-        return [run for run in self.runs if not run.finished]
-
-
-class Ledger(Protocol):
-    """What the plan asks of the finished runs (``execute.Ledger``: composes the id, looks it up)."""
-
-    def run_id(self, request: RunRequest) -> str: ...
-
-    def lookup(self, request: RunRequest) -> RunRecord | None: ...
 
 
 def ladder_step(value: float, up: bool) -> float:
@@ -167,6 +92,7 @@ class _Planner:
     def __init__(self, spec: ProtocolSpec, ledger: Ledger):
         self.spec, self.ledger, self.plan = spec, ledger, Plan()
         self._by_id: dict[str, Planned] = {}
+        self.points: dict[tuple[str, float], int] = {}  # (task, sparsity): every settled grid's points there
 
     def need(self, request: RunRequest) -> RunRecord | None:
         """Add the request to the plan (a run id once: two stages that need the same run share it) and
@@ -244,48 +170,69 @@ class _Planner:
 
     # ------------------------------------------------------------------ grids
 
-    def grid(self, stage: str, task: str, method: str, sparsity: float, grids=None) -> RunRecord | None:
-        """Run a method's grid at one cell on the selection seed, growing it past an edge winner; returns the
-        winner's selection-seed record once the grid is settled, else None."""
+    def grid(self, stage: str, task: str, method: str, sparsity: float, grids=None, size: int = 0) -> Settled | None:
+        """A method's grid at one cell on the selection seed, settled: grown past an edge winner, then padded
+        to ``size`` points (the cell's largest grid: equal tuning) one point at a time beyond its better
+        edge, the edge rule applying to each new point; at most ``max_extensions`` points beyond the spec's.
+        None while a run of it has not finished."""
         grids = self.spec.grids if grids is None else grids
-        points = list(grids[method])
-        for _ in range(self.spec.max_extensions + 1):
+        base = list(grids[method])
+        points, padded = list(base), 0
+        limit = len(base) + self.spec.max_extensions
+        where = "dense" if method == "finetune" else f"{100 * sparsity:g}%"
+        while True:
             records = [
                 self.need(self.request(stage, task, method, sparsity, lr, self.spec.selection_seed)) for lr in points
             ]
             if any(record is None for record in records):
                 return None
-            cell = select_cell((task, method, sparsity), records, selection_seeds=(self.spec.selection_seed,))
+            cell = self._select(task, method, sparsity, records)
             winner = cell.chosen.runs[0]
-            where = "dense" if method == "finetune" else f"{100 * sparsity:g}%"
             if all(record.constant_predictor for record in records):
-                self.plan.decisions.append(
-                    f"grid {task} {where} {method}: no point learned (every run a constant predictor)"
+                return Settled(
+                    winner,
+                    tuple(points),
+                    f"grid {task} {where} {method}: no point learned (every run a constant predictor)",
                 )
-                return winner
             edge = cell.on_edge
-            lr = float(winner.config["train"]["lr"])
-            grown = len(points) - len(grids[method])
-            if edge is None or len(points) == 1 or grown >= self.spec.max_extensions:
-                note = f" (still on the {edge} edge after {grown} extensions: the limit)" if edge else ""
-                tied = [c for c in cell.grid if c is not cell.chosen and c.median_dev == cell.chosen.median_dev]
-                if tied:  # the selection policy's tie rule decided: say so
-                    note += (
-                        f" (tied at {100 * cell.chosen.median_dev:.2f} with "
-                        f"{', '.join(c.setting for c in tied)}: the first setting in sorted order wins)"
-                    )
-                self.plan.decisions.append(
-                    f"grid {task} {where} {method}: lr {lr:g} wins over {', '.join(f'{p:g}' for p in points)}{note}"
+            if edge is not None and 1 < len(points) < limit:
+                points = sorted(
+                    {*points, ladder_step(points[0] if edge == "lowest" else points[-1], up=edge == "highest")}
                 )
-                return winner
-            points = sorted({*points, ladder_step(points[0] if edge == "lowest" else points[-1], up=edge == "highest")})
-        return None
+                continue
+            if 1 < len(points) < min(size, limit):
+                # the better of the two edges on the selection seed, the same ranking as the winner's
+                better = self._select(task, method, sparsity, [records[0], records[-1]]).chosen.runs[0]
+                up = better is records[-1]
+                points = sorted({*points, ladder_step(points[-1] if up else points[0], up=up)})
+                padded += 1
+                continue
+            lr = float(winner.config["train"]["lr"])
+            note = ""
+            if padded:
+                note += f" (padded by {padded} beyond its better edge to the cell's {len(points)} points)"
+            if edge is not None and len(points) > 1:
+                note += f" (still on the {edge} edge after {len(points) - len(base)} extensions: the limit)"
+            tied = [c for c in cell.grid if c is not cell.chosen and c.median_dev == cell.chosen.median_dev]
+            if tied:  # the selection policy's tie rule decided: say so
+                note += (
+                    f" (tied at {100 * cell.chosen.median_dev:.2f} with "
+                    f"{', '.join(c.setting for c in tied)}: the first setting in sorted order wins)"
+                )
+            decision = f"grid {task} {where} {method}: lr {lr:g} wins over {', '.join(f'{p:g}' for p in points)}{note}"
+            return Settled(winner, tuple(points), decision)
+
+    def _select(self, task: str, method: str, sparsity: float, records: list[RunRecord]):
+        return select_cell((task, method, sparsity), records, selection_seeds=(self.spec.selection_seed,))
 
     # ------------------------------------------------------------------ stage 0 and the cells
 
     def cells(self, task: str) -> tuple[list[float], RunRecord | None]:
         """(claim-1 sparsities, dense's winner) once stage 0 of ``task`` has finished."""
-        dense = self.grid("0", task, "finetune", 0.0)
+        settled = self.grid("0", task, "finetune", 0.0)
+        if settled is not None:
+            self.plan.decisions.append(settled.decision)
+        dense = settled.winner if settled is not None else None
         middle = _middle(self.spec.grids["map"])
         maps = {
             s: self.need(self.request("0", task, "map", s, middle, self.spec.selection_seed))
@@ -339,8 +286,7 @@ class _Planner:
             claim1, dense = cells[task]
             winners[(task, 0.0, "finetune")] = dense
             for index, sparsity in enumerate(sorted(claim1, reverse=True)):
-                for method in spec.sparse_methods:
-                    self.tune("1", task, method, sparsity, winners)
+                self.tune("1", task, sparsity, spec.sparse_methods, winners)
                 for method in spec.sparse_methods:
                     self.held_out(
                         "2", (task, sparsity, method), winners.get((task, sparsity, method)), spec.heldout_seeds
@@ -351,10 +297,8 @@ class _Planner:
         for task in tasks:
             claim1 = cells[task][0]
             for sparsity in [s for s in spec.always_tuned if s not in claim1]:
-                for method in spec.sparse_methods:
-                    self.tune("1", task, method, sparsity, winners)
-            for method in spec.claim2.methods:
-                self.tune("1", task, method, spec.claim2.sparsity, winners)
+                self.tune("1", task, sparsity, spec.sparse_methods, winners)
+            self.tune("1", task, spec.claim2.sparsity, spec.claim2.methods, winners)
             for method in spec.claim2.methods:
                 key = (task, spec.claim2.sparsity, method)
                 self.held_out("claim 2", key, winners.get(key), spec.heldout_seeds)
@@ -370,14 +314,30 @@ class _Planner:
         self.baselines(cells)
         return self.plan
 
-    def tune(self, stage: str, task: str, method: str, sparsity: float, winners: dict) -> None:
-        """The method's grid at the cell, its winner into ``winners`` once settled; a cell already settled (a
-        claim-1 cell that is also claim 2's) is not gone through again, so its decision is written once."""
-        if (task, sparsity, method) in winners:
-            return
-        winner = self.grid(stage, task, method, sparsity)
-        if winner is not None:
-            winners[(task, sparsity, method)] = winner
+    def tune(self, stage: str, task: str, sparsity: float, methods, winners: dict, grids=None, size: int = 0) -> int:
+        """The methods' grids at one cell, each padded to the cell's largest (equal tuning: as many points
+        each, at least ``size``), their winners into ``winners`` once every one is settled; returns that
+        number of points (0 while one is not settled). A method already settled at the cell (a claim-1
+        cell that is also claim 2's) is not gone through again, so its decision is written once."""
+        size = max(size, self.points.get((task, sparsity), 0))
+        methods = [m for m in methods if (task, sparsity, m) not in winners]
+        if not methods:
+            return size
+        sizes: dict[str, int] = {}
+        # sizes only grow, each at most to its limit, so this settles within a few rounds
+        for _ in range(len(methods) * (self.spec.max_extensions + 1) + 1):
+            target = max([size, *sizes.values()])
+            settled = {method: self.grid(stage, task, method, sparsity, grids, size=target) for method in methods}
+            if any(result is None for result in settled.values()):
+                return 0
+            sizes = {method: len(result.points) for method, result in settled.items()}
+            if max(sizes.values()) <= target:
+                break
+        for method, result in settled.items():
+            self.plan.decisions.append(result.decision)
+            winners[(task, sparsity, method)] = result.winner
+        self.points[(task, sparsity)] = max(sizes.values())
+        return self.points[(task, sparsity)]
 
     def soft_movement(self, winners: dict) -> None:
         sm = self.spec.soft_movement
@@ -442,10 +402,14 @@ class _Planner:
             ((sparsity, index, task) for index, (task, (claim1, _)) in enumerate(cells.items()) for sparsity in claim1),
             key=lambda cell: (-cell[0], cell[1]),
         )
+        winners: dict[tuple[str, float, str], RunRecord] = {}
         for sparsity, _, task in order:
-            winners = {method: self.grid("baselines", task, method, sparsity, grids) for method in grids}
-            for method, winner in winners.items():
-                self.held_out("baselines held-out", (task, sparsity, method), winner, self.spec.heldout_seeds)
+            # padded to the points the paper's methods had at the cell (claims 6-7 compare them); one grown past
+            # them by the edge rule stays larger, and the claims flag the unequal budget
+            self.tune("baselines", task, sparsity, list(grids), winners, grids)
+            for method in grids:
+                key = (task, sparsity, method)
+                self.held_out("baselines held-out", key, winners.get(key), self.spec.heldout_seeds)
 
     def held_out(self, stage: str, key: tuple[str, float, str], winner: RunRecord | None, seeds, **kw) -> None:
         task, sparsity, method = key

@@ -115,8 +115,8 @@ def requirements_text() -> list[str]:
         "does not if below, else inconclusive. 7: " + _differences(CLAIM7_PAIRS) + ": holds only if every one "
         "of the four intervals is above 0 (each training-time method beats each prune-once one), does not if any "
         "is below 0, else inconclusive. The details give each cell's intervals on its own seeds and its tuning "
-        "budget (settings ranked per method), flagged when unequal: the protocol gives every method the same "
-        "learning-rate grid.",
+        "budget (settings ranked per method), flagged when unequal: the protocol gives every method of a cell "
+        "as many learning-rate points.",
     ]
 
 
