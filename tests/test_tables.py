@@ -532,8 +532,8 @@ def test_the_tuning_budget_and_unequal_budgets(protocol):
     flags = [line for line in md.splitlines() if "**UNEQUAL TUNING BUDGET**" in line]
     assert flags == [
         "- **UNEQUAL TUNING BUDGET** minilm-l6 STS-B 90%: MaP 1 setting, PST 3 settings. The methods were not "
-        "tuned alike, so a difference between them may be the tuning, not the method: give each the same "
-        "learning-rate grid."
+        "tuned alike, so a difference between them may be the tuning, not the method: give each as many "
+        "learning-rate points (the protocol pads a cell's smaller grids)."
     ]
 
 

@@ -71,7 +71,8 @@ def budget_notes(tuned: list[Tuned]) -> list[str]:
             counts = ", ".join(f"{t.member} {t.points} setting{'s' if t.points != 1 else ''}" for t in items)
             unequal.append(
                 f"{UNEQUAL_FLAG} {group}: {counts}. The methods were not tuned alike, so a difference "
-                "between them may be the tuning, not the method: give each the same learning-rate grid."
+                "between them may be the tuning, not the method: give each as many learning-rate points (the "
+                "protocol pads a cell's smaller grids)."
             )
     if not parts:
         return []
