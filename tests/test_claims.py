@@ -20,6 +20,7 @@ import torch
 from helpers import class_counts, fake_record, regression_spread
 from pst_bench.report import claims
 from pst_bench.report.tables import default_paper_csv, load_paper, make_tables
+from pst_bench.report.tuning import UNEQUAL_FLAG
 
 SHARED_PAPER_CSV = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper_results.csv"
 needs_paper = pytest.mark.skipif(not SHARED_PAPER_CSV.is_file(), reason="no ../shared/paper/paper_results.csv here")
@@ -147,6 +148,23 @@ def test_claim1_holds_with_pst_above_map_and_within_a_point_of_mvp(tmp_path, run
     assert "SST-2 90%: PST − MaP +1.00 [+0.80, +1.20] (n = 5); PST − MvP -0.50 [-0.70, -0.30] (n = 5)" in (
         details_text(found)
     )
+
+
+def test_claims_name_each_counted_cells_tuning_budget_and_flag_an_unequal_one(tmp_path, runs):
+    """PST ranked two learning rates on the selection seed at SST-2 90%, MaP and MvP one setting each: claim
+    1's details flag that cell as the tables do (the verdict stands); the other cells read equal."""
+    _claim1_records(runs, to_map=1.0, to_mvp=-0.5, skip={("sst2", 0.9, "pst")})
+    write(runs, record("sst2", "pst", 0.9, 0, 84.0, extra=("train.lr=1e-4",)))
+    for seed in (0, *SEEDS):  # the winner on seed 0, then on the held-out seeds
+        write(runs, record("sst2", "pst", 0.9, seed, 86.0 + NOISE.get(seed, 0.5), extra=("train.lr=3e-4",)))
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.HOLDS, found.summary
+    flagged = [line for line in found.details if line.startswith(UNEQUAL_FLAG)]
+    assert flagged == [
+        f"{UNEQUAL_FLAG} SST-2 90% tuning budget: MaP 1, MvP 1, PST 2 settings: the methods were not tuned alike, "
+        "so a difference may be the tuning, not the method"
+    ]
+    assert "MRPC 90% tuning budget: MaP 1, MvP 1, PST 1 settings" in found.details
 
 
 def test_claim1_does_not_hold_when_pst_is_below_map_even_if_above_mvp(tmp_path, runs):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from .cells import CellLine, fmt_number, paired_differences, per_seed_values
 from .labels import SPARSEGPT, WANDA, WANDA_ONESHOT
 from .stats import Interval, mean_interval
+from .tuning import UNEQUAL_FLAG
 
 HOLDS, FAILS, INCONCLUSIVE, TOO_FEW = "holds", "does not hold", "inconclusive", "not enough runs"
 LEARN_MARGIN = 2.0  # points: every run beats the constant predictor by at least this much
@@ -283,3 +284,16 @@ def own_intervals(title: str, pairs: list[tuple[str, CellLine, CellLine]]) -> st
     """`SST-2 90%: PST − MaP +1.00 [+0.50, +1.50] (n = 5); ...`: one cell's paired intervals on its own seeds."""
     shown = [f"{name} {mean_interval(paired_differences(a, b).values()).text(signed=True)}" for name, a, b in pairs]
     return f"{title}: " + "; ".join(shown) + " (its own seeds)"
+
+
+def tuning_line(view: Table2View, sparsity: str, column: str, labels) -> str:
+    """`SST-2 90% tuning budget: PST 3, Wanda 3 settings`; flagged as the tables
+    flag it when unequal (every claim's details carry it for each counted cell)."""
+    counts = {label: int(view.get(label, sparsity, column).settings) for label in labels}
+    line = f"{column} {sparsity} tuning budget: " + ", ".join(f"{label} {n}" for label, n in counts.items())
+    if len(set(counts.values())) == 1:
+        return line + " settings"
+    return (
+        f"{UNEQUAL_FLAG} {line} settings: the methods were not tuned alike, so a difference may be the tuning, "
+        "not the method"
+    )

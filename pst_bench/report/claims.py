@@ -69,6 +69,7 @@ from .claim_rules import (
     pooled_differences,
     shared_seeds,
     spread_text,
+    tuning_line,
     within,
 )
 from .claims_baselines import claim6, claim7
@@ -158,6 +159,7 @@ def claim1(view: Table2View, model: str) -> Verdict:
         )
         for s, c in counted
     ]
+    details += [tuning_line(view, s, c, SPARSE) for s, c in counted]
     verdict = combine([p.verdict for p in parts] + [params_verdict])
     return Verdict(1, model, verdict, "; ".join([*(p.text() for p in parts), params_text, count]), details + failures)
 
@@ -205,6 +207,7 @@ def claim2(view: Table2View, model: str) -> Verdict:
         )
         for c in counted
     ]
+    details += [tuning_line(view, at, c, ("MaP", "PST")) for c in counted]
     summary = "; ".join([*(p.text() for p in parts), count])
     return Verdict(2, model, combine([p.verdict for p in parts]), summary, details + failures)
 

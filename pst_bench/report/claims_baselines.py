@@ -38,8 +38,8 @@ from .claim_rules import (
     pct,
     pooled_differences,
     shared_seeds,
+    tuning_line,
 )
-from .tuning import UNEQUAL_FLAG
 
 __all__ = ["claim6", "claim7"]
 
@@ -56,18 +56,6 @@ def _budget_problem(view: Table2View, sparsity: str, column: str, labels) -> str
         return None
     shown = "; ".join(f"{label}: {budget}" for label, budget in budgets.items())
     return f"unequal training budgets, not like with like ({shown})"
-
-
-def _tuning_line(view: Table2View, sparsity: str, column: str, labels) -> str:
-    """`SST-2 90% tuning budget: PST 3, Wanda 3 settings`; flagged as the tables flag it when unequal."""
-    counts = {label: int(view.get(label, sparsity, column).settings) for label in labels}
-    line = f"{column} {sparsity} tuning budget: " + ", ".join(f"{label} {n}" for label, n in counts.items())
-    if len(set(counts.values())) == 1:
-        return line + " settings"
-    return (
-        f"{UNEQUAL_FLAG} {line} settings: the methods were not tuned alike, so a difference may be the tuning, "
-        "not the method"
-    )
 
 
 def _counted(view: Table2View, labels, baselines) -> tuple[list[tuple[str, str]], list[str]]:
@@ -115,7 +103,7 @@ def paired_claim(number: int, view: Table2View, model: str, pairs: tuple[tuple[s
         )
         for s, c in counted
     ]
-    details += [_tuning_line(view, s, c, labels) for s, c in counted]
+    details += [tuning_line(view, s, c, labels) for s, c in counted]
     summary = "; ".join([*(p.text() for p in parts), count])
     return Verdict(number, model, combine([p.verdict for p in parts]), summary, details + failures)
 

@@ -95,7 +95,8 @@ def requirements_text() -> list[str]:
         "inconclusive.",
         f"- 2: the same at {CLAIM2_SPARSITY} over ≥ {CLAIM2_TASKS} tasks (Fine-tune with ≥ {MIN_SEEDS} runs too): "
         f"MaP − Fine-tune ≥ −{TOLERANCE:g} (as 1b) and PST − MaP < 0 (holds if the high end < 0, does not if the "
-        "low end > 0).",
+        "low end > 0). The details of 1 and 2 give each counted cell's intervals on its own seeds and its tuning "
+        "budget (settings ranked per method), flagged when unequal.",
         f"- 3: {FULL} − each of {', '.join(DROP_ONE)} per seed (mean over the tasks where both learned, on ≥ "
         f"{MIN_SEEDS_ABLATION} shared seeds), each variant at its rank setting closest to the full score; holds if "
         "every interval is above 0, does not if any is below 0, else inconclusive.",
