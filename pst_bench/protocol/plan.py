@@ -329,6 +329,11 @@ class _Planner:
             target = max([size, *sizes.values()])
             settled = {method: self.grid(stage, task, method, sparsity, grids, size=target) for method in methods}
             if any(result is None for result in settled.values()):
+                if sizes:  # every grid had settled once: what runs now is the padding
+                    short = ", ".join(m for m, result in settled.items() if result is None)
+                    self.plan.blocked.append(
+                        f"{task} {100 * sparsity:g}%: {short} padded to the cell's {target} points (equal tuning)"
+                    )
                 return 0
             sizes = {method: len(result.points) for method, result in settled.items()}
             if max(sizes.values()) <= target:
