@@ -195,17 +195,15 @@ class _Planner:
                     f"grid {task} {where} {method}: no point learned (every run a constant predictor)",
                 )
             edge = cell.on_edge
+            up = None  # the side a point is added on: past an edge winner, else padding past the better edge
             if edge is not None and 1 < len(points) < limit:
-                points = sorted(
-                    {*points, ladder_step(points[0] if edge == "lowest" else points[-1], up=edge == "highest")}
-                )
-                continue
-            if 1 < len(points) < min(size, limit):
+                up = edge == "highest"
+            elif 1 < len(points) < min(size, limit):
                 # the better of the two edges on the selection seed, the same ranking as the winner's
-                better = self._select(task, method, sparsity, [records[0], records[-1]]).chosen.runs[0]
-                up = better is records[-1]
-                points = sorted({*points, ladder_step(points[-1] if up else points[0], up=up)})
+                up = self._select(task, method, sparsity, [records[0], records[-1]]).chosen.runs[0] is records[-1]
                 padded += 1
+            if up is not None:
+                points = sorted({*points, ladder_step(points[-1] if up else points[0], up=up)})
                 continue
             lr = float(winner.config["train"]["lr"])
             note = ""
@@ -314,15 +312,15 @@ class _Planner:
         self.baselines(cells)
         return self.plan
 
-    def tune(self, stage: str, task: str, sparsity: float, methods, winners: dict, grids=None, size: int = 0) -> int:
+    def tune(self, stage: str, task: str, sparsity: float, methods, winners: dict, grids=None) -> None:
         """The methods' grids at one cell, each padded to the cell's largest (equal tuning: as many points
-        each, at least ``size``), their winners into ``winners`` once every one is settled; returns that
-        number of points (0 while one is not settled). A method already settled at the cell (a claim-1
-        cell that is also claim 2's) is not gone through again, so its decision is written once."""
-        size = max(size, self.points.get((task, sparsity), 0))
+        each, at least the points of the grids settled there before), their winners into ``winners`` once
+        every one is settled. A method already settled at the cell (a claim-1 cell that is also claim 2's) is
+        not gone through again, so its decision is written once."""
+        size = self.points.get((task, sparsity), 0)
         methods = [m for m in methods if (task, sparsity, m) not in winners]
         if not methods:
-            return size
+            return
         sizes: dict[str, int] = {}
         # sizes only grow, each at most to its limit, so this settles within a few rounds
         for _ in range(len(methods) * (self.spec.max_extensions + 1) + 1):
@@ -334,7 +332,7 @@ class _Planner:
                     self.plan.blocked.append(
                         f"{task} {100 * sparsity:g}%: {short} padded to the cell's {target} points (equal tuning)"
                     )
-                return 0
+                return
             sizes = {method: len(result.points) for method, result in settled.items()}
             if max(sizes.values()) <= target:
                 break
@@ -342,7 +340,6 @@ class _Planner:
             self.plan.decisions.append(result.decision)
             winners[(task, sparsity, method)] = result.winner
         self.points[(task, sparsity)] = max(sizes.values())
-        return self.points[(task, sparsity)]
 
     def soft_movement(self, winners: dict) -> None:
         sm = self.spec.soft_movement
