@@ -14,7 +14,9 @@ MvP - MaP says whether MvP's scores moved away from their |W| start (movement pr
 magnitude pruning under another name); PST - MaP and PST - MvP are the paper's Figure 5.
 
 ``make tables`` writes the pairs as ``mask_distance.md`` and ``.csv`` (:func:`mask_distance_markdown`,
-:func:`mask_distance_frame`); the claims check claim 5 on them.
+:func:`mask_distance_frame`); the claims check claim 5 on them. The mask files stay out of git, so every
+distance computed from them is kept in the records folder's ``mask_distances.csv`` (``report.mask_store``),
+which a checkout without the files reads instead.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +33,7 @@ from ..export import load_masks
 from ..record import RecordSkipped, RunRecord
 from .cells import COMMAND, fmt_number, fmt_sparsity
 from .labels import label_of
+from .mask_store import MaskDistanceStore, StoredDistance, file_sha256
 from .selection import DEFAULT_GRID_RULE, at_paper_ranks, select_cells
 
 COMPARED = ("MaP", "MvP", "PST")  # the paper's three sparse methods (Figures 4 and 5)
@@ -96,11 +100,25 @@ class MaskPair:
     result: MaskDistance
     shown: bool = True  # both runs are the ones the tables show (else a grid setting they left out)
     setting: str = ""  # the grid setting of a run the tables left out
+    source: str = "masks"  # "masks": both files read here; "stored": from mask_distances.csv, the files absent
+
+
+def _mask_file(record: RunRecord, cache: dict) -> Path | None:
+    """The record's mask file: beside it, else at the same place under a ``mask_dirs`` folder (the runs
+    folder of the clone that made the runs, whose masks never came into this checkout)."""
+    path = record.artifact("masks")
+    if path is None or path.is_file():
+        return path
+    for folder in cache.get("mask_dirs", ()):
+        candidate = Path(folder) / Path(record.name).parent / path.name
+        if candidate.is_file():
+            return candidate
+    return path
 
 
 def _masks(record: RunRecord, cache: dict) -> dict[str, np.ndarray] | None:
     if record.name not in cache:
-        path = record.artifact("masks")
+        path = _mask_file(record, cache)
         masks = None
         if path is not None:
             try:
@@ -111,17 +129,52 @@ def _masks(record: RunRecord, cache: dict) -> dict[str, np.ndarray] | None:
     return cache[record.name]
 
 
+def _sha(record: RunRecord, cache: dict) -> str | None:
+    """The SHA-256 of a record's mask file, None when it names none or the file is not in this checkout."""
+    key = ("sha256", record.name)
+    if key not in cache:
+        path = _mask_file(record, cache)
+        cache[key] = file_sha256(path) if path is not None and path.is_file() else None
+    return cache[key]
+
+
+def _distance(
+    a: RunRecord, b: RunRecord, cache: dict, store: MaskDistanceStore | None
+) -> tuple[MaskDistance | None, str]:
+    """Two runs' mask distance and where it came from: their files (a stored pair whose hashes match them
+    is not recomputed), else the store when a file is missing, else None."""
+    shas = (_sha(a, cache), _sha(b, cache)) if store is not None else (None, None)
+    kept = store.get(a.name, b.name) if store is not None else None
+    if None not in shas:
+        if kept is not None and (kept.first_sha256, kept.second_sha256) == shas:
+            return MaskDistance(kept.distance, kept.kept_overlap, kept.matrices), "masks"
+    elif kept is not None:
+        return MaskDistance(kept.distance, kept.kept_overlap, kept.matrices), "stored"
+    masks_a, masks_b = _masks(a, cache), _masks(b, cache)
+    result = None if masks_a is None or masks_b is None else mask_distance(masks_a, masks_b)
+    if result is not None and store is not None and None not in shas:
+        store.put(a.name, b.name, StoredDistance(*shas, result.distance, result.kept_overlap, result.matrices))
+    return result, "masks"
+
+
 def _main_label(record: RunRecord) -> str | None:
     label = "PST" if label_of(record) == "PST[mag+ab+rc]" else label_of(record)
     return label if label in COMPARED and at_paper_ranks(record) else None
 
 
 def mask_pairs(
-    records: Iterable[RunRecord], rule: str = DEFAULT_GRID_RULE, selection_seeds: tuple[int, ...] | None = None
+    records: Iterable[RunRecord],
+    rule: str = DEFAULT_GRID_RULE,
+    selection_seeds: tuple[int, ...] | None = None,
+    store: MaskDistanceStore | None = None,
+    mask_dirs: Iterable[Path] = (),
 ) -> list[MaskPair]:
     """Every same-seed pair of MaP, MvP and PST runs that the tables show, with its mask distance; and the
     runs of every other grid setting of a cell against the other method's shown run (``shown=False``), so
-    that the distance of each setting tried (e.g. each MvP score learning rate) is on record."""
+    that the distance of each setting tried (e.g. each MvP score learning rate) is on record. With a
+    ``store``, pairs whose files are here are added to it and pairs whose files are not are read from it
+    (the caller saves it). ``mask_dirs``: runs folders to look for mask files in when they are not beside
+    their records (at the same relative place)."""
     usable = [r for r in records if _main_label(r) is not None and r.sparsity > 0]
     cells = select_cells(usable, lambda r: (r.model, r.task, r.sparsity_pct, _main_label(r)), rule, selection_seeds)
     shown: dict[tuple, dict[str, dict[int, RunRecord]]] = {}
@@ -131,14 +184,13 @@ def mask_pairs(
         chosen = {run.name for run in cell.runs}
         left_out = [(c.setting, run) for c in cell.candidates for run in c.runs if run.name not in chosen]
         others.setdefault((model, task, pct), {})[label] = left_out
-    cache: dict = {}
+    cache: dict = {"mask_dirs": tuple(mask_dirs)}
     pairs = []
 
     def compare(key, first, second, a, b, is_shown, setting=""):
-        masks_a, masks_b = _masks(a, cache), _masks(b, cache)
-        result = None if masks_a is None or masks_b is None else mask_distance(masks_a, masks_b)
+        result, source = _distance(a, b, cache, store)
         if result is not None:
-            pairs.append(MaskPair(*key, a.seed, first, second, a.name, b.name, result, is_shown, setting))
+            pairs.append(MaskPair(*key, a.seed, first, second, a.name, b.name, result, is_shown, setting, source))
 
     for key, by_label in sorted(shown.items()):
         for first, second in PAIRS:
@@ -170,6 +222,7 @@ MASK_COLUMNS = [
     "second_run",
     "shown",
     "setting",
+    "source",
 ]
 
 
@@ -189,6 +242,7 @@ def mask_distance_frame(pairs: list[MaskPair]) -> pd.DataFrame:
             "second_run": p.second_run,
             "shown": p.shown,
             "setting": p.setting,
+            "source": p.source,
         }
         for p in pairs
     ]
@@ -205,7 +259,9 @@ def mask_distance_markdown(pairs: list[MaskPair], runs_dir: str) -> str:
         "share of all sparsified entries on which the two final masks differ (two unrelated masks at 90% "
         "sparsity differ on about 18%); kept overlap: the share of one run's kept weights the other keeps too "
         "(1 for identical masks, about 1 − sparsity for unrelated ones). MvP–MaP near 0 means MvP's scores "
-        "never moved from |W|: magnitude pruning under another name.",
+        "never moved from |W|: magnitude pruning under another name. The mask files stay out of git: a pair "
+        f"whose files are not in this checkout comes from `{runs_dir}/mask_distances.csv`, where `make tables` "
+        "keeps every distance it computed with both files' SHA-256 (`source` in `mask_distance.csv`).",
         "",
     ]
     if not pairs:

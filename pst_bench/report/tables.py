@@ -1,7 +1,7 @@
 """The paper's Tables 2-5 from the results records of finished runs (``make tables``).
 
     python -m pst_bench.report.tables [--runs results/runs] [--out results/tables] [--paper PATH]
-                               [--grid best-dev|pool] [--selection-seeds SEED ...]
+                               [--grid best-dev|pool] [--selection-seeds SEED ...] [--masks DIR ...]
 
 Every ``*.json`` file under ``--runs`` (recursively) is read as a results record
 through :mod:`pst_bench.record` (:func:`pst_bench.report.runs.load_runs`). Files that are not JSON, not a record, miss a
@@ -16,7 +16,10 @@ each table's notes with the tuning budget, grid edges and pending held-out cells
 
 ``--out`` also receives ``claims.md`` (the paper's five qualitative claims and two beyond it checked on
 these records, :mod:`pst_bench.report.claims`) and ``mask_distance.md`` / ``.csv`` (per-seed distances
-between the methods' final masks, :mod:`pst_bench.report.masks`).
+between the methods' final masks, :mod:`pst_bench.report.masks`). Every distance it computes from two mask
+files is kept in ``--runs``'s ``mask_distances.csv`` (:mod:`pst_bench.report.mask_store`), the one file this
+command writes there: the masks stay out of git, and a checkout without them reads the distances from it.
+``--masks DIR`` names another runs folder (the sweep clone's) to find mask files in that this checkout lacks.
 
 For each table N in 2..5, ``--out`` receives:
 
@@ -57,6 +60,7 @@ from ..files import atomic_write_text
 from ..record import RecordSkipped
 from .cells import CELL_COLUMNS
 from .claims import check_claims, claims_markdown
+from .mask_store import STORE_NAME, MaskDistanceStore
 from .masks import mask_distance_frame, mask_distance_markdown, mask_pairs
 from .paper import GLUE, default_paper_csv, load_paper
 from .runs import Run, load_runs
@@ -87,6 +91,7 @@ def make_tables(
     rule: str = DEFAULT_GRID_RULE,
     bench_dir: Path = Path("results/bench"),
     selection_seeds: tuple[int, ...] = SELECTION_SEEDS,
+    mask_dirs: tuple[Path, ...] = (),
 ) -> tuple[list[Run], list[Built]]:
     """Build and write Tables 2-5 (and the claims, mask distances and the structured-sparsity table) from
     the records under runs_dir; returns the runs and the tables."""
@@ -97,7 +102,9 @@ def make_tables(
     built = [build_table(spec, runs, paper, orders, rule, seeds) for spec in SPECS]
     for table in built:
         write_table(table, out_dir, runs_dir.as_posix())
-    pairs = mask_pairs([run.record for run in runs], rule, seeds)
+    store = MaskDistanceStore(runs_dir / STORE_NAME)  # the distances of masks this checkout may not have
+    pairs = mask_pairs([run.record for run in runs], rule, seeds, store, mask_dirs)
+    store.save()
     atomic_write_text(out_dir / "mask_distance.csv", to_csv_text(mask_distance_frame(pairs)))
     atomic_write_text(out_dir / "mask_distance.md", mask_distance_markdown(pairs, runs_dir.as_posix()))
     verdicts = check_claims(built, pairs, paper)
@@ -138,10 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         help="seeds that only pick a cell's setting and are never shown; a cell with a run on one shows the "
         "winner's other (held-out) seeds; give none to turn this off (default: %(default)s)",
     )
+    parser.add_argument(
+        "--masks",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another runs folder holding mask files these records name but this checkout lacks (the sweep "
+        "clone's results/runs): their distances join --runs's mask_distances.csv; repeatable",
+    )
     args = parser.parse_args(argv)
-    if not args.runs.is_dir():
-        print(f"pst-bench tables: error: no runs folder {args.runs}", file=sys.stderr)
-        return 2
+    for folder in [args.runs, *args.masks]:
+        if not folder.is_dir():
+            print(f"pst-bench tables: error: no runs folder {folder}", file=sys.stderr)
+            return 2
     if args.paper is not None and not args.paper.is_file():
         print(f"pst-bench tables: error: no paper CSV {args.paper}", file=sys.stderr)
         return 2
@@ -149,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     # print the warning's source line and drop repeats).
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RecordSkipped)
-        runs, built = make_tables(args.runs, args.out, args.paper, args.grid, args.bench, tuple(args.selection_seeds))
+        runs, built = make_tables(
+            args.runs, args.out, args.paper, args.grid, args.bench, tuple(args.selection_seeds), tuple(args.masks)
+        )
     for item in caught:
         print(f"pst-bench tables: warning: {item.message}", file=sys.stderr)
     used = set().union(*(table.files for table in built))
