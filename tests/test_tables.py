@@ -275,7 +275,7 @@ def test_table5_ablation_and_average(built):
 def test_rerun_is_byte_identical(built, tmp_path):
     runs, out, _ = built
     first = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
-    assert len(first) == 16 + 5  # four files per table, claims.md, mask_distance.md/.csv, structured.md/.csv
+    assert len(first) == 16 + 6  # four files per table, claims.md, convergence.md, mask_distance.md/.csv, structured.*
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RecordSkipped)
         make_tables(runs, out)

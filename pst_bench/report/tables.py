@@ -19,6 +19,8 @@ these records, :mod:`pst_bench.report.claims`) and ``mask_distance.md`` / ``.csv
 between the methods' final masks, :mod:`pst_bench.report.masks`). Every distance it computes from two mask
 files is kept in ``--runs``'s ``mask_distances.csv`` (:mod:`pst_bench.report.mask_store`), the one file this
 command writes there: the masks stay out of git, and a checkout without them reads the distances from it.
+``--out`` also receives ``convergence.md``: the last epoch's gain of every shown cell's runs
+(:mod:`pst_bench.report.convergence`), the schedule rule read on the cells the tables report.
 ``--masks DIR`` names another runs folder (the sweep clone's) to find mask files in that this checkout lacks.
 
 For each table N in 2..5, ``--out`` receives:
@@ -60,6 +62,7 @@ from ..files import atomic_write_text
 from ..record import RecordSkipped
 from .cells import CELL_COLUMNS
 from .claims import check_claims, claims_markdown
+from .convergence import cell_convergence, convergence_markdown
 from .mask_store import STORE_NAME, MaskDistanceStore
 from .masks import mask_distance_frame, mask_distance_markdown, mask_pairs
 from .paper import GLUE, default_paper_csv, load_paper
@@ -107,6 +110,8 @@ def make_tables(
     store.save()
     atomic_write_text(out_dir / "mask_distance.csv", to_csv_text(mask_distance_frame(pairs)))
     atomic_write_text(out_dir / "mask_distance.md", mask_distance_markdown(pairs, runs_dir.as_posix()))
+    convergence = cell_convergence([run.record for run in runs], rule, seeds)
+    atomic_write_text(out_dir / "convergence.md", convergence_markdown(convergence, runs_dir.as_posix()))
     verdicts = check_claims(built, pairs, paper)
     atomic_write_text(out_dir / "claims.md", claims_markdown(verdicts, len(runs), runs_dir.as_posix()))
     write_structured([run.record for run in runs], out_dir, runs_dir.as_posix(), bench_dir, rule, seeds)
