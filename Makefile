@@ -20,7 +20,7 @@ ifneq ($(wildcard $(SHARED_DATA)/glue),)
 export PST_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: install nltk-data demo test test-all lint docs params clean figures tables sweep evidence bench bench-infer profile schedule protocol protocol-status gpu-smoke device-bundle
+.PHONY: install nltk-data demo test test-all lint docs params clean figures tables sweep evidence bench bench-infer profile schedule protocol protocol-status bring-home clone-update gpu-smoke device-bundle
 
 install: $(STAMP)
 
@@ -143,6 +143,18 @@ protocol: $(STAMP)
 
 protocol-status: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pst_bench.protocol --spec $(SPEC) --dry-run --write results/protocol$(if $(filter-out cpu,$(SPEC)),-$(SPEC)).md
+
+# The protocol's clone (CLONE=/path/to/clone): bring-home copies its finished records here and rebuilds the
+# reports, the mask distances read from its mask files; clone-update brings it to this commit (drain its
+# protocol first). pst_bench/protocol/clone.py says what each checks.
+bring-home: $(STAMP)
+	$(if $(CLONE),,$(error make bring-home needs CLONE=<the protocol's clone>, e.g. CLONE=../sweep))
+	$(BIN)/python -m pst_bench.protocol.clone home $(CLONE) --spec $(SPEC)
+	$(MAKE) tables schedule protocol-status TABLES_ARGS="$(TABLES_ARGS) --masks $(CLONE)/results/runs"
+
+clone-update: $(STAMP)
+	$(if $(CLONE),,$(error make clone-update needs CLONE=<the protocol's clone>, e.g. CLONE=../sweep))
+	$(BIN)/python -m pst_bench.protocol.clone update $(CLONE) --spec $(SPEC)
 
 # Where a real MiniLM-L6 training step's time goes per task, random against length-grouped batches side by side,
 # evaluation order, AdamW's kernels, achieved FLOP/s against the measured matmul peak -> results/perf/profile.md
