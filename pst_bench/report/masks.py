@@ -100,7 +100,6 @@ class MaskPair:
     result: MaskDistance
     shown: bool = True  # both runs are the ones the tables show (else a grid setting they left out)
     setting: str = ""  # the grid setting of a run the tables left out
-    source: str = "masks"  # "masks": both files read here; "stored": from mask_distances.csv, the files absent
 
 
 def _mask_file(record: RunRecord, cache: dict) -> Path | None:
@@ -138,23 +137,19 @@ def _sha(record: RunRecord, cache: dict) -> str | None:
     return cache[key]
 
 
-def _distance(
-    a: RunRecord, b: RunRecord, cache: dict, store: MaskDistanceStore | None
-) -> tuple[MaskDistance | None, str]:
-    """Two runs' mask distance and where it came from: their files (a stored pair whose hashes match them
-    is not recomputed), else the store when a file is missing, else None."""
+def _distance(a: RunRecord, b: RunRecord, cache: dict, store: MaskDistanceStore | None) -> MaskDistance | None:
+    """Two runs' mask distance: from their files (a stored pair whose hashes match them is not measured
+    again), else from the store when a file is not in this checkout, else None."""
     shas = (_sha(a, cache), _sha(b, cache)) if store is not None else (None, None)
     kept = store.get(a.name, b.name) if store is not None else None
-    if None not in shas:
-        if kept is not None and (kept.first_sha256, kept.second_sha256) == shas:
-            return MaskDistance(kept.distance, kept.kept_overlap, kept.matrices), "masks"
-    elif kept is not None:
-        return MaskDistance(kept.distance, kept.kept_overlap, kept.matrices), "stored"
+    matches = kept is not None and (kept.first_sha256, kept.second_sha256) == shas
+    if kept is not None and (matches or None in shas):
+        return MaskDistance(kept.distance, kept.kept_overlap, kept.matrices)
     masks_a, masks_b = _masks(a, cache), _masks(b, cache)
     result = None if masks_a is None or masks_b is None else mask_distance(masks_a, masks_b)
     if result is not None and store is not None and None not in shas:
         store.put(a.name, b.name, StoredDistance(*shas, result.distance, result.kept_overlap, result.matrices))
-    return result, "masks"
+    return result
 
 
 def _main_label(record: RunRecord) -> str | None:
@@ -188,9 +183,9 @@ def mask_pairs(
     pairs = []
 
     def compare(key, first, second, a, b, is_shown, setting=""):
-        result, source = _distance(a, b, cache, store)
+        result = _distance(a, b, cache, store)
         if result is not None:
-            pairs.append(MaskPair(*key, a.seed, first, second, a.name, b.name, result, is_shown, setting, source))
+            pairs.append(MaskPair(*key, a.seed, first, second, a.name, b.name, result, is_shown, setting))
 
     for key, by_label in sorted(shown.items()):
         for first, second in PAIRS:
@@ -222,7 +217,6 @@ MASK_COLUMNS = [
     "second_run",
     "shown",
     "setting",
-    "source",
 ]
 
 
@@ -242,7 +236,6 @@ def mask_distance_frame(pairs: list[MaskPair]) -> pd.DataFrame:
             "second_run": p.second_run,
             "shown": p.shown,
             "setting": p.setting,
-            "source": p.source,
         }
         for p in pairs
     ]
@@ -261,7 +254,7 @@ def mask_distance_markdown(pairs: list[MaskPair], runs_dir: str) -> str:
         "(1 for identical masks, about 1 − sparsity for unrelated ones). MvP–MaP near 0 means MvP's scores "
         "never moved from |W|: magnitude pruning under another name. The mask files stay out of git: a pair "
         f"whose files are not in this checkout comes from `{runs_dir}/mask_distances.csv`, where `make tables` "
-        "keeps every distance it computed with both files' SHA-256 (`source` in `mask_distance.csv`).",
+        "keeps every distance it computed with both files' SHA-256; the numbers are the same either way.",
         "",
     ]
     if not pairs:
