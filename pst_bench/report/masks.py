@@ -102,50 +102,57 @@ class MaskPair:
     setting: str = ""  # the grid setting of a run the tables left out
 
 
-def _mask_file(record: RunRecord, cache: dict) -> Path | None:
-    """The record's mask file: beside it, else at the same place under a ``mask_dirs`` folder (the runs
-    folder of the clone that made the runs, whose masks never came into this checkout)."""
-    path = record.artifact("masks")
-    if path is None or path.is_file():
+class _MaskFiles:
+    """The mask files of one ``mask_pairs`` call: where each record's file is, its loaded masks and its
+    SHA-256, each looked up once (a record takes part in several pairs)."""
+
+    def __init__(self, mask_dirs: Iterable[Path] = ()):
+        self.mask_dirs = tuple(Path(folder) for folder in mask_dirs)
+        self._masks: dict[str, dict[str, np.ndarray] | None] = {}
+        self._shas: dict[str, str | None] = {}
+
+    def path(self, record: RunRecord) -> Path | None:
+        """The record's mask file: beside it, else at the same place under a ``mask_dirs`` folder (the
+        runs folder of the clone that made the runs, whose masks never came into this checkout)."""
+        path = record.artifact("masks")
+        if path is None or path.is_file():
+            return path
+        for folder in self.mask_dirs:
+            candidate = folder / Path(record.name).parent / path.name
+            if candidate.is_file():
+                return candidate
         return path
-    for folder in cache.get("mask_dirs", ()):
-        candidate = Path(folder) / Path(record.name).parent / path.name
-        if candidate.is_file():
-            return candidate
-    return path
+
+    def masks(self, record: RunRecord) -> dict[str, np.ndarray] | None:
+        if record.name not in self._masks:
+            path = self.path(record)
+            masks = None
+            if path is not None:
+                try:
+                    masks = load_masks(path) or None
+                except Exception as exc:  # missing, truncated or foreign file
+                    message = f"{path}: masks unreadable ({type(exc).__name__}: {exc})"
+                    warnings.warn(message, RecordSkipped, stacklevel=2)
+            self._masks[record.name] = masks
+        return self._masks[record.name]
+
+    def sha256(self, record: RunRecord) -> str | None:
+        """The SHA-256 of a record's mask file, None when it names none or the file is not in this checkout."""
+        if record.name not in self._shas:
+            path = self.path(record)
+            self._shas[record.name] = file_sha256(path) if path is not None and path.is_file() else None
+        return self._shas[record.name]
 
 
-def _masks(record: RunRecord, cache: dict) -> dict[str, np.ndarray] | None:
-    if record.name not in cache:
-        path = _mask_file(record, cache)
-        masks = None
-        if path is not None:
-            try:
-                masks = load_masks(path) or None
-            except Exception as exc:  # missing, truncated or foreign file
-                warnings.warn(f"{path}: masks unreadable ({type(exc).__name__}: {exc})", RecordSkipped, stacklevel=2)
-        cache[record.name] = masks
-    return cache[record.name]
-
-
-def _sha(record: RunRecord, cache: dict) -> str | None:
-    """The SHA-256 of a record's mask file, None when it names none or the file is not in this checkout."""
-    key = ("sha256", record.name)
-    if key not in cache:
-        path = _mask_file(record, cache)
-        cache[key] = file_sha256(path) if path is not None and path.is_file() else None
-    return cache[key]
-
-
-def _distance(a: RunRecord, b: RunRecord, cache: dict, store: MaskDistanceStore | None) -> MaskDistance | None:
+def _distance(a: RunRecord, b: RunRecord, files: _MaskFiles, store: MaskDistanceStore | None) -> MaskDistance | None:
     """Two runs' mask distance: from their files (a stored pair whose hashes match them is not measured
     again), else from the store when a file is not in this checkout, else None."""
-    shas = (_sha(a, cache), _sha(b, cache)) if store is not None else (None, None)
+    shas = (files.sha256(a), files.sha256(b)) if store is not None else (None, None)
     kept = store.get(a.name, b.name) if store is not None else None
     matches = kept is not None and (kept.first_sha256, kept.second_sha256) == shas
     if kept is not None and (matches or None in shas):
         return MaskDistance(kept.distance, kept.kept_overlap, kept.matrices)
-    masks_a, masks_b = _masks(a, cache), _masks(b, cache)
+    masks_a, masks_b = files.masks(a), files.masks(b)
     result = None if masks_a is None or masks_b is None else mask_distance(masks_a, masks_b)
     if result is not None and store is not None and None not in shas:
         store.put(a.name, b.name, StoredDistance(*shas, result.distance, result.kept_overlap, result.matrices))
@@ -179,11 +186,11 @@ def mask_pairs(
         chosen = {run.name for run in cell.runs}
         left_out = [(c.setting, run) for c in cell.candidates for run in c.runs if run.name not in chosen]
         others.setdefault((model, task, pct), {})[label] = left_out
-    cache: dict = {"mask_dirs": tuple(mask_dirs)}
+    files = _MaskFiles(mask_dirs)
     pairs = []
 
     def compare(key, first, second, a, b, is_shown, setting=""):
-        result = _distance(a, b, cache, store)
+        result = _distance(a, b, files, store)
         if result is not None:
             pairs.append(MaskPair(*key, a.seed, first, second, a.name, b.name, result, is_shown, setting))
 
