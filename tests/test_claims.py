@@ -373,6 +373,48 @@ def test_a_record_from_uncommitted_code_is_refused(tmp_path, runs):
     assert "PST: refused: 1/5 run(s) from uncommitted code (git.dirty)" in details_text(found)
 
 
+def _with_curve(data: dict, gain: float) -> dict:
+    """The record with two evaluated epochs, both ends of the last at the final sparsity, the last gaining
+    ``gain`` points."""
+    template, final = data["epochs"][0], data["final"]["main"]
+    data["epochs"] = [
+        {**template, "epoch": epoch, "eval": {"validation": {"main": value}}, "in_final_window": True}
+        for epoch, value in ((1, final - gain / 100), (2, final))
+    ]
+    return data
+
+
+@pytest.mark.parametrize("gain, caveat", [(2.0, True), (0.2, False)])
+def test_a_claim_names_a_compared_cell_that_did_not_converge(tmp_path, runs, gain, caveat):
+    """SST-2 90% PST gains 2 points in its last epoch on every seed (convergence.md: still gaining): claim 1,
+    which compared it, keeps its verdict (a caveat, not a refusal) and names that cell, and only it; at 0.2
+    points it converged and no caveat is printed. The other cells have one evaluated epoch (no gain to read)."""
+    _claim1_records(runs, to_map=1.0, to_mvp=-0.5, skip={("sst2", 0.9, "pst")})
+    for seed in SEEDS:
+        write(runs, _with_curve(record("sst2", "pst", 0.9, seed, 86.0 + NOISE[seed]), gain))
+    found = verdicts(tmp_path)[1]
+    assert found.verdict == claims.HOLDS, found.summary
+    named = "; caveat, not converged (`convergence.md`): SST-2 90% PST (still gaining)"
+    assert found.summary.endswith(named) if caveat else "caveat" not in found.summary, found.summary
+    assert all("caveat" not in v.summary for number, v in verdicts(tmp_path).items() if number != 1)
+
+
+def test_the_caveat_names_only_cells_the_verdict_compared():
+    from pst_bench.report.claims_text import convergence_caveat
+
+    verdict = claims.Verdict(1, "minilm-l6", claims.HOLDS, "", cells=[("SST-2", "90%", "PST"), ("SST-2", "90%", "MaP")])
+    gaining = {
+        ("minilm-l6", "SST-2", "90%", "MaP"): "still gaining",
+        ("minilm-l6", "SST-2", "80%", "PST"): "still gaining",  # not compared by this verdict
+        ("bert-base", "SST-2", "90%", "PST"): "still gaining",  # another model
+    }
+    assert (
+        convergence_caveat(verdict, gaining)
+        == "; caveat, not converged (`convergence.md`): SST-2 90% MaP (still gaining)"
+    )
+    assert convergence_caveat(verdict, {}) == ""
+
+
 # --------------------------------------------------------------------------- claim 2
 
 

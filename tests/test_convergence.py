@@ -8,7 +8,7 @@ import pytest
 
 from helpers import fake_record
 from pst_bench.record import load_records
-from pst_bench.report.convergence import cell_convergence, convergence_markdown
+from pst_bench.report.convergence import cell_convergence, convergence_markdown, not_converged
 from pst_bench.report.tables import make_tables
 
 
@@ -73,3 +73,10 @@ def test_make_tables_writes_it(runs, tmp_path):
     make_tables(runs, tmp_path / "out", selection_seeds=(0,))
     text = (tmp_path / "out" / "convergence.md").read_text()
     assert "still gaining" in text and text.startswith("# Convergence of the runs the tables show")
+
+
+def test_cells_that_did_not_converge_are_keyed_as_the_claims_name_theirs(runs):
+    """(model, column, sparsity, label), as ``claim_rules.Verdict.cells`` (the claims' convergence caveat)."""
+    cells = cell_convergence(load_records(runs), selection_seeds=(0,))
+    assert not_converged(cells) == {("minilm-l6", "SST-2", "90%", "PST"): "still gaining"}
+    assert not_converged(cells, limit=0.7) == {}

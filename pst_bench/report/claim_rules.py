@@ -75,6 +75,14 @@ class Verdict:
     verdict: str
     summary: str  # the intervals behind the verdict and how many seeds and cells, one line
     details: list[str] = field(default_factory=list)
+    # the Table 2 cells (column, sparsity, label) whose runs a decided verdict compared, at the paper's ranks:
+    # the convergence caveat (``claims_text``) names those still gaining in their last epoch
+    cells: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def compared_cells(labels, keys) -> list[tuple[str, str, str]]:
+    """(column, sparsity, label) of every label at every (sparsity, column) of ``keys``, in that order."""
+    return [(column, sparsity, label) for sparsity, column in keys for label in labels]
 
 
 def number(value) -> float | None:

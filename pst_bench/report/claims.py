@@ -60,6 +60,7 @@ from .claim_rules import (
     at_least,
     below,
     combine,
+    compared_cells,
     count_text,
     interval_part,
     learn_failure,
@@ -76,6 +77,7 @@ from .claims_baselines import claim6, claim7
 from .claims_text import claims_markdown
 from .masks import MaskPair
 from .paper import GLUE, PaperCell
+from .selection import PAPER_RANKS
 from .table_build import Built
 
 __all__ = [
@@ -161,7 +163,8 @@ def claim1(view: Table2View, model: str) -> Verdict:
     ]
     details += [tuning_line(view, s, c, SPARSE) for s, c in counted]
     verdict = combine([p.verdict for p in parts] + [params_verdict])
-    return Verdict(1, model, verdict, "; ".join([*(p.text() for p in parts), params_text, count]), details + failures)
+    summary = "; ".join([*(p.text() for p in parts), params_text, count])
+    return Verdict(1, model, verdict, summary, details + failures, compared_cells(SPARSE, counted))
 
 
 def claim2(view: Table2View, model: str) -> Verdict:
@@ -209,7 +212,9 @@ def claim2(view: Table2View, model: str) -> Verdict:
     ]
     details += [tuning_line(view, at, c, ("MaP", "PST")) for c in counted]
     summary = "; ".join([*(p.text() for p in parts), count])
-    return Verdict(2, model, combine([p.verdict for p in parts]), summary, details + failures)
+    cells = compared_cells(["Fine-tune"], [("0%", c) for c in counted])
+    cells += compared_cells(["MaP", "PST"], [(at, c) for c in counted])
+    return Verdict(2, model, combine([p.verdict for p in parts]), summary, details + failures, cells)
 
 
 def _ranks(cell: CellLine) -> tuple[int, int]:
@@ -280,7 +285,15 @@ def claim3(cells: list[CellLine], view: Table2View, model: str) -> Verdict:
             f"seed spread ({spread_text(list(per_seed_values(full[column]).values()))})"
         )
     summary = "; ".join([*(p.text() for p in parts), count])
-    return Verdict(3, model, combine([p.verdict for p in parts]), summary, details + failures)
+    # Table 2 holds the full score as PST, and only the paper's ranks
+    cells = [(column, full[column].sparsity, "PST") for column in tasks]
+    cells += [
+        (column, cell.sparsity, variant)
+        for variant, (_, ranks, pairs, _) in chosen.items()
+        if ranks == PAPER_RANKS
+        for column, _, cell in pairs
+    ]
+    return Verdict(3, model, combine([p.verdict for p in parts]), summary, details + failures, cells)
 
 
 def _grid_parts(grid, reference, task, dense, limit, failures) -> list[tuple[CellLine, Part]]:
@@ -304,7 +317,7 @@ def _grid_parts(grid, reference, task, dense, limit, failures) -> list[tuple[Cel
 def claim4(cells: list[CellLine], view: Table2View, model: str, paper_spreads: dict[str, float]) -> Verdict:
     """Equivalence: every rank pair − (8, 8) per seed, inside ± max(the paper's spread on the task, 1 point)."""
     mine = [c for c in cells if c.model == model]
-    checked, short, failures, details = [], [], [], []
+    checked, short, failures, details, cells = [], [], [], [], []
     for task in sorted({c.task for c in mine}):
         grid = {(int(str(c.column).split("=")[1]), int(str(c.r2))): c for c in mine if c.task == task}
         dense, why = view.dense(task)
@@ -334,6 +347,8 @@ def claim4(cells: list[CellLine], view: Table2View, model: str, paper_spreads: d
             )
         )
         details += [p.text() for _, p in parts]
+        if CLAIM4_REFERENCE == PAPER_RANKS:  # the other rank pairs are no Table 2 cell
+            cells.append((task, reference.sparsity, "PST"))
         means = [_cell_mean(c) for c, _ in parts] + [_cell_mean(reference)]
         details.append(
             f"{task}: spread of the grid's means {fmt_number(max(means) - min(means))} vs {CLAIM4_REFERENCE}'s own "
@@ -347,7 +362,7 @@ def claim4(cells: list[CellLine], view: Table2View, model: str, paper_spreads: d
         return Verdict(4, model, TOO_FEW, f"{'; '.join(short) or 'no rank grid'}; {need}", failures)
     summary = "; ".join(text for _, text in checked)
     details += [f"not checked: {s}" for s in short]
-    return Verdict(4, model, combine([v for v, _ in checked]), summary, details + failures)
+    return Verdict(4, model, combine([v for v, _ in checked]), summary, details + failures, cells)
 
 
 def _learned_runs(view: Table2View) -> tuple[set[str], list[str]]:

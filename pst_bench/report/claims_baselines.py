@@ -32,6 +32,7 @@ from .claim_rules import (
     Verdict,
     above,
     combine,
+    compared_cells,
     count_text,
     interval_part,
     own_intervals,
@@ -105,7 +106,8 @@ def paired_claim(number: int, view: Table2View, model: str, pairs: tuple[tuple[s
     ]
     details += [tuning_line(view, s, c, labels) for s, c in counted]
     summary = "; ".join([*(p.text() for p in parts), count])
-    return Verdict(number, model, combine([p.verdict for p in parts]), summary, details + failures)
+    verdict = combine([p.verdict for p in parts])
+    return Verdict(number, model, verdict, summary, details + failures, compared_cells(labels, counted))
 
 
 def claim6(view: Table2View, model: str) -> Verdict:

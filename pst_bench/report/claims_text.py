@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .claim_rules import (
     BEYOND_CELLS,
     CLAIM1_CELLS,
@@ -33,7 +35,25 @@ from .claim_rules import (
 from .stats import METHOD
 
 
-def claims_markdown(verdicts: list[Verdict], records: int, runs_dir: str) -> str:
+def convergence_caveat(verdict: Verdict, not_converged: Mapping[tuple[str, str, str, str], str]) -> str:
+    """The cells a verdict compared that did not converge (``report.convergence``), as a caveat to its
+    evidence; "" when every one converged. A caveat, not a refusal: such a cell's runs learned by the claim
+    rules, but a longer schedule might still move the difference."""
+    hits = [
+        f"{column} {sparsity} {label} ({not_converged[(verdict.model, column, sparsity, label)]})"
+        for column, sparsity, label in verdict.cells
+        if (verdict.model, column, sparsity, label) in not_converged
+    ]
+    return f"; caveat, not converged (`convergence.md`): {', '.join(hits)}" if hits else ""
+
+
+def claims_markdown(
+    verdicts: list[Verdict],
+    records: int,
+    runs_dir: str,
+    not_converged: Mapping[tuple[str, str, str, str], str] | None = None,
+) -> str:
+    """claims.md; ``not_converged`` (``report.convergence.not_converged``) adds the convergence caveat."""
     out = [
         "# The paper's claims, checked on the records at hand",
         "",
@@ -54,7 +74,8 @@ def claims_markdown(verdicts: list[Verdict], records: int, runs_dir: str) -> str
         out += [f"## {model}", "", "| # | Claim | Verdict | Evidence |", "|---|---|---|---|"]
         mine = [v for v in verdicts if v.model == model]
         for v in mine:
-            claim, summary = (text.replace("|", "\\|") for text in (CLAIMS[v.number], v.summary))
+            summary = v.summary + convergence_caveat(v, not_converged or {})
+            claim, summary = (text.replace("|", "\\|") for text in (CLAIMS[v.number], summary))
             out.append(f"| {v.number} | {claim} | **{v.verdict}** | {summary} |")
         details = [(v.number, line) for v in mine for line in v.details]
         if details:
@@ -80,6 +101,10 @@ def rules_text() -> list[str]:
         f"their mean ({METHOD}): `{HOLDS}` when the interval lies on the claim's side of its boundary, `{FAILS}` "
         f"when it lies wholly on the other side, `{INCONCLUSIVE}` when it spans the boundary, `{TOO_FEW}` (with "
         "what is missing). Intervals read `mean [low, high] (n = seeds)`.",
+        "",
+        "**Convergence**: a decided verdict names, as a caveat after its evidence, every cell it compared whose "
+        "runs were still gaining in their last epoch (`convergence.md`, the schedule's rule read on every cell): "
+        "such a cell learned by the rules above, so it counts, but a longer schedule might move the difference.",
     ]
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..record import RunRecord
 from .cells import COMMAND, fmt_diff, fmt_sparsity
 from .labels import label_of
+from .paper import task_column
 from .schedule import DEFAULT_LIMIT, Curve, curve_of
 from .selection import DEFAULT_GRID_RULE, at_paper_ranks, cell_sparsity_pct, select_cells
 from .stats import Interval, mean_interval
@@ -64,6 +65,18 @@ def cell_convergence(
         if curves and all(c.last_gain is not None for c in curves):
             out.append(CellConvergence(model, task, pct, label, curves))
     return out
+
+
+def not_converged(cells: list[CellConvergence], limit: float = DEFAULT_LIMIT) -> dict[tuple[str, str, str, str], str]:
+    """{(model, column, sparsity, label): verdict} of the cells that did not converge, keyed as the claims name
+    the cells they compared (``claim_rules.Verdict.cells``: ``SST-2``, ``90%``)."""
+    found = {}
+    for c in cells:
+        verdict = c.verdict(limit)
+        if verdict != "converged":
+            label = "PST" if c.method == "PST[mag+ab+rc]" else c.method  # Table 2 names the full score PST
+            found[(c.model, task_column(c.task), fmt_sparsity(c.sparsity), label)] = verdict
+    return found
 
 
 def convergence_markdown(cells: list[CellConvergence], runs_dir: str, limit: float = DEFAULT_LIMIT) -> str:

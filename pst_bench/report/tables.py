@@ -62,7 +62,7 @@ from ..files import atomic_write_text
 from ..record import RecordSkipped
 from .cells import CELL_COLUMNS
 from .claims import check_claims, claims_markdown
-from .convergence import cell_convergence, convergence_markdown
+from .convergence import cell_convergence, convergence_markdown, not_converged
 from .mask_store import STORE_NAME, MaskDistanceStore
 from .masks import mask_distance_frame, mask_distance_markdown, mask_pairs
 from .paper import GLUE, default_paper_csv, load_paper
@@ -113,7 +113,8 @@ def make_tables(
     convergence = cell_convergence([run.record for run in runs], rule, seeds)
     atomic_write_text(out_dir / "convergence.md", convergence_markdown(convergence, runs_dir.as_posix()))
     verdicts = check_claims(built, pairs, paper)
-    atomic_write_text(out_dir / "claims.md", claims_markdown(verdicts, len(runs), runs_dir.as_posix()))
+    claims_text = claims_markdown(verdicts, len(runs), runs_dir.as_posix(), not_converged(convergence))
+    atomic_write_text(out_dir / "claims.md", claims_text)
     write_structured([run.record for run in runs], out_dir, runs_dir.as_posix(), bench_dir, rule, seeds)
     return runs, built
 
