@@ -392,11 +392,12 @@ def test_a_claim_names_a_compared_cell_that_did_not_converge(tmp_path, runs, gai
     _claim1_records(runs, to_map=1.0, to_mvp=-0.5, skip={("sst2", 0.9, "pst")})
     for seed in SEEDS:
         write(runs, _with_curve(record("sst2", "pst", 0.9, seed, 86.0 + NOISE[seed]), gain))
-    found = verdicts(tmp_path)[1]
+    every = verdicts(tmp_path)
+    found = every[1]
     assert found.verdict == claims.HOLDS, found.summary
     named = "; caveat, not converged (`convergence.md`): SST-2 90% PST (still gaining)"
     assert found.summary.endswith(named) if caveat else "caveat" not in found.summary, found.summary
-    assert all("caveat" not in v.summary for number, v in verdicts(tmp_path).items() if number != 1)
+    assert all("caveat" not in v.summary for number, v in every.items() if number != 1)
 
 
 def test_the_caveat_names_only_cells_the_verdict_compared():

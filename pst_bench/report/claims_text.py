@@ -39,11 +39,11 @@ def convergence_caveat(verdict: Verdict, not_converged: Mapping[tuple[str, str, 
     """The cells a verdict compared that did not converge (``report.convergence``), as a caveat to its
     evidence; "" when every one converged. A caveat, not a refusal: such a cell's runs learned by the claim
     rules, but a longer schedule might still move the difference."""
-    hits = [
-        f"{column} {sparsity} {label} ({not_converged[(verdict.model, column, sparsity, label)]})"
-        for column, sparsity, label in verdict.cells
-        if (verdict.model, column, sparsity, label) in not_converged
-    ]
+    hits = []
+    for column, sparsity, label in verdict.cells:
+        why = not_converged.get((verdict.model, column, sparsity, label))
+        if why is not None:
+            hits.append(f"{column} {sparsity} {label} ({why})")
     return f"; caveat, not converged (`convergence.md`): {', '.join(hits)}" if hits else ""
 
 

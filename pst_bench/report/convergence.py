@@ -73,9 +73,8 @@ def not_converged(cells: list[CellConvergence], limit: float = DEFAULT_LIMIT) ->
     found = {}
     for c in cells:
         verdict = c.verdict(limit)
-        if verdict != "converged":
-            label = "PST" if c.method == "PST[mag+ab+rc]" else c.method  # Table 2 names the full score PST
-            found[(c.model, task_column(c.task), fmt_sparsity(c.sparsity), label)] = verdict
+        if verdict != "converged":  # label_of already names the full score PST, as Table 2 does
+            found[(c.model, task_column(c.task), fmt_sparsity(c.sparsity), c.method)] = verdict
     return found
 
 

@@ -160,7 +160,7 @@ def _distance(a: RunRecord, b: RunRecord, files: _MaskFiles, store: MaskDistance
 
 
 def _main_label(record: RunRecord) -> str | None:
-    label = "PST" if label_of(record) == "PST[mag+ab+rc]" else label_of(record)
+    label = label_of(record)  # the full score is PST already (pst_bench.methods.pst)
     return label if label in COMPARED and at_paper_ranks(record) else None
 
 
